@@ -1,0 +1,112 @@
+# Homeostat. `make help` lists the targets.
+
+IMG ?= homeostat:dev
+GO ?= go
+TOOLS := bash hack/tools.sh
+CONTROLLER_GEN = $(shell $(TOOLS) path controller-gen)
+# envtest and the e2e suites find kube-apiserver and etcd here; built once into the cache.
+ENVTEST_ASSETS = $(shell $(TOOLS) envtest-dir)
+# Go test flags; e.g. make test GOTEST_FLAGS='-run TestPlan -v'
+GOTEST_FLAGS ?=
+# Fuzz time per target in `make test`.
+FUZZTIME ?= 10s
+
+.DEFAULT_GOAL := help
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+##@ General
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: tools
+tools: ## Build every pinned tool into the cache outside the clone (once; about 7 minutes cold).
+	$(TOOLS) all
+
+.PHONY: manifests
+manifests: ## Generate the CRDs, RBAC and webhook configuration from the markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./api/..." paths="./controllers/..." \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac \
+		output:webhook:artifacts:config=config/webhook
+
+.PHONY: generate
+generate: ## Generate the DeepCopy methods.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## go fmt.
+	$(GO) fmt ./...
+
+.PHONY: vet
+vet: ## go vet.
+	$(GO) vet ./...
+
+.PHONY: lint
+lint: ## golangci-lint (built from the module proxy into the cache on first use).
+	$$($(TOOLS) path golangci-lint) run ./...
+
+.PHONY: test
+test: manifests generate fmt vet ## Unit tests, envtest suites, the admission suite, brief fuzzing and the e2e suite on the local control plane.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test $(GOTEST_FLAGS) ./api/... ./controllers/... ./internal/... ./test/admission/...
+	$(MAKE) fuzz
+	$(MAKE) test-e2e
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target briefly on top of its committed corpus.
+	$(GO) test ./internal/analyze/ -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/plan/ -run '^$$' -fuzz '^FuzzRemediate$$' -fuzztime $(FUZZTIME)
+
+.PHONY: test-e2e
+test-e2e: ## End-to-end suite against the local control plane with kwok nodes (no Docker needed).
+	$(TOOLS) cluster >/dev/null
+	$(GO) test ./test/e2e/... -timeout 40m -count=1 -v -ginkgo.v $(GOTEST_FLAGS)
+
+.PHONY: test-e2e-kind
+test-e2e-kind: ## The same e2e suite against a kind cluster (needs Docker): creates one named homeostat-e2e.
+	kind create cluster --name homeostat-e2e --wait 2m
+	HOMEOSTAT_E2E_KUBECONFIG="$$(kind get kubeconfig-path --name homeostat-e2e 2>/dev/null || echo $$HOME/.kube/config)" \
+		$(GO) test ./test/e2e/... -timeout 40m -count=1 -v -ginkgo.v
+	kind delete cluster --name homeostat-e2e
+
+.PHONY: bench
+bench: ## Benchmarks on the local control plane; writes bench/report.md and bench/report.json.
+	$(TOOLS) cluster >/dev/null
+	$(GO) test ./test/bench/... -timeout 80m -count=1 -v -run Bench
+
+##@ Build
+
+.PHONY: build
+build: manifests generate fmt vet ## Build the manager binary into bin/.
+	$(GO) build -o bin/manager .
+
+.PHONY: run
+run: manifests generate ## Run the manager here: against KUBECONFIG's cluster if reachable, else a local control plane it starts.
+	$(GO) build -o bin/manager .
+	$(GO) run ./cmd/devcluster run --manager bin/manager
+
+.PHONY: docker-build
+docker-build: ## Build the manager image.
+	docker build -t $(IMG) .
+
+##@ Deployment
+
+.PHONY: install
+install: manifests ## Install the CRDs into KUBECONFIG's cluster.
+	kubectl apply --server-side -k config/crd
+
+.PHONY: uninstall
+uninstall: manifests ## Remove the CRDs (and every Homeostat object) from KUBECONFIG's cluster.
+	kubectl delete --ignore-not-found -k config/crd
+
+.PHONY: deploy
+deploy: manifests ## Deploy the manager (image IMG) into KUBECONFIG's cluster.
+	cd config/manager && kubectl kustomize . >/dev/null
+	kubectl kustomize config/default | sed "s#image: homeostat:dev#image: $(IMG)#" | kubectl apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: ## Remove the manager from KUBECONFIG's cluster.
+	kubectl kustomize config/default | kubectl delete --ignore-not-found -f -

@@ -1,0 +1,494 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Annotations Homeostat reads and writes.
+const (
+	// PausedAnnotation on an AutonomicApp stops all actions while it is present, whatever
+	// its value, as spec.mode Paused does.
+	PausedAnnotation = "autonomic.homeostat.dev/paused"
+	// ActionIDAnnotation is stamped by effectors on what they change, with the id of the
+	// action record, so a retried action recognises its own earlier effect.
+	ActionIDAnnotation = "autonomic.homeostat.dev/action-id"
+	// FieldManager is the server-side apply field manager of every write Homeostat makes.
+	FieldManager = "homeostat"
+)
+
+// Mode says whether an app's policies act.
+// +kubebuilder:validation:Enum=Active;DryRun;Paused
+type Mode string
+
+const (
+	// ModeActive decides and acts.
+	ModeActive Mode = "Active"
+	// ModeDryRun decides and records every decision, but never acts.
+	ModeDryRun Mode = "DryRun"
+	// ModePaused neither decides nor acts; sensors and symptoms are still reported.
+	ModePaused Mode = "Paused"
+)
+
+// AutonomicAppSpec describes an application and how it heals itself.
+// +kubebuilder:validation:XValidation:rule="!has(self.health) || !has(self.health.minHealthyComponents) || self.health.minHealthyComponents <= size(self.components)",message="health.minHealthyComponents must not exceed the number of components"
+// +kubebuilder:validation:XValidation:rule="!has(self.policies) || self.policies.all(p, !has(p.autoscale) || self.components.exists(c, c.name == p.autoscale.component))",message="policies[].autoscale.component must name a component of spec.components"
+// +kubebuilder:validation:XValidation:rule="!has(self.policies) || self.policies.all(p, !has(p.failover) || p.failover.candidates.all(f, self.components.exists(c, c.name == f.component)))",message="policies[].failover.candidates[].component must name a component of spec.components"
+// +kubebuilder:validation:XValidation:rule="!has(self.sensors) || self.sensors.all(s, !has(s.resource) || self.components.exists(c, c.name == s.resource.component && has(c.workloadRef)))",message="sensors[].resource.component must name a workload component of spec.components"
+type AutonomicAppSpec struct {
+	// mode is Active (default), DryRun (decide and record, never act) or Paused.
+	// +optional
+	// +kubebuilder:default=Active
+	Mode Mode `json:"mode,omitempty"`
+
+	// components are the parts of the application: workloads, or child AutonomicApps
+	// that manage themselves and roll their health up into this one.
+	// +required
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	Components []Component `json:"components"`
+
+	// health says when the app as a whole counts as healthy.
+	// +optional
+	Health *HealthSpec `json:"health,omitempty"`
+
+	Healing `json:",inline"`
+}
+
+// Component is a workload or a child app. Exactly one of workloadRef, appRef.
+// +kubebuilder:validation:XValidation:rule="[has(self.workloadRef), has(self.appRef)].filter(x, x).size() == 1",message="exactly one of workloadRef, appRef must be set"
+type Component struct {
+	// name identifies the component; symptoms read it as `components.<name>` (or
+	// `components['<name>']` when it contains a dash).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// workloadRef names a Deployment, StatefulSet or ReplicaSet in the app's namespace.
+	// +optional
+	WorkloadRef *WorkloadReference `json:"workloadRef,omitempty"`
+
+	// appRef names a child AutonomicApp in the app's namespace.
+	// +optional
+	AppRef *AppReference `json:"appRef,omitempty"`
+}
+
+// WorkloadReference names a workload in the app's namespace.
+// +kubebuilder:validation:XValidation:rule="self.apiVersion == 'apps/v1' && self.kind in ['Deployment', 'StatefulSet', 'ReplicaSet']",message="workloadRef must be an apps/v1 Deployment, StatefulSet or ReplicaSet"
+type WorkloadReference struct {
+	// apiVersion of the workload: apps/v1.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	APIVersion string `json:"apiVersion"`
+
+	// kind of the workload: Deployment, StatefulSet or ReplicaSet.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	Kind string `json:"kind"`
+
+	// name of the workload.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// AppReference names a child AutonomicApp in the same namespace.
+type AppReference struct {
+	// name of the child AutonomicApp.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// HealthSpec is the app's health rollup.
+type HealthSpec struct {
+	// minHealthyComponents is the quorum: the app is healthy while at least this many
+	// components are healthy. Default: all components.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=32
+	MinHealthyComponents *int32 `json:"minHealthyComponents,omitempty"`
+}
+
+// Phase is the one-word summary of an app.
+// +kubebuilder:validation:Enum=Healthy;Degraded;Remediating;NeedsAttention;Paused
+type Phase string
+
+const (
+	PhaseHealthy        Phase = "Healthy"
+	PhaseDegraded       Phase = "Degraded"
+	PhaseRemediating    Phase = "Remediating"
+	PhaseNeedsAttention Phase = "NeedsAttention"
+	PhasePaused         Phase = "Paused"
+)
+
+// Condition types of an AutonomicApp.
+const (
+	// ConditionReady is True when the spec is understood and every component resolves.
+	ConditionReady = "Ready"
+	// ConditionHealthy is True when the health rollup holds.
+	ConditionHealthy = "Healthy"
+	// ConditionRemediating is True while a remediation episode is open.
+	ConditionRemediating = "Remediating"
+	// ConditionSensorsAvailable is False while any polled sensor is unavailable.
+	ConditionSensorsAvailable = "SensorsAvailable"
+	// ConditionNeedsAttention is True when a human is needed.
+	ConditionNeedsAttention = "NeedsAttention"
+	// ConditionSuspended is True while actions are held back app- or cluster-wide.
+	ConditionSuspended = "Suspended"
+)
+
+// Condition reasons.
+const (
+	ReasonReconciled          = "Reconciled"
+	ReasonInvalidSpec         = "InvalidSpec"
+	ReasonComponentNotFound   = "ComponentNotFound"
+	ReasonComponentsHealthy   = "ComponentsHealthy"
+	ReasonComponentsUnhealthy = "ComponentsUnhealthy"
+	ReasonEpisodeOpen         = "EpisodeOpen"
+	ReasonNoEpisode           = "NoEpisode"
+	ReasonSensorsAvailable    = "AllSensorsAvailable"
+	ReasonSensorsUnavailable  = "SensorUnavailable"
+	ReasonNoSensors           = "NoSensors"
+	ReasonNotified            = "Notified"
+	ReasonGaveUp              = "GaveUp"
+	ReasonNothingNeeded       = "NothingNeeded"
+	ReasonModePaused          = "ModePaused"
+	ReasonPausedAnnotation    = "PausedAnnotation"
+	ReasonDryRun              = "DryRun"
+	ReasonStormDetected       = "StormDetected"
+	ReasonActive              = "Active"
+)
+
+// AutonomicAppStatus is what the operator observed, decided and did.
+type AutonomicAppStatus struct {
+	// observedGeneration is the generation this status was computed from.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// phase summarises the app: Healthy, Degraded, Remediating, NeedsAttention or Paused.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+
+	// conditions are Ready, Healthy, Remediating, SensorsAvailable, NeedsAttention and
+	// Suspended.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// components are the built-in sensors of each component.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	Components []ComponentStatus `json:"components,omitempty"`
+
+	// sensors are the last readings of the polled sensors.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	Sensors []SensorStatus `json:"sensors,omitempty"`
+
+	// symptoms are the symptoms' states.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	Symptoms []SymptomStatus `json:"symptoms,omitempty"`
+
+	// policies are the policies' states.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	Policies []PolicyStatus `json:"policies,omitempty"`
+
+	// lastAction is the most recent action record.
+	// +optional
+	LastAction *ActionRecord `json:"lastAction,omitempty"`
+
+	// history is the ledger of recent action records, newest first, bounded. An intent
+	// is recorded with result Pending before its effector runs.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=50
+	History []ActionRecord `json:"history,omitempty"`
+}
+
+// ComponentStatus holds the built-in sensors of one component.
+type ComponentStatus struct {
+	// name of the component.
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+	// kind is the workload kind, or AutonomicApp for a child app.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Kind string `json:"kind,omitempty"`
+	// healthy is the component's health as this operator judges it.
+	// +optional
+	Healthy bool `json:"healthy"`
+	// found is false when the workload or child app does not exist.
+	// +optional
+	Found bool `json:"found"`
+	// desiredReplicas is the workload's spec.replicas.
+	// +optional
+	DesiredReplicas int32 `json:"desiredReplicas,omitempty"`
+	// readyReplicas counts ready pods.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	// availableReplicas counts pods available for minReadySeconds.
+	// +optional
+	AvailableReplicas int32 `json:"availableReplicas,omitempty"`
+	// unavailableReplicas is desired minus available, never negative.
+	// +optional
+	UnavailableReplicas int32 `json:"unavailableReplicas,omitempty"`
+	// restarts sums container restarts over the component's pods.
+	// +optional
+	Restarts int32 `json:"restarts,omitempty"`
+	// crashLoopingPods counts pods with a container in CrashLoopBackOff.
+	// +optional
+	CrashLoopingPods int32 `json:"crashLoopingPods,omitempty"`
+	// oomKilledPods counts pods with a container last terminated by OOMKilled.
+	// +optional
+	OOMKilledPods int32 `json:"oomKilledPods,omitempty"`
+	// pendingPods counts pods in phase Pending.
+	// +optional
+	PendingPods int32 `json:"pendingPods,omitempty"`
+	// rolloutStuck is true when the Deployment reports ProgressDeadlineExceeded.
+	// +optional
+	RolloutStuck bool `json:"rolloutStuck,omitempty"`
+	// phase is a child app's phase.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+	// message explains an unhealthy or missing component.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+}
+
+// SensorStatus is the last reading of a polled sensor.
+type SensorStatus struct {
+	// name of the sensor.
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+	// value is the last good reading, as a decimal string.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Value string `json:"value,omitempty"`
+	// observedAt is when the value was read.
+	// +optional
+	ObservedAt *metav1.Time `json:"observedAt,omitempty"`
+	// error says why the sensor is unavailable; empty while it is available.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Error string `json:"error,omitempty"`
+	// consecutiveFailures counts failed polls since the last success.
+	// +optional
+	ConsecutiveFailures int32 `json:"consecutiveFailures,omitempty"`
+}
+
+// SymptomStatus is the state of one symptom.
+type SymptomStatus struct {
+	// name of the symptom.
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+	// active is true once the expression has held for `for`, until it has been false for
+	// `clearFor`.
+	// +optional
+	Active bool `json:"active"`
+	// since is when active last changed.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
+	// pendingSince is when the expression started to disagree with active: to hold while
+	// inactive (a `for` runs) or to fail while active (a `clearFor` runs).
+	// +optional
+	PendingSince *metav1.Time `json:"pendingSince,omitempty"`
+	// holding is the expression's current value, before hysteresis.
+	// +optional
+	Holding bool `json:"holding,omitempty"`
+	// message is an evaluation error, if any.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+}
+
+// PolicyState is where a policy is.
+// +kubebuilder:validation:Enum=Idle;Waiting;Acting;Held;GaveUp;Conflict;Invalid
+type PolicyState string
+
+const (
+	PolicyIdle     PolicyState = "Idle"
+	PolicyWaiting  PolicyState = "Waiting"
+	PolicyActing   PolicyState = "Acting"
+	PolicyHeld     PolicyState = "Held"
+	PolicyGaveUp   PolicyState = "GaveUp"
+	PolicyConflict PolicyState = "Conflict"
+	PolicyInvalid  PolicyState = "Invalid"
+)
+
+// PolicyStatus is the state of one policy.
+type PolicyStatus struct {
+	// name of the policy.
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+	// source is where the policy came from: the app itself, or a HealingPolicy or
+	// ClusterHealingPolicy that selects the app.
+	// +optional
+	// +kubebuilder:validation:MaxLength=320
+	Source string `json:"source,omitempty"`
+	// state is Idle, Waiting, Acting, Held, GaveUp, Conflict or Invalid.
+	// +optional
+	State PolicyState `json:"state,omitempty"`
+	// step is the 1-based ladder step of the open episode.
+	// +optional
+	Step int32 `json:"step,omitempty"`
+	// episodeStart is when the open episode began.
+	// +optional
+	EpisodeStart *metav1.Time `json:"episodeStart,omitempty"`
+	// stepStart is when the current step acted; its timeout runs from here.
+	// +optional
+	StepStart *metav1.Time `json:"stepStart,omitempty"`
+	// recentEpisodes are the start times of recent episodes, for giveUp.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=1000
+	RecentEpisodes []metav1.Time `json:"recentEpisodes,omitempty"`
+	// lastAction is the id of the policy's last action record.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	LastAction string `json:"lastAction,omitempty"`
+	// desiredReplicas is an autoscaler's last recommendation.
+	// +optional
+	DesiredReplicas *int32 `json:"desiredReplicas,omitempty"`
+	// primary is a failover policy's elected component.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Primary string `json:"primary,omitempty"`
+	// reason is a CamelCase word for the state.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason,omitempty"`
+	// message is a sentence a person can act on.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+}
+
+// ActionResult is the outcome of an action record.
+// +kubebuilder:validation:Enum=Pending;Succeeded;Failed;Skipped
+type ActionResult string
+
+const (
+	// ResultPending marks an intent whose effector has not reported yet.
+	ResultPending ActionResult = "Pending"
+	// ResultSucceeded marks an effect that happened.
+	ResultSucceeded ActionResult = "Succeeded"
+	// ResultFailed marks an effect that was refused or errored.
+	ResultFailed ActionResult = "Failed"
+	// ResultSkipped marks a decision that was recorded but not carried out (DryRun).
+	ResultSkipped ActionResult = "Skipped"
+)
+
+// ActionRecord is one entry of the ledger.
+type ActionRecord struct {
+	// id is unique per action; effectors stamp it on what they change.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	ID string `json:"id"`
+	// time is when the intent was recorded.
+	// +required
+	Time metav1.Time `json:"time"`
+	// policy is the policy that acted.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Policy string `json:"policy,omitempty"`
+	// step is the 1-based ladder step, for remediation.
+	// +optional
+	Step int32 `json:"step,omitempty"`
+	// action is the action's kind, for example restartPods.
+	// +required
+	// +kubebuilder:validation:MaxLength=32
+	Action string `json:"action"`
+	// target is what the action changes, for example Deployment/web.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Target string `json:"target,omitempty"`
+	// objects are the objects the action changes, fixed when the intent is recorded (for
+	// example the pods to evict), so a retry after a crash never picks new ones.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=253
+	Objects []string `json:"objects,omitempty"`
+	// replicas is the absolute count a scale action sets, fixed with the intent.
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+	// reason says why, in a sentence.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Reason string `json:"reason,omitempty"`
+	// result is Pending, Succeeded, Failed or Skipped.
+	// +required
+	Result ActionResult `json:"result"`
+	// message is what the effector reported.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+	// dryRun is true when the app was in DryRun mode and nothing was changed.
+	// +optional
+	DryRun bool `json:"dryRun,omitempty"`
+	// detectedAt is when the change that triggered the action was observed.
+	// +optional
+	DetectedAt *metav1.Time `json:"detectedAt,omitempty"`
+	// finishedAt is when the result was recorded.
+	// +optional
+	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
+}
+
+// AutonomicApp is an application that keeps itself healthy: its components, the sensors
+// that watch it, the symptoms that judge it, and the policies that heal it.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=aapp,categories=homeostat
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Healthy",type=string,JSONPath=`.status.conditions[?(@.type=="Healthy")].status`
+// +kubebuilder:printcolumn:name="Last Action",type=string,JSONPath=`.status.lastAction.action`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type AutonomicApp struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired application and its healing.
+	// +required
+	Spec AutonomicAppSpec `json:"spec"`
+
+	// status is what the operator observed and did.
+	// +optional
+	Status AutonomicAppStatus `json:"status,omitempty"`
+}
+
+// AutonomicAppList is a list of AutonomicApps.
+// +kubebuilder:object:root=true
+type AutonomicAppList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []AutonomicApp `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&AutonomicApp{}, &AutonomicAppList{})
+}

@@ -1,0 +1,648 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/analyze"
+	"github.com/homeostat-dev/homeostat/internal/execute"
+	"github.com/homeostat-dev/homeostat/internal/knowledge"
+	"github.com/homeostat-dev/homeostat/internal/monitor"
+	"github.com/homeostat-dev/homeostat/internal/plan"
+)
+
+// CrashAfterIntentEnv, when set to an action name (or "*"), makes the manager exit right
+// after it has recorded the intent of such an action and before the effector runs. Tests
+// use it to prove that a restarted manager acts exactly once.
+const CrashAfterIntentEnv = "HOMEOSTAT_TEST_CRASH_AFTER_INTENT"
+
+// +kubebuilder:rbac:groups=autonomic.homeostat.dev,resources=autonomicapps,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=autonomic.homeostat.dev,resources=autonomicapps/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;replicasets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=patch
+// +kubebuilder:rbac:groups=apps,resources=deployments/scale;statefulsets/scale;replicasets/scale,verbs=get;patch;update
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups="",resources=pods/eviction,verbs=create
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// AppReconciler runs the MAPE-K loop of an AutonomicApp.
+type AppReconciler struct {
+	client.Client
+	Recorder  events.EventRecorder
+	Clock     clock.Clock
+	Gatherer  monitor.Gatherer
+	Effectors *execute.Effectors
+	Metrics   *Metrics
+
+	triggers *triggers
+}
+
+// SetupWithManager watches apps, their workloads and pods, and child apps. Every watch
+// maps a change to exactly the apps that name it, through the cache indexes.
+func (r *AppReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.AutonomicApp{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&v1alpha1.AutonomicApp{}, handler.EnqueueRequestsFromMapFunc(r.parentsOfChild)).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.appsOfWorkload)).
+		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.appsOfWorkload)).
+		Watches(&appsv1.ReplicaSet{}, handler.EnqueueRequestsFromMapFunc(r.appsOfWorkload)).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.appsOfPod)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Named("autonomicapp").
+		Complete(r)
+}
+
+func (r *AppReconciler) enqueue(keys []types.NamespacedName) []reconcile.Request {
+	now := r.Clock.Now()
+	out := make([]reconcile.Request, 0, len(keys))
+	for _, k := range keys {
+		r.triggers.mark(k, now)
+		out = append(out, reconcile.Request{NamespacedName: k})
+	}
+	return out
+}
+
+func (r *AppReconciler) appsOfWorkload(ctx context.Context, o client.Object) []reconcile.Request {
+	kind := ""
+	switch o.(type) {
+	case *appsv1.Deployment:
+		kind = "Deployment"
+	case *appsv1.StatefulSet:
+		kind = "StatefulSet"
+	case *appsv1.ReplicaSet:
+		kind = "ReplicaSet"
+	}
+	owners := []monitor.OwnerRef{{Kind: kind, Name: o.GetName()}}
+	if ref := metav1.GetControllerOf(o); ref != nil && ref.Kind == "Deployment" {
+		owners = append(owners, monitor.OwnerRef{Kind: ref.Kind, Name: ref.Name})
+	}
+	return r.enqueue(r.appsOf(ctx, o.GetNamespace(), owners))
+}
+
+func (r *AppReconciler) appsOfPod(ctx context.Context, o client.Object) []reconcile.Request {
+	pod, ok := o.(*corev1.Pod)
+	if !ok {
+		return nil
+	}
+	return r.enqueue(r.appsOf(ctx, pod.Namespace, monitor.WorkloadOfPod(ctx, r.Client, pod)))
+}
+
+func (r *AppReconciler) appsOf(ctx context.Context, ns string, owners []monitor.OwnerRef) []types.NamespacedName {
+	var keys []types.NamespacedName
+	for _, w := range owners {
+		apps, err := monitor.AppsForWorkload(ctx, r.Client, ns, w.Kind, w.Name)
+		if err != nil {
+			logf.FromContext(ctx).Error(err, "Listing the apps of a workload failed", "kind", w.Kind, "name", w.Name)
+			continue
+		}
+		keys = append(keys, apps...)
+	}
+	return keys
+}
+
+func (r *AppReconciler) parentsOfChild(ctx context.Context, o client.Object) []reconcile.Request {
+	var apps v1alpha1.AutonomicAppList
+	if err := r.List(ctx, &apps, client.InNamespace(o.GetNamespace()), client.MatchingFields{monitor.IndexChild: o.GetName()}); err != nil {
+		logf.FromContext(ctx).Error(err, "Listing the parents of an app failed", "app", klogKey(o))
+		return nil
+	}
+	keys := make([]types.NamespacedName, 0, len(apps.Items))
+	for _, a := range apps.Items {
+		keys = append(keys, types.NamespacedName{Namespace: a.Namespace, Name: a.Name})
+	}
+	return r.enqueue(keys)
+}
+
+// Reconcile gets the app, runs the loop once, and writes status once if it changed.
+// Intents are written before effectors run, so a reconcile that acts writes status
+// more than once; one that changes nothing writes nothing.
+func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	app := &v1alpha1.AutonomicApp{}
+	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !app.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	s := &session{r: r, app: app, base: app.DeepCopy(), now: r.Clock.Now()}
+	s.triggeredAt = r.triggers.take(req.NamespacedName, s.now)
+	next, err := r.reconcile(ctx, s)
+	if ferr := s.flush(ctx); ferr != nil && err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if !next.IsZero() {
+		return ctrl.Result{RequeueAfter: max(next.Sub(r.Clock.Now()), 10*time.Millisecond)}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// session is one reconcile of one app: the app as read, the status as last written,
+// and the earliest time the loop must run again.
+type session struct {
+	r           *AppReconciler
+	app         *v1alpha1.AutonomicApp
+	base        *v1alpha1.AutonomicApp
+	now         time.Time
+	triggeredAt time.Time
+	next        time.Time
+	components  []monitor.Component
+}
+
+func (s *session) requeueAt(t time.Time) {
+	if !t.IsZero() && (s.next.IsZero() || t.Before(s.next)) {
+		s.next = t
+	}
+}
+
+// flush writes status if it changed, with an optimistic lock: a write based on a stale
+// read fails instead of overwriting a newer ledger, so no intent is ever lost or doubled.
+func (s *session) flush(ctx context.Context) error {
+	if equality.Semantic.DeepEqual(s.base.Status, s.app.Status) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(s.base, client.MergeFromWithOptimisticLock{})
+	if err := s.r.Status().Patch(ctx, s.app, patch); err != nil {
+		return fmt.Errorf("writing status: %w", err)
+	}
+	s.base = s.app.DeepCopy()
+	return nil
+}
+
+func (r *AppReconciler) forget(key types.NamespacedName) {
+	r.triggers.forget(key)
+	r.Metrics.SymptomActive.DeletePartialMatch(map[string]string{"namespace": key.Namespace, "app": key.Name})
+}
+
+// reconcile is the loop: monitor, analyze, plan, execute, and the status that explains it.
+func (r *AppReconciler) reconcile(ctx context.Context, s *session) (time.Time, error) {
+	app := s.app
+	st := &app.Status
+
+	// Monitor.
+	components, err := r.Gatherer.Gather(ctx, app)
+	if err != nil {
+		return time.Time{}, err
+	}
+	s.components = components
+	st.Components = make([]v1alpha1.ComponentStatus, 0, len(components))
+	for _, c := range components {
+		st.Components = append(st.Components, c.Status)
+	}
+	healthy, healthMsg := rollup(app, components)
+
+	// Validate what CEL in the CRD cannot: symptom expressions and cross references.
+	if errs := analyze.ValidateApp(app); len(errs) > 0 {
+		r.setCondition(s, v1alpha1.ConditionReady, false, v1alpha1.ReasonInvalidSpec,
+			"The spec is invalid and no policy runs until it is fixed: "+validationMessage(errs))
+		r.finishStatus(s, healthy, healthMsg)
+		return s.next, nil
+	}
+	if missing := missingComponents(components); missing != "" {
+		r.setCondition(s, v1alpha1.ConditionReady, false, v1alpha1.ReasonComponentNotFound, missing)
+	} else {
+		r.setCondition(s, v1alpha1.ConditionReady, true, v1alpha1.ReasonReconciled, "Every component resolves and every symptom compiles.")
+	}
+
+	// Analyze.
+	active := r.analyze(s)
+
+	// Knowledge: finish any intent an earlier run recorded but did not see through.
+	if err := r.resumePending(ctx, s); err != nil {
+		return time.Time{}, err
+	}
+
+	// Plan and execute.
+	if err := r.runPolicies(ctx, s, active); err != nil {
+		return time.Time{}, err
+	}
+	r.finishStatus(s, healthy, healthMsg)
+	return s.next, nil
+}
+
+func missingComponents(cs []monitor.Component) string {
+	for _, c := range cs {
+		if !c.Status.Found {
+			return fmt.Sprintf("Component %q: %s Create it or fix spec.components.", c.Name, c.Status.Message)
+		}
+	}
+	return ""
+}
+
+// rollup is the app's health: at least minHealthyComponents healthy (default all).
+func rollup(app *v1alpha1.AutonomicApp, cs []monitor.Component) (bool, string) {
+	need := int32(len(cs))
+	if app.Spec.Health != nil && app.Spec.Health.MinHealthyComponents != nil {
+		need = *app.Spec.Health.MinHealthyComponents
+	}
+	var ok int32
+	var unhealthy []string
+	for _, c := range cs {
+		if c.Status.Healthy {
+			ok++
+		} else {
+			unhealthy = append(unhealthy, fmt.Sprintf("%s (%s)", c.Name, c.Status.Message))
+		}
+	}
+	if ok >= need {
+		if len(unhealthy) == 0 {
+			return true, fmt.Sprintf("All %d components are healthy.", len(cs))
+		}
+		return true, fmt.Sprintf("%d of %d components are healthy, at least %d needed; unhealthy: %s.", ok, len(cs), need, joinList(unhealthy))
+	}
+	return false, fmt.Sprintf("%d of %d components are healthy, %d needed; unhealthy: %s.", ok, len(cs), need, joinList(unhealthy))
+}
+
+// analyze evaluates the symptoms with hysteresis and returns the active set.
+func (r *AppReconciler) analyze(s *session) map[string]bool {
+	app := s.app
+	compiled, errs := analyze.Compile(app.Spec.Symptoms, analyze.DeclaredFor(app), "spec.symptoms")
+	active := map[string]bool{}
+	if len(errs) > 0 {
+		// ValidateApp already reported it; nothing to evaluate.
+		return active
+	}
+	in := analyze.Input{Components: map[string]map[string]any{}, Sensors: map[string]float64{}, App: appVars(app, s.components)}
+	for _, c := range s.components {
+		in.Components[c.Name] = analyze.ComponentVars(c.Status, c.Ref == nil)
+	}
+	evals := compiled.Eval(in)
+	prev := map[string]v1alpha1.SymptomStatus{}
+	for _, p := range app.Status.Symptoms {
+		prev[p.Name] = p
+	}
+	out := make([]v1alpha1.SymptomStatus, 0, len(app.Spec.Symptoms))
+	for _, sym := range app.Spec.Symptoms {
+		p, ok := prev[sym.Name]
+		if !ok {
+			p = v1alpha1.SymptomStatus{Name: sym.Name}
+		}
+		next, check := analyze.Step(p, evals[sym.Name], durationOf(sym.For), durationOf(sym.ClearFor), s.now)
+		s.requeueAt(check)
+		out = append(out, next)
+		if next.Active {
+			active[sym.Name] = true
+		}
+		r.Metrics.SymptomActive.WithLabelValues(app.Namespace, app.Name, sym.Name).Set(boolFloat(next.Active))
+		if next.Active != p.Active {
+			verb, typ := "cleared", corev1.EventTypeNormal
+			if next.Active {
+				verb, typ = "became active", corev1.EventTypeWarning
+			}
+			r.Recorder.Eventf(app, nil, typ, "Symptom"+titleWord(verb), "Analyze", "Symptom %s %s.", sym.Name, verb)
+		}
+	}
+	app.Status.Symptoms = out
+	return active
+}
+
+func appVars(app *v1alpha1.AutonomicApp, cs []monitor.Component) map[string]any {
+	healthy := 0
+	for _, c := range cs {
+		if c.Status.Healthy {
+			healthy++
+		}
+	}
+	labels := map[string]string{}
+	for k, v := range app.Labels {
+		labels[k] = v
+	}
+	return map[string]any{
+		"name": app.Name, "namespace": app.Namespace, "labels": labels,
+		"healthyComponents": int64(healthy), "totalComponents": int64(len(cs)),
+	}
+}
+
+// resumePending finishes intents recorded by an earlier run that stopped before their
+// outcome was written (a crash, a lost leader lease). The effector runs again with the
+// same record; effectors are idempotent, so the effect happens once.
+func (r *AppReconciler) resumePending(ctx context.Context, s *session) error {
+	for _, rec := range knowledge.Pending(&s.app.Status) {
+		action, target, ok := r.actionOf(s, rec)
+		if !ok {
+			knowledge.Complete(&s.app.Status, rec.ID, v1alpha1.ResultFailed,
+				fmt.Sprintf("The intent could not be resumed: policy %q has no step %d any more.", rec.Policy, rec.Step), s.now)
+			continue
+		}
+		logf.FromContext(ctx).Info("Resuming an action recorded before a restart", "id", rec.ID, "policy", rec.Policy, "step", rec.Step)
+		r.execute(ctx, s, rec, action, target)
+		if err := s.flush(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *AppReconciler) actionOf(s *session, rec v1alpha1.ActionRecord) (v1alpha1.Action, *monitor.Component, bool) {
+	for _, p := range s.app.Spec.Policies {
+		if p.Name != rec.Policy || p.Remediate == nil || rec.Step < 1 || int(rec.Step) > len(p.Remediate.Steps) {
+			continue
+		}
+		a := p.Remediate.Steps[rec.Step-1].Action
+		if plan.ActionName(a) != rec.Action {
+			return v1alpha1.Action{}, nil, false
+		}
+		return a, s.component(plan.ActionComponent(a)), true
+	}
+	return v1alpha1.Action{}, nil, false
+}
+
+func (s *session) component(name string) *monitor.Component {
+	for i := range s.components {
+		if s.components[i].Name == name {
+			return &s.components[i]
+		}
+	}
+	return nil
+}
+
+// runPolicies plans each policy in spec order and carries out what it decides.
+func (r *AppReconciler) runPolicies(ctx context.Context, s *session, active map[string]bool) error {
+	app := s.app
+	prev := map[string]v1alpha1.PolicyStatus{}
+	for _, p := range app.Status.Policies {
+		prev[p.Name] = p
+	}
+	out := make([]v1alpha1.PolicyStatus, 0, len(app.Spec.Policies))
+	for _, pol := range app.Spec.Policies {
+		old := prev[pol.Name]
+		var st v1alpha1.PolicyStatus
+		switch {
+		case pol.Remediate != nil:
+			var err error
+			st, err = r.remediate(ctx, s, pol, old, active)
+			if err != nil {
+				return err
+			}
+		default:
+			st = v1alpha1.PolicyStatus{Name: pol.Name, State: v1alpha1.PolicyIdle, Reason: "NotYetSupported",
+				Message: "This version of Homeostat does not run autoscale or failover policies yet; nothing is done."}
+		}
+		if st.State != old.State || st.Reason != old.Reason {
+			r.Metrics.Decisions.WithLabelValues(decisionLabel(st)).Inc()
+		}
+		out = append(out, st)
+		// Later policies see this one's state (and its ledger entries) in the same pass.
+		app.Status.Policies = mergePolicy(app.Status.Policies, st)
+	}
+	app.Status.Policies = out
+	return nil
+}
+
+func mergePolicy(list []v1alpha1.PolicyStatus, st v1alpha1.PolicyStatus) []v1alpha1.PolicyStatus {
+	for i := range list {
+		if list[i].Name == st.Name {
+			list[i] = st
+			return list
+		}
+	}
+	return append(list, st)
+}
+
+func decisionLabel(st v1alpha1.PolicyStatus) string {
+	switch st.State {
+	case v1alpha1.PolicyHeld:
+		return "Held:" + st.Reason
+	case v1alpha1.PolicyGaveUp:
+		return st.Reason
+	case v1alpha1.PolicyActing:
+		return "Act"
+	case v1alpha1.PolicyWaiting:
+		return "Wait"
+	}
+	return st.Reason
+}
+
+// remediate plans one remediation policy and, when it decides to act and the guards
+// agree, records the intent, runs the effector and records the result.
+func (r *AppReconciler) remediate(ctx context.Context, s *session, pol v1alpha1.Policy, old v1alpha1.PolicyStatus, active map[string]bool) (v1alpha1.PolicyStatus, error) {
+	app := s.app
+	d := plan.Remediate(plan.RemediationInput{Now: s.now, Policy: pol, State: old, Active: active})
+	s.requeueAt(d.NextCheck)
+	switch d.Kind {
+	case plan.Exhausted, plan.GiveUp:
+		if old.State != v1alpha1.PolicyGaveUp || old.Reason != d.Reason {
+			r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, d.Reason, "Plan", "Policy %s: %s", pol.Name, d.Message)
+		}
+		return d.Next, nil
+	case plan.Healed:
+		r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, plan.ReasonHealed, "Plan", "Policy %s: %s", pol.Name, d.Message)
+		return d.Next, nil
+	case plan.Act:
+	default:
+		return d.Next, nil
+	}
+
+	if pending := knowledge.Pending(&app.Status); len(pending) > 0 {
+		// An earlier intent could not be finished this pass; never stack another on it.
+		return old, nil
+	}
+	target := s.component(plan.ActionComponent(*d.Action))
+	req := execute.Request{App: app, Action: *d.Action, Target: target}
+	prepared, perr := r.Effectors.Prepare(req)
+
+	verdict := plan.CheckGuards(r.guardInput(s), perr == nil && prepared.Disruptive, s.now)
+	if verdict.Held {
+		st := plan.Held(d, verdict)
+		s.requeueAt(verdict.Until)
+		if old.State != st.State || old.Reason != st.Reason {
+			r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "Held"+verdict.Reason, "Plan", "Policy %s: %s", pol.Name, st.Message)
+		}
+		return st, nil
+	}
+
+	id := knowledge.NewID(pol.Name, s.now)
+	detected := metav1.NewTime(s.triggeredAt)
+	rec := v1alpha1.ActionRecord{
+		ID: id, Time: metav1.NewTime(s.now), Policy: pol.Name, Step: d.Step, Action: plan.ActionName(*d.Action),
+		Target: prepared.Target, Objects: prepared.Objects, Replicas: prepared.Replicas,
+		Reason: knowledge.Truncate(d.Message, 1024), Result: v1alpha1.ResultPending,
+		DryRun: app.Spec.Mode == v1alpha1.ModeDryRun, DetectedAt: &detected,
+	}
+	st := plan.Acted(d, id, s.now)
+	app.Status.Policies = mergePolicy(app.Status.Policies, st)
+	switch {
+	case perr != nil:
+		rec.Result, rec.Message, rec.FinishedAt = v1alpha1.ResultFailed, knowledge.Truncate(perr.Error(), 1024), &rec.Time
+		knowledge.Record(&app.Status, rec)
+		r.countAction(rec)
+		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "ActionFailed", rec.Action, "Policy %s step %d: %s", pol.Name, d.Step, perr.Error())
+		return st, nil
+	case rec.DryRun:
+		rec.Result, rec.Message, rec.FinishedAt = v1alpha1.ResultSkipped, "DryRun: the action was decided and recorded; nothing was changed.", &rec.Time
+		knowledge.Record(&app.Status, rec)
+		r.countAction(rec)
+		r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "DryRun", rec.Action, "Policy %s step %d would run %s on %s: %s",
+			pol.Name, d.Step, rec.Action, rec.Target, d.Message)
+		return st, nil
+	}
+
+	// Knowledge first: the intent is durable before anything changes.
+	knowledge.Record(&app.Status, rec)
+	if err := s.flush(ctx); err != nil {
+		return old, err
+	}
+	if v := os.Getenv(CrashAfterIntentEnv); v == "*" || v == rec.Action {
+		logf.FromContext(ctx).Info("Exiting after recording an intent, as the test hook asks", "id", id)
+		os.Exit(3)
+	}
+	r.Metrics.DetectToAct.Observe(r.Clock.Since(s.triggeredAt).Seconds())
+	r.execute(ctx, s, rec, *d.Action, target)
+	return st, nil
+}
+
+// execute runs an effector for a recorded intent and records its outcome.
+func (r *AppReconciler) execute(ctx context.Context, s *session, rec v1alpha1.ActionRecord, action v1alpha1.Action, target *monitor.Component) {
+	recCopy := rec
+	out := r.Effectors.Execute(ctx, execute.Request{App: s.app, Record: &recCopy, Action: action, Target: target})
+	knowledge.Complete(&s.app.Status, rec.ID, out.Result, out.Message, r.Clock.Now())
+	rec.Result = out.Result
+	r.countAction(rec)
+	logf.FromContext(ctx).Info("Action finished", "id", rec.ID, "policy", rec.Policy, "step", rec.Step,
+		"action", rec.Action, "target", rec.Target, "result", out.Result, "message", out.Message)
+}
+
+func (r *AppReconciler) countAction(rec v1alpha1.ActionRecord) {
+	r.Metrics.Actions.WithLabelValues(rec.Policy, rec.Action, string(rec.Result)).Inc()
+}
+
+// guardInput gathers what the guards read: mode, pause, the ledger, the pods.
+func (r *AppReconciler) guardInput(s *session) plan.GuardInput {
+	app := s.app
+	g := plan.GuardInput{
+		Mode:         app.Spec.Mode,
+		LastActionAt: knowledge.LastActionAt(&app.Status),
+		ActionTimes:  knowledge.ActionTimes(&app.Status),
+	}
+	_, g.PausedAnnotation = app.Annotations[v1alpha1.PausedAnnotation]
+	if gd := app.Spec.Guards; gd != nil {
+		g.Cooldown = durationOf(gd.Cooldown)
+		g.MaxActions = gd.MaxActions
+		g.MaxUnhealthyPods = gd.MaxUnhealthyPods
+	}
+	for i := range s.components {
+		total, unhealthy, terminating := monitor.HealthyPods(&s.components[i])
+		g.TotalPods += total
+		g.UnhealthyPods += unhealthy
+		g.InFlightPods += terminating
+	}
+	return g
+}
+
+// finishStatus sets the conditions, the phase and the observed generation.
+func (r *AppReconciler) finishStatus(s *session, healthy bool, healthMsg string) {
+	app := s.app
+	st := &app.Status
+	if healthy {
+		r.setCondition(s, v1alpha1.ConditionHealthy, true, v1alpha1.ReasonComponentsHealthy, healthMsg)
+	} else {
+		r.setCondition(s, v1alpha1.ConditionHealthy, false, v1alpha1.ReasonComponentsUnhealthy, healthMsg)
+	}
+
+	var open, attention []string
+	for _, p := range st.Policies {
+		if p.Step > 0 && p.State != v1alpha1.PolicyGaveUp {
+			open = append(open, p.Name)
+		}
+		if p.State == v1alpha1.PolicyGaveUp || (p.Step > 0 && p.StepStart != nil && notifyStep(app, p)) {
+			attention = append(attention, fmt.Sprintf("%s: %s", p.Name, p.Message))
+		}
+	}
+	if len(open) > 0 {
+		r.setCondition(s, v1alpha1.ConditionRemediating, true, v1alpha1.ReasonEpisodeOpen, "Remediation episodes are open: "+joinList(open)+".")
+	} else {
+		r.setCondition(s, v1alpha1.ConditionRemediating, false, v1alpha1.ReasonNoEpisode, "No remediation episode is open.")
+	}
+	if len(attention) > 0 {
+		reason := v1alpha1.ReasonNotified
+		for _, p := range st.Policies {
+			if p.State == v1alpha1.PolicyGaveUp {
+				reason = v1alpha1.ReasonGaveUp
+			}
+		}
+		r.setCondition(s, v1alpha1.ConditionNeedsAttention, true, reason, knowledge.Truncate(joinList(attention), 32768))
+	} else {
+		r.setCondition(s, v1alpha1.ConditionNeedsAttention, false, v1alpha1.ReasonNothingNeeded, "No policy needs a person.")
+	}
+	if len(app.Spec.Sensors) == 0 {
+		r.setCondition(s, v1alpha1.ConditionSensorsAvailable, true, v1alpha1.ReasonNoSensors, "The app declares no polled sensors; component sensors are event-driven.")
+	}
+	_, pausedAnno := app.Annotations[v1alpha1.PausedAnnotation]
+	switch {
+	case app.Spec.Mode == v1alpha1.ModePaused:
+		r.setCondition(s, v1alpha1.ConditionSuspended, true, v1alpha1.ReasonModePaused, "spec.mode is Paused: symptoms are reported, no action is taken.")
+	case pausedAnno:
+		r.setCondition(s, v1alpha1.ConditionSuspended, true, v1alpha1.ReasonPausedAnnotation, "The "+v1alpha1.PausedAnnotation+" annotation is set: no action is taken until it is removed.")
+	case app.Spec.Mode == v1alpha1.ModeDryRun:
+		r.setCondition(s, v1alpha1.ConditionSuspended, true, v1alpha1.ReasonDryRun, "spec.mode is DryRun: decisions are recorded in history, nothing is changed.")
+	default:
+		r.setCondition(s, v1alpha1.ConditionSuspended, false, v1alpha1.ReasonActive, "Policies act.")
+	}
+
+	switch {
+	case app.Spec.Mode == v1alpha1.ModePaused || pausedAnno:
+		st.Phase = v1alpha1.PhasePaused
+	case len(attention) > 0:
+		st.Phase = v1alpha1.PhaseNeedsAttention
+	case len(open) > 0:
+		st.Phase = v1alpha1.PhaseRemediating
+	case !healthy || anyActive(st.Symptoms):
+		st.Phase = v1alpha1.PhaseDegraded
+	default:
+		st.Phase = v1alpha1.PhaseHealthy
+	}
+	st.ObservedGeneration = app.Generation
+}
+
+func notifyStep(app *v1alpha1.AutonomicApp, p v1alpha1.PolicyStatus) bool {
+	for _, pol := range app.Spec.Policies {
+		if pol.Name == p.Name && pol.Remediate != nil && int(p.Step) <= len(pol.Remediate.Steps) {
+			return pol.Remediate.Steps[p.Step-1].Action.Notify != nil
+		}
+	}
+	return false
+}
+
+func anyActive(ss []v1alpha1.SymptomStatus) bool {
+	return slices.ContainsFunc(ss, func(s v1alpha1.SymptomStatus) bool { return s.Active })
+}
+
+func (r *AppReconciler) setCondition(s *session, typ string, ok bool, reason, msg string) {
+	status := metav1.ConditionFalse
+	if ok {
+		status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&s.app.Status.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: knowledge.Truncate(msg, 32768),
+		ObservedGeneration: s.app.Generation, LastTransitionTime: metav1.NewTime(s.now),
+	})
+}

@@ -1,0 +1,46 @@
+package controllers
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// Metrics are the Prometheus metrics the controllers export.
+type Metrics struct {
+	// Actions counts action records by policy, action and result.
+	Actions *prometheus.CounterVec
+	// Decisions counts decisions by kind: act, wait, held reasons, give-ups, heals.
+	Decisions *prometheus.CounterVec
+	// DetectToAct is the time from the change that triggered an action to the action.
+	DetectToAct prometheus.Histogram
+	// SymptomActive is 1 while a symptom is active.
+	SymptomActive *prometheus.GaugeVec
+}
+
+// DefaultMetrics are registered with controller-runtime's registry, served on the
+// manager's metrics endpoint.
+var DefaultMetrics = newMetrics(metrics.Registry)
+
+func newMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homeostat_actions_total",
+			Help: "Actions recorded in the ledger, by policy, action and result (Succeeded, Failed, Skipped for DryRun).",
+		}, []string{"policy", "action", "result"}),
+		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homeostat_decisions_total",
+			Help: "Policy decisions, by decision: Act, Wait, Held:<guard>, Exhausted, GiveUp, Healed.",
+		}, []string{"decision"}),
+		DetectToAct: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "homeostat_detect_to_act_seconds",
+			Help:    "Seconds from the observed change that triggered an action to the effector's first call.",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300},
+		}),
+		SymptomActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "homeostat_symptom_active",
+			Help: "1 while a symptom of an app is active, else 0.",
+		}, []string{"namespace", "app", "symptom"}),
+	}
+	reg.MustRegister(m.Actions, m.Decisions, m.DetectToAct, m.SymptomActive)
+	return m
+}

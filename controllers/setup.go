@@ -1,0 +1,101 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/execute"
+	"github.com/homeostat-dev/homeostat/internal/monitor"
+)
+
+// Version is the manager's version, set at build time with -ldflags -X.
+var Version = "dev"
+
+// Options configure the controllers.
+type Options struct {
+	// MaxConcurrentReconciles is how many apps are reconciled at once.
+	MaxConcurrentReconciles int
+	// StormThreshold is the share (0..1) of unhealthy apps above which disruptive
+	// actions stop cluster-wide.
+	StormThreshold float64
+	// EnableWebhooks registers the validating webhook.
+	EnableWebhooks bool
+	// Clock is the controllers' one clock; default the real one.
+	Clock clock.Clock
+}
+
+// ConfigureCache trims cached objects and keeps Secrets out of the cache: the operator
+// reads a Secret only with get, when a webhook action names it.
+func ConfigureCache(o *cache.Options) {
+	o.DefaultTransform = monitor.Trim
+}
+
+// ClientOptions keeps Secrets out of the cache, so reading one never lists or watches.
+func ClientOptions() client.Options {
+	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}
+}
+
+// TrimManagedFields is the cache transform; see monitor.Trim.
+var TrimManagedFields = monitor.Trim
+
+// Setup registers indexes, controllers and webhooks with the manager.
+func Setup(mgr ctrl.Manager, opts Options) error {
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.MaxConcurrentReconciles <= 0 {
+		opts.MaxConcurrentReconciles = 4
+	}
+	if err := monitor.SetupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	rec := mgr.GetEventRecorder("homeostat")
+	r := &AppReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: rec,
+		Clock:    opts.Clock,
+		Gatherer: monitor.Gatherer{Reader: mgr.GetClient()},
+		Effectors: &execute.Effectors{
+			Client:   mgr.GetClient(),
+			Recorder: rec,
+			Clock:    opts.Clock,
+		},
+		Metrics:  DefaultMetrics,
+		triggers: newTriggers(),
+	}
+	if err := r.SetupWithManager(mgr, opts.MaxConcurrentReconciles); err != nil {
+		return fmt.Errorf("setting up the AutonomicApp controller: %w", err)
+	}
+	if opts.EnableWebhooks {
+		if err := ctrl.NewWebhookManagedBy(mgr, &v1alpha1.AutonomicApp{}).WithValidator(&AppValidator{}).Complete(); err != nil {
+			return fmt.Errorf("setting up the AutonomicApp webhook: %w", err)
+		}
+	}
+	return nil
+}
+
+// ParsePercent parses "50%" or "0.5" into a share from 0 to 1.
+func ParsePercent(s string) (float64, error) {
+	s = strings.TrimSpace(s)
+	pct := strings.HasSuffix(s, "%")
+	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a percentage like 50%%: %w", s, err)
+	}
+	if pct {
+		v /= 100
+	}
+	if v < 0 || v > 1 {
+		return 0, fmt.Errorf("%q is outside 0%%..100%%", s)
+	}
+	return v, nil
+}

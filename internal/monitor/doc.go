@@ -1,0 +1,9 @@
+// Package monitor is the Monitor stage: it gathers what an app's components are doing
+// from the informer cache (workloads, their ReplicaSets and pods, child apps) and turns
+// it into the built-in component sensors. It also owns the cache indexes that map a pod
+// or workload change to exactly the apps that watch it, and the transform that trims
+// cached objects to what the sensors read.
+//
+// It reads only from the cache and never writes; it does not judge: symptoms over the
+// sensors are the analyzer's, and decisions are the planner's.
+package monitor

@@ -1,0 +1,160 @@
+// Command homeostat is the Homeostat manager: it runs the AutonomicApp, HealingPolicy and
+// ClusterHealingPolicy controllers.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	_ "k8s.io/client-go/plugin/pkg/client/auth"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	autonomicv1alpha1 "github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/controllers"
+)
+
+var scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(autonomicv1alpha1.AddToScheme(scheme))
+}
+
+func main() {
+	var (
+		metricsAddr          string
+		probeAddr            string
+		secureMetrics        bool
+		enableHTTP2          bool
+		leaderElect          bool
+		leaderElectionNS     string
+		watchNamespaces      string
+		webhookPort          int
+		enableWebhooks       bool
+		webhookCertDir       string
+		gracefulShutdown     time.Duration
+		maxConcurrentRecon   int
+		stormThresholdString string
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to, "+
+		"for example :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the health and readiness probes bind to.")
+	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, with authentication and authorization "+
+		"through TokenReview and SubjectAccessReview. Set false to serve plain HTTP.")
+	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics and webhook servers "+
+		"(off by default: HTTP/2 Rapid Reset and Stream Cancellation).")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica of the manager acts.")
+	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "", "The namespace of the leader election Lease; "+
+		"default: the manager's own namespace.")
+	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch; empty watches all.")
+	flag.BoolVar(&enableWebhooks, "enable-webhooks", os.Getenv("ENABLE_WEBHOOKS") != "false", "Serve the validating webhook.")
+	flag.IntVar(&webhookPort, "webhook-port", 9443, "The port the validating webhook listens on.")
+	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "", "The directory of the webhook's tls.crt and tls.key; "+
+		"default: controller-runtime's.")
+	flag.DurationVar(&gracefulShutdown, "graceful-shutdown-timeout", 30*time.Second, "How long to wait for running "+
+		"reconciles and effectors to finish on shutdown.")
+	flag.IntVar(&maxConcurrentRecon, "max-concurrent-reconciles", 4, "How many apps are reconciled at once.")
+	flag.StringVar(&stormThresholdString, "storm-threshold", "50%", "When more than this share of managed apps is "+
+		"unhealthy at once, disruptive actions stop cluster-wide.")
+	opts := zap.Options{Development: false}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	log := ctrl.Log.WithName("setup")
+
+	stormThreshold, err := controllers.ParsePercent(stormThresholdString)
+	if err != nil {
+		log.Error(err, "Invalid --storm-threshold")
+		os.Exit(2)
+	}
+
+	var tlsOpts []func(*tls.Config)
+	if !enableHTTP2 {
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+
+	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics, TLSOpts: tlsOpts}
+	if secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+
+	cacheOpts := cache.Options{DefaultTransform: controllers.TrimManagedFields}
+	if ns := splitList(watchNamespaces); len(ns) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, n := range ns {
+			cacheOpts.DefaultNamespaces[n] = cache.Config{}
+		}
+	}
+	controllers.ConfigureCache(&cacheOpts)
+
+	mgrOpts := ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        probeAddr,
+		LeaderElection:                leaderElect,
+		LeaderElectionID:              "homeostat.autonomic.homeostat.dev",
+		LeaderElectionNamespace:       leaderElectionNS,
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       &gracefulShutdown,
+		Cache:                         cacheOpts,
+		Client:                        controllers.ClientOptions(),
+	}
+	if enableWebhooks {
+		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Port: webhookPort, CertDir: webhookCertDir, TLSOpts: tlsOpts})
+	}
+
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), mgrOpts)
+	if err != nil {
+		log.Error(err, "Unable to create the manager")
+		os.Exit(1)
+	}
+
+	if err := controllers.Setup(mgr, controllers.Options{
+		MaxConcurrentReconciles: maxConcurrentRecon,
+		StormThreshold:          stormThreshold,
+		EnableWebhooks:          enableWebhooks,
+	}); err != nil {
+		log.Error(err, "Unable to set up the controllers")
+		os.Exit(1)
+	}
+
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		log.Error(err, "Unable to add the health check")
+		os.Exit(1)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		log.Error(err, "Unable to add the readiness check")
+		os.Exit(1)
+	}
+
+	log.Info("Starting the manager", "watchNamespaces", watchNamespaces, "leaderElect", leaderElect,
+		"version", fmt.Sprint(controllers.Version))
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "The manager stopped with an error")
+		os.Exit(1)
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
