@@ -32,6 +32,11 @@ manifests: ## Generate the CRDs, RBAC and webhook configuration from the markers
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./api/..." paths="./controllers/..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac \
 		output:webhook:artifacts:config=config/webhook
+	$(MAKE) --no-print-directory docs
+
+.PHONY: docs
+docs: ## Generate docs/api.md, the API reference, from the CRDs.
+	$(GO) run ./hack/apidocs -crds config/crd/bases -out docs/api.md
 
 .PHONY: generate
 generate: ## Generate the DeepCopy methods.
@@ -51,7 +56,7 @@ lint: ## golangci-lint (built from the module proxy into the cache on first use)
 
 .PHONY: test
 test: manifests generate fmt vet ## Unit tests, envtest suites, the admission suite, brief fuzzing and the e2e suite on the local control plane.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test $(GOTEST_FLAGS) ./api/... ./controllers/... ./internal/... ./test/admission/...
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test $(GOTEST_FLAGS) ./api/... ./config/... ./controllers/... ./hack/... ./internal/... ./test/admission/...
 	$(MAKE) fuzz
 	$(MAKE) test-e2e
 
@@ -67,10 +72,9 @@ test-e2e: ## End-to-end suite against the local control plane with kwok nodes (n
 
 .PHONY: test-e2e-kind
 test-e2e-kind: ## The same e2e suite against a kind cluster (needs Docker): creates one named homeostat-e2e.
-	kind create cluster --name homeostat-e2e --wait 2m
-	HOMEOSTAT_E2E_KUBECONFIG="$$(kind get kubeconfig-path --name homeostat-e2e 2>/dev/null || echo $$HOME/.kube/config)" \
-		$(GO) test ./test/e2e/... -timeout 40m -count=1 -v -ginkgo.v
-	kind delete cluster --name homeostat-e2e
+	kind create cluster --name homeostat-e2e --wait 2m --kubeconfig bin/kind.kubeconfig
+	HOMEOSTAT_E2E_KUBECONFIG=$(CURDIR)/bin/kind.kubeconfig $(GO) test ./test/e2e/... -timeout 40m -count=1 -v -ginkgo.v; \
+		rc=$$?; kind delete cluster --name homeostat-e2e; exit $$rc
 
 .PHONY: bench
 bench: ## Benchmarks on the local control plane; writes bench/report.md and bench/report.json.

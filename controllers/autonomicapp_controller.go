@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -160,6 +161,11 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if s.wrote {
+		// The next reconcile of this app must not read the status from before this one's
+		// writes: a stale ledger would resume an intent that already finished.
+		r.waitForCache(ctx, req.NamespacedName, s.app.ResourceVersion)
+	}
 	if !next.IsZero() {
 		return ctrl.Result{RequeueAfter: max(next.Sub(r.Clock.Now()), 10*time.Millisecond)}, nil
 	}
@@ -176,6 +182,7 @@ type session struct {
 	triggeredAt time.Time
 	next        time.Time
 	components  []monitor.Component
+	wrote       bool
 }
 
 func (s *session) requeueAt(t time.Time) {
@@ -195,7 +202,33 @@ func (s *session) flush(ctx context.Context) error {
 		return fmt.Errorf("writing status: %w", err)
 	}
 	s.base = s.app.DeepCopy()
+	s.wrote = true
 	return nil
+}
+
+// waitForCache waits, briefly, until the informer cache holds the app at the
+// resourceVersion this reconcile wrote (or a newer one), as Cluster API does after its
+// own writes.
+func (r *AppReconciler) waitForCache(ctx context.Context, key types.NamespacedName, rv string) {
+	want, err := strconv.ParseUint(rv, 10, 64)
+	if err != nil {
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		app := &v1alpha1.AutonomicApp{}
+		if err := r.Get(ctx, key, app); err != nil {
+			return
+		}
+		if got, err := strconv.ParseUint(app.ResourceVersion, 10, 64); err != nil || got >= want {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 func (r *AppReconciler) forget(key types.NamespacedName) {
@@ -332,14 +365,7 @@ func appVars(app *v1alpha1.AutonomicApp, cs []monitor.Component) map[string]any 
 			healthy++
 		}
 	}
-	labels := map[string]string{}
-	for k, v := range app.Labels {
-		labels[k] = v
-	}
-	return map[string]any{
-		"name": app.Name, "namespace": app.Namespace, "labels": labels,
-		"healthyComponents": int64(healthy), "totalComponents": int64(len(cs)),
-	}
+	return analyze.AppVars(app, healthy, len(cs))
 }
 
 // resumePending finishes intents recorded by an earlier run that stopped before their

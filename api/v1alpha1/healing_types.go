@@ -435,7 +435,7 @@ type NodeAction struct {
 	// already NotReady or cordoned. Default 10%.
 	// +optional
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:XValidation:rule="type(self) == string ? self.matches('^(100|[1-9]?[0-9])%$') : int(self) >= 0",message="maxUnavailableNodes must be a count >= 0 or a percentage from 0% to 100%"
+	// +kubebuilder:validation:Pattern=`^((100|[1-9]?[0-9])%|[0-9]+)$`
 	MaxUnavailableNodes *intstr.IntOrString `json:"maxUnavailableNodes,omitempty"`
 
 	// timeout bounds a drain; pods still not evicted then are reported. Default 5m.
@@ -746,7 +746,7 @@ type Guards struct {
 	// the problem is wider than a few pods. Default: no limit.
 	// +optional
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:XValidation:rule="type(self) == string ? self.matches('^(100|[1-9]?[0-9])%$') : int(self) >= 0",message="maxUnhealthyPods must be a count >= 0 or a percentage from 0% to 100%"
+	// +kubebuilder:validation:Pattern=`^((100|[1-9]?[0-9])%|[0-9]+)$`
 	MaxUnhealthyPods *intstr.IntOrString `json:"maxUnhealthyPods,omitempty"`
 }
 

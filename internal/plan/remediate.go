@@ -98,16 +98,25 @@ func Remediate(in RemediationInput) Decision {
 	d := Decision{Triggers: triggers}
 
 	if st.Step == 0 {
-		if gaveUp, until := givenUp(st.RecentEpisodes, spec.GiveUp); gaveUp {
-			st.State, st.Reason = v1alpha1.PolicyGaveUp, ReasonGaveUp
-			st.Message = fmt.Sprintf("Gave up: %d episodes started within %s (giveUp.episodes is %d); a person is needed. The policy may act again after %s.",
-				len(st.RecentEpisodes), spec.GiveUp.Within.Duration, spec.GiveUp.Episodes, stamp(until))
-			return d.with(GiveUp, st, until)
-		}
+		gaveUp, until := givenUp(st.RecentEpisodes, spec.GiveUp)
 		if len(triggers) == 0 {
+			if st.State == v1alpha1.PolicyIdle && st.Reason == ReasonHealed && !gaveUp {
+				// Keep saying how the last episode ended until the next one opens.
+				return d.with(Idle, st, time.Time{})
+			}
 			st.State, st.Reason = v1alpha1.PolicyIdle, ReasonNoSymptoms
 			st.Message = fmt.Sprintf("None of %s is active.", strings.Join(spec.When, ", "))
+			if gaveUp {
+				st.Message += fmt.Sprintf(" giveUp allows no new episode before %s.", stamp(until))
+				return d.with(Idle, st, until)
+			}
 			return d.with(Idle, st, time.Time{})
+		}
+		if gaveUp {
+			st.State, st.Reason = v1alpha1.PolicyGaveUp, ReasonGaveUp
+			st.Message = fmt.Sprintf("Gave up: %s %s active, but %d episodes started within %s (giveUp.episodes is %d); a person is needed. The policy may act again after %s.",
+				strings.Join(triggers, ", "), isAre(triggers), len(st.RecentEpisodes), spec.GiveUp.Within.Duration, spec.GiveUp.Episodes, stamp(until))
+			return d.with(GiveUp, st, until)
 		}
 		t := metav1.NewTime(now)
 		st.Step, st.EpisodeStart, st.StepStart = 1, &t, nil
@@ -163,10 +172,7 @@ func (d Decision) with(k Kind, st v1alpha1.PolicyStatus, next time.Time) Decisio
 func (d Decision) act(spec *v1alpha1.RemediatePolicy, st v1alpha1.PolicyStatus, reason string, now time.Time) Decision {
 	step := spec.Steps[st.Step-1]
 	st.State, st.Reason = v1alpha1.PolicyActing, reason
-	subject, verb := strings.Join(d.Triggers, ", "), "is"
-	if len(d.Triggers) > 1 {
-		verb = "are"
-	}
+	subject, verb := strings.Join(d.Triggers, ", "), isAre(d.Triggers)
 	if reason == ReasonEscalating {
 		st.Message = fmt.Sprintf("%s %s still active after step %d timed out: escalating to step %d of %d, %s.",
 			subject, verb, st.Step-1, st.Step, len(spec.Steps), Describe(step.Action))
@@ -287,4 +293,11 @@ func Describe(a v1alpha1.Action) string {
 		return "failover of " + a.Failover.Policy
 	}
 	return ActionName(a)
+}
+
+func isAre(items []string) string {
+	if len(items) > 1 {
+		return "are"
+	}
+	return "is"
 }

@@ -1,0 +1,247 @@
+// Command devcluster runs the local control plane of internal/devcluster: etcd,
+// kube-apiserver, kube-controller-manager, kube-scheduler and kwok with fake nodes.
+//
+//	devcluster up [flags] [-- command [args...]]
+//	devcluster run --manager <binary> [flags] [-- manager args...]
+//
+// up starts a cluster, writes its kubeconfig, prints `export KUBECONFIG=<path>` and runs
+// until SIGINT or SIGTERM; given a command, it runs that command against the cluster
+// (KUBECONFIG set) and exits with it. Everything it started is stopped on the way out, and
+// dies with it if it is killed.
+//
+// run is `make run`: it runs the manager against KUBECONFIG's cluster when that answers,
+// and otherwise starts the cluster named homeostat, installs the CRDs of config/crd/bases
+// and runs the manager against it, webhooks off (ENABLE_WEBHOOKS=false).
+//
+//	go run ./cmd/devcluster up --nodes 3 --kubeconfig bin/kubeconfig --crashloop-stage
+//	go run ./cmd/devcluster run --manager bin/manager
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr/funcr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/homeostat-dev/homeostat/internal/devcluster"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// stringList is a flag that may be given more than once.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// clusterFlags are the flags of the cluster that up and run start.
+type clusterFlags struct {
+	opts       devcluster.Options
+	kubeconfig string
+	crashloop  bool
+	verbose    bool
+	stageFiles stringList
+	crdPaths   stringList
+}
+
+func (f *clusterFlags) register(fs *flag.FlagSet, defaultName string) {
+	fs.StringVar(&f.opts.Name, "name", defaultName, "name of the cluster: it then works in $HOMEOSTAT_CACHE/clusters/<name> and a killed run is cleaned up by the next; empty: a temporary directory")
+	fs.IntVar(&f.opts.Nodes, "nodes", 1, "number of kwok nodes")
+	fs.IntVar(&f.opts.PodsPerNode, "pods-per-node", 110, "pod capacity of each node")
+	fs.BoolVar(&f.opts.DisableQPSLimits, "disable-qps-limits", false, "lift the client and apiserver rate limits, for scale tests")
+	fs.DurationVar(&f.opts.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may miss heartbeats before it is NotReady")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "also write the kubeconfig to this path (default: only in the cluster's directory)")
+	fs.BoolVar(&f.crashloop, "crashloop-stage", false, "containers whose image ends in :bad crash-loop")
+	fs.Var(&f.stageFiles, "stage-file", "a file of extra kwok Stage documents (repeatable)")
+	fs.Var(&f.crdPaths, "crds", "a file or directory of CustomResourceDefinitions to install (repeatable)")
+	fs.BoolVar(&f.verbose, "v", false, "copy the components' logs to stderr")
+}
+
+const usageText = `usage:
+  devcluster up [flags] [-- command [args...]]
+      Start a local Kubernetes control plane with kwok nodes; run until interrupted,
+      or until the command, run with KUBECONFIG pointing at the cluster, exits.
+  devcluster run --manager <binary> [flags] [-- manager args...]
+      Run the manager against KUBECONFIG's cluster if it answers, else against a local
+      cluster named homeostat with the CRDs of config/crd/bases installed.
+
+flags:
+`
+
+func usage(stderr io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(stderr, usageText)
+	fs.SetOutput(stderr)
+	fs.PrintDefaults()
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "up" && args[0] != "run") {
+		var f clusterFlags
+		fs := flag.NewFlagSet("devcluster", flag.ContinueOnError)
+		f.register(fs, "")
+		usage(stderr, fs)
+		return 2
+	}
+	verb := args[0]
+	fs := flag.NewFlagSet("devcluster "+verb, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var f clusterFlags
+	manager := ""
+	if verb == "run" {
+		f.register(fs, "homeostat")
+		fs.StringVar(&manager, "manager", "", "the manager binary (required)")
+	} else {
+		f.register(fs, "")
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stderr, fs)
+			return 0
+		}
+		fmt.Fprintf(stderr, "devcluster: %v\n", err)
+		usage(stderr, fs)
+		return 2
+	}
+	command := fs.Args()
+	if verb == "run" && manager == "" {
+		fmt.Fprintln(stderr, "devcluster: run needs --manager")
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second Ctrl-C kills at once; the components die with this process
+	}()
+
+	var env []string
+	if verb == "run" {
+		command = append([]string{manager}, command...)
+		if kubeconfigAnswers(ctx) {
+			fmt.Fprintln(stderr, "devcluster: KUBECONFIG's cluster answers: running the manager against it (make install puts the CRDs there)")
+			return runCommand(ctx, command, nil, stderr)
+		}
+		if len(f.crdPaths) == 0 {
+			root, err := devcluster.RepoRoot()
+			if err != nil {
+				fmt.Fprintf(stderr, "devcluster: %v\n", err)
+				return 1
+			}
+			f.crdPaths = append(f.crdPaths, filepath.Join(root, "config", "crd", "bases"))
+		}
+		env = []string{"ENABLE_WEBHOOKS=false"}
+	}
+	return up(ctx, &f, command, env, stdout, stderr)
+}
+
+// up starts the cluster, and runs command against it if there is one.
+func up(ctx context.Context, f *clusterFlags, command, env []string, stdout, stderr io.Writer) int {
+	opts := f.opts
+	if f.crashloop {
+		opts.ExtraStages = append(opts.ExtraStages, devcluster.CrashLoopStage)
+	}
+	for _, path := range f.stageFiles {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "devcluster: %v\n", err)
+			return 2
+		}
+		opts.ExtraStages = append(opts.ExtraStages, string(data))
+	}
+	if f.verbose {
+		opts.Log = stderr
+	}
+	opts.Logger = funcr.New(func(_, line string) { fmt.Fprintf(stderr, "devcluster: %s\n", line) }, funcr.Options{})
+
+	c, err := devcluster.Start(ctx, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "devcluster: %v\n", err)
+		return 1
+	}
+	defer func() {
+		if err := c.Stop(); err != nil {
+			fmt.Fprintf(stderr, "devcluster: stopping: %v\n", err)
+		}
+	}()
+	if len(f.crdPaths) > 0 {
+		if err := c.InstallCRDs(ctx, f.crdPaths...); err != nil {
+			fmt.Fprintf(stderr, "devcluster: %v\n", err)
+			return 1
+		}
+	}
+	path := c.Kubeconfig()
+	if f.kubeconfig != "" {
+		if err := c.WriteKubeconfig(f.kubeconfig); err != nil {
+			fmt.Fprintf(stderr, "devcluster: %v\n", err)
+			return 1
+		}
+		path = f.kubeconfig
+	}
+	fmt.Fprintf(stdout, "export KUBECONFIG=%s\n", path)
+
+	if len(command) == 0 {
+		fmt.Fprintln(stderr, "devcluster: Running; press Ctrl-C to stop")
+		<-ctx.Done()
+		return 0
+	}
+	return runCommand(ctx, command, append(env, "KUBECONFIG="+path), stderr)
+}
+
+// runCommand runs command with the extra environment in its own process group and returns
+// its exit code. When ctx ends, the command gets SIGTERM, then SIGKILL 10 s later.
+func runCommand(ctx context.Context, command, env []string, stderr io.Writer) int {
+	cmd := exec.CommandContext(ctx, command[0], command[1:]...)
+	cmd.Env = append(os.Environ(), env...) // later entries win
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	if err := devcluster.StartProcess(cmd); err != nil {
+		fmt.Fprintf(stderr, "devcluster: %v\n", err)
+		return 1
+	}
+	err := cmd.Wait()
+	if ctx.Err() != nil {
+		return 0 // interrupted: the command was stopped on purpose
+	}
+	if exit := (*exec.ExitError)(nil); errors.As(err, &exit) {
+		fmt.Fprintf(stderr, "devcluster: %s: %v\n", command[0], err)
+		return max(exit.ExitCode(), 1)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "devcluster: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// kubeconfigAnswers reports whether the cluster of the user's kubeconfig (KUBECONFIG or
+// ~/.kube/config) is ready within a few seconds.
+func kubeconfigAnswers(ctx context.Context) bool {
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return false
+	}
+	cfg.Timeout = 3 * time.Second
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return false
+	}
+	_, err = client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+	return err == nil
+}

@@ -1,0 +1,129 @@
+package analyze
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+)
+
+// wildcardComponent in a shared policy means each component of the app.
+const wildcardComponent = "*"
+
+// ValidateApp checks what the CRD schema cannot: that every symptom compiles against the
+// app's components and sensors (see Compile), that every policies[].remediate.when entry
+// names a symptom of the app, and that every component named by an action, an autoscale
+// or failover policy or a resource sensor is a workload component of the app. `"*"` is
+// rejected: it is for HealingPolicy and ClusterHealingPolicy only.
+//
+// It checks the app as given. The admission webhook passes the app as submitted; the
+// reconciler reports the same errors in the Ready condition.
+func ValidateApp(app *v1alpha1.AutonomicApp) []FieldError {
+	if app == nil {
+		return nil
+	}
+	decl := DeclaredFor(app)
+	_, errs := Compile(app.Spec.Symptoms, decl, "spec.symptoms")
+
+	v := &appValidator{decl: decl}
+	for _, s := range app.Spec.Symptoms {
+		v.symptoms = append(v.symptoms, s.Name)
+	}
+	for i, s := range app.Spec.Sensors {
+		if s.Resource != nil {
+			v.component(fmt.Sprintf("spec.sensors[%d].resource.component", i),
+				fmt.Sprintf("sensor %q", s.Name), "a resource sensor", s.Resource.Component)
+		}
+	}
+	for i, p := range app.Spec.Policies {
+		v.policy(fmt.Sprintf("spec.policies[%d]", i), p)
+	}
+	return append(errs, v.errs...)
+}
+
+type appValidator struct {
+	decl     Declared
+	symptoms []string
+	errs     []FieldError
+}
+
+func (v *appValidator) policy(path string, p v1alpha1.Policy) {
+	owner := fmt.Sprintf("policy %q", p.Name)
+	if r := p.Remediate; r != nil {
+		for j, name := range r.When {
+			if slices.Contains(v.symptoms, name) {
+				continue
+			}
+			v.errs = append(v.errs, FieldError{
+				Field:   fmt.Sprintf("%s.remediate.when[%d]", path, j),
+				Symptom: name,
+				Message: fmt.Sprintf("%s: remediate.when names symptom %q, which is not a symptom of this app (%s)%s",
+					owner, name, listOr("declared symptoms", "the app declares no symptoms", sortedCopy(v.symptoms)),
+					suggest(name, v.symptoms)),
+			})
+		}
+		for j, step := range r.Steps {
+			v.action(fmt.Sprintf("%s.remediate.steps[%d].action", path, j), owner, step.Action)
+		}
+	}
+	if a := p.Autoscale; a != nil {
+		v.component(path+".autoscale.component", owner, "an autoscale policy", a.Component)
+	}
+	if f := p.Failover; f != nil {
+		for j, c := range f.Candidates {
+			v.component(fmt.Sprintf("%s.failover.candidates[%d].component", path, j), owner, "a failover candidate", c.Component)
+		}
+	}
+}
+
+func (v *appValidator) action(path, owner string, a v1alpha1.Action) {
+	switch {
+	case a.RestartPods != nil:
+		v.component(path+".restartPods.component", owner, "restartPods", a.RestartPods.Component)
+	case a.RolloutRestart != nil:
+		v.component(path+".rolloutRestart.component", owner, "rolloutRestart", a.RolloutRestart.Component)
+	case a.Rollback != nil:
+		v.component(path+".rollback.component", owner, "rollback", a.Rollback.Component)
+	case a.Scale != nil:
+		v.component(path+".scale.component", owner, "scale", a.Scale.Component)
+	case a.CordonNode != nil:
+		v.component(path+".cordonNode.component", owner, "cordonNode", a.CordonNode.Component)
+	case a.DrainNode != nil:
+		v.component(path+".drainNode.component", owner, "drainNode", a.DrainNode.Component)
+	}
+}
+
+// component checks that name is a workload component of the app. Every user of a
+// component name acts on pods or a workload's replicas, which a child app has not.
+func (v *appValidator) component(path, owner, user, name string) {
+	workloads := v.workloads()
+	var msg string
+	kind, ok := v.decl.Components[name]
+	switch {
+	case name == wildcardComponent:
+		msg = fmt.Sprintf(`%s: %s names component "*", which means every component and is allowed only in a HealingPolicy or ClusterHealingPolicy; name a component of this app (%s)`,
+			owner, user, listOr("workload components", "the app has no workload components", workloads))
+	case !ok:
+		msg = fmt.Sprintf("%s: %s names component %q, which is not a component of this app (%s)%s",
+			owner, user, name, listOr("declared components", "no components are declared", slices.Sorted(maps.Keys(v.decl.Components))),
+			suggest(name, slices.Collect(maps.Keys(v.decl.Components))))
+	case kind != Workload:
+		msg = fmt.Sprintf("%s: %s names component %q, which is a child AutonomicApp; %s needs a workload component (%s)",
+			owner, user, name, user, listOr("workload components", "the app has none", workloads))
+	default:
+		return
+	}
+	v.errs = append(v.errs, FieldError{Field: path, Message: msg})
+}
+
+func (v *appValidator) workloads() []string {
+	var names []string
+	for name, kind := range v.decl.Components {
+		if kind == Workload {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}

@@ -1,0 +1,253 @@
+package execute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+)
+
+// Effectors carries out actions against the API server. It holds no state of its own and
+// is safe for concurrent use by several reconciles.
+type Effectors struct {
+	// Client writes to the API server. Its reads may come from the informer cache: every
+	// effector tolerates a stale read, because what it writes is fixed by the ledger
+	// record and a repeated write changes nothing.
+	Client client.Client
+	// Recorder emits the Events of the Execute stage on the app. It is the events.k8s.io
+	// recorder a controller-runtime manager returns from GetEventRecorder. Nil drops them.
+	Recorder events.EventRecorder
+	// Clock is the package's only clock; nothing here calls time.Now(). Times an effector
+	// writes come from the ledger record, so a retry writes the same bytes.
+	Clock clock.PassiveClock
+}
+
+// Action kinds: the JSON names of the members of v1alpha1.Action, as recorded in
+// ActionRecord.Action.
+const (
+	KindRestartPods    = "restartPods"
+	KindRolloutRestart = "rolloutRestart"
+	KindRollback       = "rollback"
+	KindScale          = "scale"
+	KindFailover       = "failover"
+	KindCordonNode     = "cordonNode"
+	KindDrainNode      = "drainNode"
+	KindRunJob         = "runJob"
+	KindWebhook        = "webhook"
+	KindNotify         = "notify"
+)
+
+// Event reasons of the Execute stage.
+const (
+	// ReasonActionSucceeded is the Normal Event of an action that took effect.
+	ReasonActionSucceeded = "ActionSucceeded"
+	// ReasonActionFailed is the Warning Event of an action that was refused or errored.
+	ReasonActionFailed = "ActionFailed"
+	// ReasonNeedsAttention is the Warning Event of a notify action: a human is needed.
+	ReasonNeedsAttention = "NeedsAttention"
+)
+
+// maxMessage is the length the ledger allows for ActionRecord.Message and the events API
+// for an Event's note.
+const maxMessage = 1024
+
+// Kind returns the kind of an action, the JSON name of its one set member, or "" when
+// none is set.
+func Kind(a v1alpha1.Action) string {
+	switch {
+	case a.RestartPods != nil:
+		return KindRestartPods
+	case a.RolloutRestart != nil:
+		return KindRolloutRestart
+	case a.Rollback != nil:
+		return KindRollback
+	case a.Scale != nil:
+		return KindScale
+	case a.Failover != nil:
+		return KindFailover
+	case a.CordonNode != nil:
+		return KindCordonNode
+	case a.DrainNode != nil:
+		return KindDrainNode
+	case a.RunJob != nil:
+		return KindRunJob
+	case a.Webhook != nil:
+		return KindWebhook
+	case a.Notify != nil:
+		return KindNotify
+	}
+	return ""
+}
+
+// Component returns the name of the component an action targets, or "" for actions that
+// target none (failover, runJob, webhook, notify). The controller resolves it (and `"*"`)
+// into Request.Target.
+func Component(a v1alpha1.Action) string {
+	switch {
+	case a.RestartPods != nil:
+		return a.RestartPods.Component
+	case a.RolloutRestart != nil:
+		return a.RolloutRestart.Component
+	case a.Rollback != nil:
+		return a.Rollback.Component
+	case a.Scale != nil:
+		return a.Scale.Component
+	case a.CordonNode != nil:
+		return a.CordonNode.Component
+	case a.DrainNode != nil:
+		return a.DrainNode.Component
+	}
+	return ""
+}
+
+// effector carries out one kind of action. Each lives in its own file and registers
+// itself from init, so adding an action is adding a file.
+type effector interface {
+	// prepare fixes the action's targets from the request alone; it does no I/O.
+	prepare(req Request) (Prepared, error)
+	// execute carries out the recorded intent, idempotently.
+	execute(ctx context.Context, e *Effectors, req Request) Outcome
+}
+
+var registry = map[string]effector{}
+
+// register adds the effector of a kind. It is called from init only.
+func register(kind string, f effector) {
+	if _, dup := registry[kind]; dup {
+		panic("execute: effector " + kind + " registered twice")
+	}
+	registry[kind] = f
+}
+
+// Prepare fixes the concrete targets of an action before its intent is written to the
+// ledger: the pods to evict, the revision to roll back to, the replica count to set. It
+// reads only the request (what the monitor gathered), never the API server. An error
+// says in a sentence why the action cannot be taken now; the planner records it.
+func (e *Effectors) Prepare(req Request) (Prepared, error) {
+	kind := Kind(req.Action)
+	if kind == "" {
+		return Prepared{}, errors.New("the action sets none of its members")
+	}
+	f, ok := registry[kind]
+	if !ok {
+		return Prepared{Kind: kind}, fmt.Errorf("action %s is not supported yet", kind)
+	}
+	p, err := f.prepare(req)
+	p.Kind = kind
+	return p, err
+}
+
+// Execute carries out an action whose intent is already in the ledger. It is idempotent:
+// run twice with the same Record it changes things once. It never returns an error: a
+// refusal or a failure is an Outcome with Result Failed and a message that says what
+// happened. Every call emits an Event on the app naming the action, target and id.
+func (e *Effectors) Execute(ctx context.Context, req Request) Outcome {
+	kind := Kind(req.Action)
+	out := e.execute(ctx, kind, req)
+	out.Message = truncate(out.Message, maxMessage)
+	e.emit(req, kind, out)
+	return out
+}
+
+func (e *Effectors) execute(ctx context.Context, kind string, req Request) Outcome {
+	if kind == "" {
+		return failed("The action sets none of its members, so nothing was done")
+	}
+	if req.Record == nil || req.Record.ID == "" {
+		return failed("Action %s has no ledger record with an id, so it was not carried out", kind)
+	}
+	f, ok := registry[kind]
+	if !ok {
+		return failed("Action %s is not supported yet", kind)
+	}
+	return f.execute(ctx, e, req)
+}
+
+// emit records the Event of an executed action on the app, with the workload as the
+// related object.
+func (e *Effectors) emit(req Request, kind string, out Outcome) {
+	if e.Recorder == nil || req.App == nil {
+		return
+	}
+	eventType, reason := corev1.EventTypeNormal, ReasonActionSucceeded
+	if out.Result == v1alpha1.ResultFailed {
+		eventType, reason = corev1.EventTypeWarning, ReasonActionFailed
+	}
+	var id, target string
+	if req.Record != nil {
+		id, target = req.Record.ID, req.Record.Target
+	}
+	what := kind
+	if target != "" {
+		what += " on " + target
+	}
+	suffix := fmt.Sprintf(" (%s, action %s)", what, id)
+	note := truncate(out.Message, maxMessage-utf8.RuneCountInString(suffix)) + suffix
+	var related *corev1.ObjectReference
+	if req.Target != nil && req.Target.Workload != nil && req.Target.Ref != nil {
+		w := req.Target.Workload
+		related = &corev1.ObjectReference{
+			APIVersion: req.Target.Ref.APIVersion, Kind: req.Target.Ref.Kind,
+			Namespace: w.GetNamespace(), Name: w.GetName(), UID: w.GetUID(),
+		}
+	}
+	if related != nil {
+		e.Recorder.Eventf(req.App, related, eventType, reason, kind, "%s", note)
+		return
+	}
+	e.Recorder.Eventf(req.App, nil, eventType, reason, kind, "%s", note)
+}
+
+// patch sends one patch of obj to the API server as the homeostat field manager and
+// decodes the result into obj. It is the one write path of the effectors, apart from the
+// eviction and scale subresources.
+func (e *Effectors) patch(ctx context.Context, obj client.Object, pt types.PatchType, body []byte) error {
+	return e.Client.Patch(ctx, obj, client.RawPatch(pt, body), client.FieldOwner(v1alpha1.FieldManager))
+}
+
+// stamp merge-patches the action id annotation onto obj's metadata, changing nothing else.
+func (e *Effectors) stamp(ctx context.Context, obj client.Object, id string) error {
+	return e.patch(ctx, obj, types.MergePatchType, mustJSON(map[string]any{
+		"metadata": map[string]any{"annotations": map[string]string{v1alpha1.ActionIDAnnotation: id}},
+	}))
+}
+
+func succeeded(format string, args ...any) Outcome {
+	return Outcome{Result: v1alpha1.ResultSucceeded, Message: sentence(fmt.Sprintf(format, args...))}
+}
+
+func failed(format string, args ...any) Outcome {
+	return Outcome{Result: v1alpha1.ResultFailed, Message: sentence(fmt.Sprintf(format, args...))}
+}
+
+// sentence starts s with a capital letter, so that an error text (lowercase by Go's
+// convention) reads as a message.
+func sentence(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	if r == utf8.RuneError {
+		return s
+	}
+	return string(unicode.ToUpper(r)) + s[n:]
+}
+
+// truncate shortens s to at most n runes, marking the cut with an ellipsis.
+func truncate(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	runes := []rune(s)
+	return strings.TrimRightFunc(string(runes[:n-1]), unicode.IsSpace) + "…"
+}

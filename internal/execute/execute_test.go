@@ -1,0 +1,125 @@
+package execute
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"k8s.io/client-go/tools/events"
+
+	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/monitor"
+)
+
+func TestKindAndComponentNameEveryMember(t *testing.T) {
+	tests := []struct {
+		action    v1alpha1.Action
+		kind      string
+		component string
+	}{
+		{v1alpha1.Action{RestartPods: &v1alpha1.RestartPodsAction{Component: "a"}}, KindRestartPods, "a"},
+		{v1alpha1.Action{RolloutRestart: &v1alpha1.ComponentAction{Component: "b"}}, KindRolloutRestart, "b"},
+		{v1alpha1.Action{Rollback: &v1alpha1.ComponentAction{Component: "c"}}, KindRollback, "c"},
+		{v1alpha1.Action{Scale: &v1alpha1.ScaleAction{Component: "d"}}, KindScale, "d"},
+		{v1alpha1.Action{Failover: &v1alpha1.FailoverAction{Policy: "p"}}, KindFailover, ""},
+		{v1alpha1.Action{CordonNode: &v1alpha1.NodeAction{Component: "e"}}, KindCordonNode, "e"},
+		{v1alpha1.Action{DrainNode: &v1alpha1.NodeAction{Component: "f"}}, KindDrainNode, "f"},
+		{v1alpha1.Action{RunJob: &v1alpha1.RunJobAction{}}, KindRunJob, ""},
+		{v1alpha1.Action{Webhook: &v1alpha1.WebhookAction{}}, KindWebhook, ""},
+		{v1alpha1.Action{Notify: &v1alpha1.NotifyAction{Message: "m"}}, KindNotify, ""},
+		{v1alpha1.Action{}, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kind, func(t *testing.T) {
+			if got := Kind(tt.action); got != tt.kind {
+				t.Errorf("Kind() = %q, want %q", got, tt.kind)
+			}
+			if got := Component(tt.action); got != tt.component {
+				t.Errorf("Component() = %q, want %q", got, tt.component)
+			}
+		})
+	}
+}
+
+func TestPrepareRefusesActionsNotSupportedYet(t *testing.T) {
+	e := &Effectors{}
+	for _, a := range []v1alpha1.Action{
+		{Failover: &v1alpha1.FailoverAction{Policy: "p"}},
+		{CordonNode: &v1alpha1.NodeAction{Component: "web"}},
+		{DrainNode: &v1alpha1.NodeAction{Component: "web"}},
+		{RunJob: &v1alpha1.RunJobAction{}},
+		{Webhook: &v1alpha1.WebhookAction{}},
+	} {
+		kind := Kind(a)
+		p, err := e.Prepare(Request{Action: a})
+		if err == nil || err.Error() != "action "+kind+" is not supported yet" {
+			t.Errorf("Prepare(%s) error = %v", kind, err)
+		}
+		if p.Kind != kind {
+			t.Errorf("Prepare(%s).Kind = %q", kind, p.Kind)
+		}
+	}
+	if _, err := e.Prepare(Request{}); err == nil {
+		t.Error("Prepare() of an empty action succeeded")
+	}
+}
+
+func TestExecuteFailsWithAnEventWhenItCannotAct(t *testing.T) {
+	app := &v1alpha1.AutonomicApp{}
+	app.Name, app.Namespace = "shop", "shop"
+	tests := []struct {
+		name      string
+		req       Request
+		wantMsg   string
+		wantEvent string
+	}{
+		{"an action not supported yet",
+			Request{App: app, Action: v1alpha1.Action{Webhook: &v1alpha1.WebhookAction{}},
+				Record: &v1alpha1.ActionRecord{ID: "x1"}},
+			"Action webhook is not supported yet",
+			"Warning ActionFailed Action webhook is not supported yet (webhook, action x1)"},
+		{"a request without a ledger record",
+			Request{App: app, Action: v1alpha1.Action{Rollback: &v1alpha1.ComponentAction{Component: "web"}}},
+			"Action rollback has no ledger record with an id, so it was not carried out",
+			"Warning ActionFailed Action rollback has no ledger record with an id, so it was not carried out (rollback, action )"},
+		{"a component that was not found",
+			Request{App: app, Action: v1alpha1.Action{Rollback: &v1alpha1.ComponentAction{Component: "web"}},
+				Record: &v1alpha1.ActionRecord{ID: "x2", Target: "Deployment/web"},
+				Target: (&fakeDeployment{}).componentWithout()},
+			"Deployment/web of component web was not found",
+			"Warning ActionFailed Deployment/web of component web was not found (rollback on Deployment/web, action x2)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := events.NewFakeRecorder(10)
+			out := (&Effectors{Recorder: rec}).Execute(context.Background(), tt.req)
+			if out.Result != v1alpha1.ResultFailed || out.Message != tt.wantMsg {
+				t.Errorf("Execute() = %+v, want Failed %q", out, tt.wantMsg)
+			}
+			if got := <-rec.Events; got != tt.wantEvent {
+				t.Errorf("event = %q, want %q", got, tt.wantEvent)
+			}
+		})
+	}
+}
+
+func (f *fakeDeployment) componentWithout() *monitor.Component {
+	c := f.component()
+	c.Workload = nil
+	return c
+}
+
+func TestTruncateKeepsMessagesWithinTheLedgerLimit(t *testing.T) {
+	long := strings.Repeat("é", 2000)
+	got := truncate(long, maxMessage)
+	if n := utf8.RuneCountInString(got); n != maxMessage || !strings.HasSuffix(got, "…") {
+		t.Errorf("truncate() has %d runes, suffix %q", n, got[len(got)-3:])
+	}
+	if got := truncate("short", maxMessage); got != "short" {
+		t.Errorf("truncate() = %q", got)
+	}
+	if got := sentence("no pod qualifies"); got != "No pod qualifies" {
+		t.Errorf("sentence() = %q", got)
+	}
+}

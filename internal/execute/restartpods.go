@@ -1,0 +1,263 @@
+package execute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+)
+
+func init() { register(KindRestartPods, restartPods{}) }
+
+// restartPods evicts pods of a component through the eviction API, so that
+// PodDisruptionBudgets are respected; the workload recreates them.
+type restartPods struct{}
+
+// maxObjects is how many objects one ledger record names (ActionRecord.Objects).
+const maxObjects = 64
+
+// evictionTimeout bounds one eviction. client-go retries a 429 that carries Retry-After
+// (a PodDisruptionBudget "still being processed" asks for 10 s) up to ten times; this cap
+// keeps one stale budget from holding the whole action for minutes.
+const evictionTimeout = 15 * time.Second
+
+func (restartPods) prepare(req Request) (Prepared, error) {
+	w, err := workloadOf(req)
+	if err != nil {
+		return Prepared{}, err
+	}
+	sel := req.Action.RestartPods.Pods
+	if sel == "" {
+		sel = v1alpha1.PodsUnhealthy
+	}
+	names := selectPods(req.Target.Pods, sel)
+	if len(names) == 0 {
+		if sel == v1alpha1.PodsAll {
+			return Prepared{}, fmt.Errorf("%s has no running pods to restart", w)
+		}
+		return Prepared{}, fmt.Errorf("no pod of %s is unhealthy, so there is nothing to restart", w)
+	}
+	return Prepared{Target: w.String(), Objects: names, Disruptive: true, Pods: len(names)}, nil
+}
+
+// selectPods picks the pods a restartPods action evicts: with Unhealthy the pods
+// podUnhealthy names, with All every pod, never one already terminating. The names are
+// sorted, and at most maxObjects are taken.
+func selectPods(pods []corev1.Pod, sel v1alpha1.PodSelection) []string {
+	var names []string
+	for i := range pods {
+		p := &pods[i]
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		if sel == v1alpha1.PodsAll || podUnhealthy(p) {
+			names = append(names, p.Name)
+		}
+	}
+	slices.Sort(names)
+	return names[:min(len(names), maxObjects)]
+}
+
+// podUnhealthy is the built-in sensors' judgement of one pod: pending, not ready, a
+// container waiting in CrashLoopBackOff, or a container last terminated by OOMKilled.
+func podUnhealthy(p *corev1.Pod) bool {
+	if p.Status.Phase == corev1.PodPending || !podReady(p) {
+		return true
+	}
+	for _, statuses := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses} {
+		for _, cs := range statuses {
+			if w := cs.State.Waiting; w != nil && w.Reason == "CrashLoopBackOff" {
+				return true
+			}
+			if t := cs.LastTerminationState.Terminated; t != nil && t.Reason == "OOMKilled" {
+				return true
+			}
+			if t := cs.State.Terminated; t != nil && t.Reason == "OOMKilled" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// evictResult is what became of one named pod.
+type evictResult int
+
+const (
+	podEvicted evictResult = iota
+	// podDone: gone, terminating, or replaced by a pod created after the intent. A retry
+	// lands here for every pod the first run evicted.
+	podDone
+	// podNotOurs: the name now belongs to a pod of another owner.
+	podNotOurs
+	podFailed
+)
+
+func (restartPods) execute(ctx context.Context, e *Effectors, req Request) Outcome {
+	w, err := workloadOf(req)
+	if err != nil {
+		return failed("%v", err)
+	}
+	if len(req.Record.Objects) == 0 {
+		return failed("The ledger record names no pods of %s to evict", w)
+	}
+	owners := ownerUIDs(req, w)
+	var evicted, done, notOurs, problems []string
+	for i, name := range req.Record.Objects {
+		if err := ctx.Err(); err != nil {
+			// Shutting down: what is left waits for the retry of this same record.
+			problems = append(problems, fmt.Sprintf("Stopped before evicting %s: %v", strings.Join(req.Record.Objects[i:], ", "), err))
+			break
+		}
+		switch res, msg := e.evictPod(ctx, w.namespace, name, owners, req.Record); res {
+		case podEvicted:
+			evicted = append(evicted, name)
+		case podDone:
+			done = append(done, name)
+		case podNotOurs:
+			notOurs = append(notOurs, name)
+		default:
+			problems = append(problems, strings.TrimSuffix(msg, "."))
+		}
+	}
+
+	total := len(req.Record.Objects)
+	summary := fmt.Sprintf("Evicted %d of %d pods of %s", len(evicted), total, w)
+	if len(evicted) > 0 {
+		summary += " (" + strings.Join(evicted, ", ") + ")"
+	}
+	if len(done) > 0 {
+		summary += fmt.Sprintf("; %d already gone, terminating or replaced (%s)", len(done), strings.Join(done, ", "))
+	}
+	if len(notOurs) > 0 {
+		summary += fmt.Sprintf("; %d no longer belong to %s (%s)", len(notOurs), w, strings.Join(notOurs, ", "))
+	}
+	if len(problems) > 0 {
+		return failed("%s. %s", strings.Join(problems, "; "), summary)
+	}
+	return succeeded("%s", summary)
+}
+
+// evictPod evicts one named pod if it still exists, is not terminating, belongs to the
+// component and existed when the intent was recorded. It stamps the action id on the pod
+// first, so the pod's last state shows which action ended it.
+func (e *Effectors) evictPod(ctx context.Context, ns, name string, owners map[types.UID]bool, rec *v1alpha1.ActionRecord) (evictResult, string) {
+	pod := &corev1.Pod{}
+	if err := e.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, pod); err != nil {
+		if apierrors.IsNotFound(err) {
+			return podDone, ""
+		}
+		return podFailed, fmt.Sprintf("Could not read pod %s: %v", name, err)
+	}
+	switch {
+	case pod.DeletionTimestamp != nil:
+		return podDone, ""
+	case !rec.Time.IsZero() && pod.CreationTimestamp.After(rec.Time.Time):
+		// A StatefulSet recreates a pod under the same name: this one came after the intent.
+		return podDone, ""
+	case !ownedBy(pod, owners):
+		return podNotOurs, ""
+	}
+
+	logger := log.FromContext(ctx).WithValues("pod", klog.KObj(pod), "actionID", rec.ID)
+	if pod.Annotations[v1alpha1.ActionIDAnnotation] != rec.ID {
+		if err := e.stamp(ctx, pod, rec.ID); err != nil {
+			if apierrors.IsNotFound(err) {
+				return podDone, ""
+			}
+			return podFailed, fmt.Sprintf("Could not stamp pod %s with the action id: %v", name, err)
+		}
+	}
+
+	logger.Info("Evicting pod")
+	ectx, cancel := context.WithTimeout(ctx, evictionTimeout)
+	defer cancel()
+	uid := pod.UID
+	err := e.Client.SubResource("eviction").Create(ectx, pod, &policyv1.Eviction{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		// The UID precondition never evicts a pod that replaced the one we read.
+		DeleteOptions: &metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}},
+	})
+	switch {
+	case err == nil:
+		return podEvicted, ""
+	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
+		return podDone, ""
+	}
+	if budget, text, ok := budgetRefusal(err); ok {
+		logger.Info("Eviction refused by a PodDisruptionBudget", "podDisruptionBudget", budget, "reason", text)
+		if budget == "" {
+			return podFailed, fmt.Sprintf("Eviction of pod %s was refused by a PodDisruptionBudget: %s", name, text)
+		}
+		return podFailed, fmt.Sprintf("Eviction of pod %s was refused by PodDisruptionBudget %s: %s", name, budget, text)
+	}
+	return podFailed, fmt.Sprintf("Eviction of pod %s failed: %v", name, err)
+}
+
+// ownedBy reports whether the pod's controller is one of owners.
+func ownedBy(pod *corev1.Pod, owners map[types.UID]bool) bool {
+	ref := metav1.GetControllerOf(pod)
+	return ref != nil && owners[ref.UID]
+}
+
+// budgetRefusal recognises an eviction refused by a PodDisruptionBudget: a 429 (or, for a
+// budget with negative disruptions allowed, a 403) whose causes carry the DisruptionBudget
+// type. It returns the budget's name when the server's text names it, and the server's
+// text: its message followed by the causes' messages.
+func budgetRefusal(err error) (budget, text string, ok bool) {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return "", "", false
+	}
+	s := status.Status()
+	parts := []string{s.Message}
+	if s.Details != nil {
+		for _, c := range s.Details.Causes {
+			if c.Type != policyv1.DisruptionBudgetCause {
+				continue
+			}
+			ok = true
+			parts = append(parts, c.Message)
+			if budget == "" {
+				budget = budgetName(c.Message)
+			}
+		}
+	}
+	if !ok {
+		return "", "", false
+	}
+	return budget, strings.Join(parts, " "), true
+}
+
+// budgetName reads the budget's name out of a cause message of the eviction subresource,
+// all of which start "The disruption budget <name> ...".
+func budgetName(msg string) string {
+	rest, found := strings.CutPrefix(msg, "The disruption budget ")
+	if !found {
+		return ""
+	}
+	name, _, _ := strings.Cut(rest, " ")
+	return name
+}

@@ -1,0 +1,193 @@
+// Package e2e runs Homeostat against a real local control plane (etcd, kube-apiserver,
+// controller-manager, scheduler) with kwok nodes, started by internal/devcluster. The
+// manager runs as its own process, built from main.go, so tests can kill and restart it.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/go-logr/logr/funcr"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/devcluster"
+)
+
+func TestE2E(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Homeostat e2e on the local control plane")
+}
+
+var (
+	cluster   *devcluster.Cluster
+	k8s       client.Client
+	clientset *kubernetes.Clientset
+	scheme    = runtime.NewScheme()
+	mgr       *managerProcess
+	repoRoot  string
+)
+
+var _ = BeforeSuite(func() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+	var err error
+	repoRoot, err = filepath.Abs("../..")
+	Expect(err).NotTo(HaveOccurred())
+
+	By("building the manager")
+	bin := filepath.Join(GinkgoT().TempDir(), "manager")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir, build.Stdout, build.Stderr = repoRoot, GinkgoWriter, GinkgoWriter
+	Expect(build.Run()).To(Succeed())
+
+	By("starting the local control plane with kwok nodes")
+	log := funcr.New(func(prefix, args string) { fmt.Fprintln(GinkgoWriter, prefix, args) }, funcr.Options{})
+	cluster, err = devcluster.Start(context.Background(), devcluster.Options{
+		Nodes: 2, ExtraStages: []string{devcluster.CrashLoopStage}, Logger: log,
+	})
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { Expect(cluster.Stop()).To(Succeed()) })
+	Expect(cluster.InstallCRDs(context.Background(), filepath.Join(repoRoot, "config", "crd", "bases"))).To(Succeed())
+
+	k8s, err = client.New(cluster.RESTConfig(), client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+	clientset, err = kubernetes.NewForConfig(cluster.RESTConfig())
+	Expect(err).NotTo(HaveOccurred())
+
+	By("starting the manager")
+	mgr = &managerProcess{bin: bin, kubeconfig: cluster.Kubeconfig(), logPath: filepath.Join(cluster.Dir(), "manager.log")}
+	Expect(mgr.start(nil)).To(Succeed())
+	DeferCleanup(func() { mgr.stop() })
+})
+
+var _ = ReportAfterEach(func(r SpecReport) {
+	if r.Failed() && mgr != nil {
+		AddReportEntry("manager log (tail)", mgr.tail(120))
+	}
+})
+
+// managerProcess runs the manager binary against the cluster.
+type managerProcess struct {
+	bin, kubeconfig, logPath string
+	metricsAddr              string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func (m *managerProcess) start(extraEnv []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	m.metricsAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(m.bin, "--kubeconfig", m.kubeconfig, "--enable-webhooks=false",
+		"--metrics-bind-address", m.metricsAddr, "--metrics-secure=false",
+		"--health-probe-bind-address", "0", "--zap-log-level", "info")
+	cmd.Env = append(os.Environ(), extraEnv...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	m.cmd, m.done = cmd, make(chan error, 1)
+	go func() { m.done <- cmd.Wait(); logf.Close() }()
+	return nil
+}
+
+// stop ends the manager with SIGTERM (a graceful shutdown), then SIGKILL.
+func (m *managerProcess) stop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		return
+	}
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.done:
+	case <-time.After(20 * time.Second):
+		_ = m.cmd.Process.Kill()
+		<-m.done
+	}
+	m.cmd = nil
+}
+
+// wait waits for the manager to exit by itself and returns its exit code.
+func (m *managerProcess) wait(timeout time.Duration) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	select {
+	case err := <-m.done:
+		m.cmd = nil
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), nil
+		}
+		return 0, err
+	case <-time.After(timeout):
+		return -1, fmt.Errorf("the manager did not exit within %s", timeout)
+	}
+}
+
+func (m *managerProcess) tail(n int) string {
+	f, err := os.Open(m.logPath)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// metrics scrapes the manager's metrics endpoint (plain HTTP on loopback in tests).
+func (m *managerProcess) metrics() (string, error) {
+	resp, err := http.Get("http://" + m.metricsAddr + "/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
