@@ -45,7 +45,7 @@ func StartProcess(cmd *exec.Cmd) error {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	setParentDeathSignal(cmd.SysProcAttr)
 
 	launcher.once.Do(func() {
 		launcher.reqs = make(chan launchRequest)
@@ -122,18 +122,17 @@ func (p *process) exited() bool {
 // waits until the process has been reaped. It returns nothing: a component that had to be
 // killed is not an error, the work dir is thrown away.
 func (p *process) stop(grace time.Duration) {
-	pgid := p.pid() // Setpgid makes the component the leader of its own group
-	if !p.exited() {
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(grace):
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			<-p.done
-		}
+	if p.exited() {
+		return
 	}
-	// Anything the component may have forked is in its group: make sure it is gone too.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	pgid := p.pid() // Setpgid makes the component the leader of its own group
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-p.done
+	}
 }
 
 // stopAll stops the processes in the reverse of their start order, so that each goes

@@ -89,7 +89,7 @@ func managedFieldsOf(obj client.Object) []managedField {
 	var out []managedField
 	for _, m := range obj.GetManagedFields() {
 		mf := managedField{Manager: m.Manager, Operation: string(m.Operation), Subresource: m.Subresource}
-		Expect(json.Unmarshal(m.FieldsV1.Raw, &mf.Fields)).To(Succeed())
+		Expect(json.Unmarshal(m.FieldsV1.GetRawBytes(), &mf.Fields)).To(Succeed())
 		out = append(out, mf)
 	}
 	return out

@@ -122,6 +122,7 @@ var _ = Describe("Invalid manifests", func() {
 				_ = k8sClient.Delete(ctx, obj)
 				Fail(fmt.Sprintf("%s was accepted; want it rejected with an error containing %q", path, c.expect))
 			}
+			GinkgoWriter.Printf("%s: %v\n", filepath.Base(path), err)
 			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want an Invalid (422) error, got %v", err)
 			for _, want := range c.expect {
 				Expect(err.Error()).To(ContainSubstring(want), "the error of %s", path)
@@ -152,7 +153,11 @@ var _ = Describe("Pending invalid manifests", func() {
 				_ = k8sClient.Delete(ctx, obj)
 				Skip(fmt.Sprintf("%s is still accepted: the API bug in its header is not fixed yet", path))
 			}
-			Fail(fmt.Sprintf("%s is now rejected (%v): move it to %s", path, err, invalidDir))
+			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want an Invalid (422) error, got %v", err)
+			for _, want := range c.expect {
+				Expect(err.Error()).To(ContainSubstring(want), "%s is now rejected, but not with the expected message", path)
+			}
+			Fail(fmt.Sprintf("%s is now rejected as expected (%v): move it to %s", path, err, invalidDir))
 		},
 		tableEntries(pendingDir),
 	)
@@ -191,6 +196,28 @@ var _ = Describe("Samples", func() {
 				}
 				for _, want := range referencedObjects(o) {
 					Expect(have).To(HaveKey(want), "%s: AutonomicApp %s names %s", path, o.GetName(), want)
+				}
+			}
+		},
+		sampleEntries(),
+	)
+
+	DescribeTable("request cpu and memory for every container, so resource sensors and kwok scheduling work",
+		func(path string) {
+			objs, err := loadDocuments(path)
+			Expect(err).NotTo(HaveOccurred())
+			for _, o := range objs {
+				if o.GetKind() != "Deployment" {
+					continue
+				}
+				containers, _, err := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+				Expect(err).NotTo(HaveOccurred())
+				Expect(containers).NotTo(BeEmpty(), "%s: Deployment %s", path, o.GetName())
+				for _, c := range containers {
+					m, _ := c.(map[string]any)
+					requests, _, _ := unstructured.NestedMap(m, "resources", "requests")
+					Expect(requests).To(And(HaveKey("cpu"), HaveKey("memory")),
+						"%s: Deployment %s container %v", path, o.GetName(), m["name"])
 				}
 			}
 		},
