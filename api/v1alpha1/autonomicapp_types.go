@@ -30,10 +30,10 @@ const (
 )
 
 // AutonomicAppSpec describes an application and how it heals itself.
-// +kubebuilder:validation:XValidation:rule="!has(self.health) || !has(self.health.minHealthyComponents) || self.health.minHealthyComponents <= size(self.components)",message="health.minHealthyComponents must not exceed the number of components"
-// +kubebuilder:validation:XValidation:rule="!has(self.policies) || self.policies.all(p, !has(p.autoscale) || self.components.exists(c, c.name == p.autoscale.component))",message="policies[].autoscale.component must name a component of spec.components"
-// +kubebuilder:validation:XValidation:rule="!has(self.policies) || self.policies.all(p, !has(p.failover) || p.failover.candidates.all(f, self.components.exists(c, c.name == f.component)))",message="policies[].failover.candidates[].component must name a component of spec.components"
-// +kubebuilder:validation:XValidation:rule="!has(self.sensors) || self.sensors.all(s, !has(s.resource) || self.components.exists(c, c.name == s.resource.component && has(c.workloadRef)))",message="sensors[].resource.component must name a workload component of spec.components"
+// +kubebuilder:validation:XValidation:rule="!has(self.health) || !has(self.health.minHealthyComponents) || self.health.minHealthyComponents <= size(self.components)",message="health.minHealthyComponents must not exceed the number of components",fieldPath=".health.minHealthyComponents"
+// +kubebuilder:validation:XValidation:rule="!has(self.policies) || self.policies.all(p, !has(p.autoscale) || self.components.exists(c, c.name == p.autoscale.component))",message="policies[].autoscale.component must name a component of spec.components",fieldPath=".policies"
+// +kubebuilder:validation:XValidation:rule="!has(self.policies) || self.policies.all(p, !has(p.failover) || p.failover.candidates.all(f, self.components.exists(c, c.name == f.component)))",message="policies[].failover.candidates[].component must name a component of spec.components",fieldPath=".policies"
+// +kubebuilder:validation:XValidation:rule="!has(self.sensors) || self.sensors.all(s, !has(s.resource) || self.components.exists(c, c.name == s.resource.component && has(c.workloadRef)))",message="sensors[].resource.component must name a workload component of spec.components",fieldPath=".sensors"
 type AutonomicAppSpec struct {
 	// mode is Active (default), DryRun (decide and record, never act) or Paused.
 	// +optional

@@ -435,7 +435,8 @@ type NodeAction struct {
 	// already NotReady or cordoned. Default 10%.
 	// +optional
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:Pattern=`^((100|[1-9]?[0-9])%|[0-9]+)$`
+	// +kubebuilder:validation:Pattern=`^(100|[1-9]?[0-9])%$`
+	// +kubebuilder:validation:XValidation:rule="self >= 0 || self.endsWith('%')",message="maxUnavailableNodes must be a count >= 0 or a percentage from 0% to 100%"
 	MaxUnavailableNodes *intstr.IntOrString `json:"maxUnavailableNodes,omitempty"`
 
 	// timeout bounds a drain; pods still not evicted then are reported. Default 5m.
@@ -746,7 +747,8 @@ type Guards struct {
 	// the problem is wider than a few pods. Default: no limit.
 	// +optional
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:Pattern=`^((100|[1-9]?[0-9])%|[0-9]+)$`
+	// +kubebuilder:validation:Pattern=`^(100|[1-9]?[0-9])%$`
+	// +kubebuilder:validation:XValidation:rule="self >= 0 || self.endsWith('%')",message="maxUnhealthyPods must be a count >= 0 or a percentage from 0% to 100%"
 	MaxUnhealthyPods *intstr.IntOrString `json:"maxUnhealthyPods,omitempty"`
 }
 

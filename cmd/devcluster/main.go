@@ -38,6 +38,11 @@ import (
 	"github.com/homeostat-dev/homeostat/internal/devcluster"
 )
 
+// say writes a message for the person at the terminal; there is nobody to tell if that fails.
+func say(w io.Writer, format string, args ...any) {
+	_, _ = fmt.Fprintf(w, format, args...)
+}
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -83,7 +88,7 @@ flags:
 `
 
 func usage(stderr io.Writer, fs *flag.FlagSet) {
-	fmt.Fprint(stderr, usageText)
+	say(stderr, "%s", usageText)
 	fs.SetOutput(stderr)
 	fs.PrintDefaults()
 }
@@ -112,13 +117,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			usage(stderr, fs)
 			return 0
 		}
-		fmt.Fprintf(stderr, "devcluster: %v\n", err)
+		say(stderr, "devcluster: %v\n", err)
 		usage(stderr, fs)
 		return 2
 	}
 	command := fs.Args()
 	if verb == "run" && manager == "" {
-		fmt.Fprintln(stderr, "devcluster: run needs --manager")
+		say(stderr, "devcluster: run needs --manager\n")
 		return 2
 	}
 
@@ -133,13 +138,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if verb == "run" {
 		command = append([]string{manager}, command...)
 		if kubeconfigAnswers(ctx) {
-			fmt.Fprintln(stderr, "devcluster: KUBECONFIG's cluster answers: running the manager against it (make install puts the CRDs there)")
+			say(stderr, "devcluster: KUBECONFIG's cluster answers: running the manager against it (make install puts the CRDs there)\n")
 			return runCommand(ctx, command, nil, stderr)
 		}
 		if len(f.crdPaths) == 0 {
 			root, err := devcluster.RepoRoot()
 			if err != nil {
-				fmt.Fprintf(stderr, "devcluster: %v\n", err)
+				say(stderr, "devcluster: %v\n", err)
 				return 1
 			}
 			f.crdPaths = append(f.crdPaths, filepath.Join(root, "config", "crd", "bases"))
@@ -158,7 +163,7 @@ func up(ctx context.Context, f *clusterFlags, command, env []string, stdout, std
 	for _, path := range f.stageFiles {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			fmt.Fprintf(stderr, "devcluster: %v\n", err)
+			say(stderr, "devcluster: %v\n", err)
 			return 2
 		}
 		opts.ExtraStages = append(opts.ExtraStages, string(data))
@@ -166,36 +171,36 @@ func up(ctx context.Context, f *clusterFlags, command, env []string, stdout, std
 	if f.verbose {
 		opts.Log = stderr
 	}
-	opts.Logger = funcr.New(func(_, line string) { fmt.Fprintf(stderr, "devcluster: %s\n", line) }, funcr.Options{})
+	opts.Logger = funcr.New(func(_, line string) { say(stderr, "devcluster: %s\n", line) }, funcr.Options{})
 
 	c, err := devcluster.Start(ctx, opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "devcluster: %v\n", err)
+		say(stderr, "devcluster: %v\n", err)
 		return 1
 	}
 	defer func() {
 		if err := c.Stop(); err != nil {
-			fmt.Fprintf(stderr, "devcluster: stopping: %v\n", err)
+			say(stderr, "devcluster: stopping: %v\n", err)
 		}
 	}()
 	if len(f.crdPaths) > 0 {
 		if err := c.InstallCRDs(ctx, f.crdPaths...); err != nil {
-			fmt.Fprintf(stderr, "devcluster: %v\n", err)
+			say(stderr, "devcluster: %v\n", err)
 			return 1
 		}
 	}
 	path := c.Kubeconfig()
 	if f.kubeconfig != "" {
 		if err := c.WriteKubeconfig(f.kubeconfig); err != nil {
-			fmt.Fprintf(stderr, "devcluster: %v\n", err)
+			say(stderr, "devcluster: %v\n", err)
 			return 1
 		}
 		path = f.kubeconfig
 	}
-	fmt.Fprintf(stdout, "export KUBECONFIG=%s\n", path)
+	say(stdout, "export KUBECONFIG=%s\n", path)
 
 	if len(command) == 0 {
-		fmt.Fprintln(stderr, "devcluster: Running; press Ctrl-C to stop")
+		say(stderr, "devcluster: Running; press Ctrl-C to stop\n")
 		<-ctx.Done()
 		return 0
 	}
@@ -211,7 +216,7 @@ func runCommand(ctx context.Context, command, env []string, stderr io.Writer) in
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	if err := devcluster.StartProcess(cmd); err != nil {
-		fmt.Fprintf(stderr, "devcluster: %v\n", err)
+		say(stderr, "devcluster: %v\n", err)
 		return 1
 	}
 	err := cmd.Wait()
@@ -219,11 +224,11 @@ func runCommand(ctx context.Context, command, env []string, stderr io.Writer) in
 		return 0 // interrupted: the command was stopped on purpose
 	}
 	if exit := (*exec.ExitError)(nil); errors.As(err, &exit) {
-		fmt.Fprintf(stderr, "devcluster: %s: %v\n", command[0], err)
+		say(stderr, "devcluster: %s: %v\n", command[0], err)
 		return max(exit.ExitCode(), 1)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "devcluster: %v\n", err)
+		say(stderr, "devcluster: %v\n", err)
 		return 1
 	}
 	return 0

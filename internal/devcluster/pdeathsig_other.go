@@ -4,6 +4,6 @@ package devcluster
 
 import "syscall"
 
-// setParentDeathSignal does nothing: only Linux has a parent-death signal. Elsewhere a
-// component outlives a killed parent until the next Start in its directory kills it.
+// setParentDeathSignal does nothing: only Linux has a parent-death signal (and /proc, which
+// the cleanup of stale pids needs). Elsewhere a component can outlive a killed parent.
 func setParentDeathSignal(*syscall.SysProcAttr) {}

@@ -61,54 +61,8 @@ const (
 // for an Event's note.
 const maxMessage = 1024
 
-// Kind returns the kind of an action, the JSON name of its one set member, or "" when
-// none is set.
-func Kind(a v1alpha1.Action) string {
-	switch {
-	case a.RestartPods != nil:
-		return KindRestartPods
-	case a.RolloutRestart != nil:
-		return KindRolloutRestart
-	case a.Rollback != nil:
-		return KindRollback
-	case a.Scale != nil:
-		return KindScale
-	case a.Failover != nil:
-		return KindFailover
-	case a.CordonNode != nil:
-		return KindCordonNode
-	case a.DrainNode != nil:
-		return KindDrainNode
-	case a.RunJob != nil:
-		return KindRunJob
-	case a.Webhook != nil:
-		return KindWebhook
-	case a.Notify != nil:
-		return KindNotify
-	}
-	return ""
-}
-
-// Component returns the name of the component an action targets, or "" for actions that
-// target none (failover, runJob, webhook, notify). The controller resolves it (and `"*"`)
-// into Request.Target.
-func Component(a v1alpha1.Action) string {
-	switch {
-	case a.RestartPods != nil:
-		return a.RestartPods.Component
-	case a.RolloutRestart != nil:
-		return a.RolloutRestart.Component
-	case a.Rollback != nil:
-		return a.Rollback.Component
-	case a.Scale != nil:
-		return a.Scale.Component
-	case a.CordonNode != nil:
-		return a.CordonNode.Component
-	case a.DrainNode != nil:
-		return a.DrainNode.Component
-	}
-	return ""
-}
+// Kind returns the name of the action's set member; see v1alpha1.Action.Kind.
+func Kind(a v1alpha1.Action) string { return a.Kind() }
 
 // effector carries out one kind of action. Each lives in its own file and registers
 // itself from init, so adding an action is adding a file.

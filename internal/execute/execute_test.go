@@ -35,7 +35,7 @@ func TestKindAndComponentNameEveryMember(t *testing.T) {
 			if got := Kind(tt.action); got != tt.kind {
 				t.Errorf("Kind() = %q, want %q", got, tt.kind)
 			}
-			if got := Component(tt.action); got != tt.component {
+			if got := tt.action.Component(); got != tt.component {
 				t.Errorf("Component() = %q, want %q", got, tt.component)
 			}
 		})

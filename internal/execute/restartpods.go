@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/monitor"
 )
 
 func init() { register(KindRestartPods, restartPods{}) }
@@ -63,43 +64,12 @@ func selectPods(pods []corev1.Pod, sel v1alpha1.PodSelection) []string {
 		if p.DeletionTimestamp != nil {
 			continue
 		}
-		if sel == v1alpha1.PodsAll || podUnhealthy(p) {
+		if sel == v1alpha1.PodsAll || monitor.PodUnhealthy(p) {
 			names = append(names, p.Name)
 		}
 	}
 	slices.Sort(names)
 	return names[:min(len(names), maxObjects)]
-}
-
-// podUnhealthy is the built-in sensors' judgement of one pod: pending, not ready, a
-// container waiting in CrashLoopBackOff, or a container last terminated by OOMKilled.
-func podUnhealthy(p *corev1.Pod) bool {
-	if p.Status.Phase == corev1.PodPending || !podReady(p) {
-		return true
-	}
-	for _, statuses := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses} {
-		for _, cs := range statuses {
-			if w := cs.State.Waiting; w != nil && w.Reason == "CrashLoopBackOff" {
-				return true
-			}
-			if t := cs.LastTerminationState.Terminated; t != nil && t.Reason == "OOMKilled" {
-				return true
-			}
-			if t := cs.State.Terminated; t != nil && t.Reason == "OOMKilled" {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // evictResult is what became of one named pod.

@@ -240,49 +240,14 @@ func givenUp(starts []metav1.Time, g *v1alpha1.GiveUp) (bool, time.Time) {
 
 // ActionName is the name of the action's set member, for example "restartPods".
 func ActionName(a v1alpha1.Action) string {
-	switch {
-	case a.RestartPods != nil:
-		return "restartPods"
-	case a.RolloutRestart != nil:
-		return "rolloutRestart"
-	case a.Rollback != nil:
-		return "rollback"
-	case a.Scale != nil:
-		return "scale"
-	case a.Failover != nil:
-		return "failover"
-	case a.CordonNode != nil:
-		return "cordonNode"
-	case a.DrainNode != nil:
-		return "drainNode"
-	case a.RunJob != nil:
-		return "runJob"
-	case a.Webhook != nil:
-		return "webhook"
-	case a.Notify != nil:
-		return "notify"
+	if k := a.Kind(); k != "" {
+		return k
 	}
 	return "unknown"
 }
 
 // ActionComponent is the component an action names, or "" for actions without one.
-func ActionComponent(a v1alpha1.Action) string {
-	switch {
-	case a.RestartPods != nil:
-		return a.RestartPods.Component
-	case a.RolloutRestart != nil:
-		return a.RolloutRestart.Component
-	case a.Rollback != nil:
-		return a.Rollback.Component
-	case a.Scale != nil:
-		return a.Scale.Component
-	case a.CordonNode != nil:
-		return a.CordonNode.Component
-	case a.DrainNode != nil:
-		return a.DrainNode.Component
-	}
-	return ""
-}
+func ActionComponent(a v1alpha1.Action) string { return a.Component() }
 
 // Describe says what an action does, for messages: "restartPods on web".
 func Describe(a v1alpha1.Action) string {

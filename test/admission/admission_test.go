@@ -110,16 +110,8 @@ var _ = Describe("Invalid manifests", func() {
 			Expect(err).NotTo(HaveOccurred())
 			needAPIServer()
 
-			obj := c.object.DeepCopy()
-			namespaced, err := k8sClient.IsObjectNamespaced(obj)
-			Expect(err).NotTo(HaveOccurred(), "the kind %s must be served", obj.GroupVersionKind())
-			if namespaced {
-				obj.SetNamespace(freshNamespace(ctx))
-			}
-
-			err = k8sClient.Create(ctx, obj)
+			err = create(ctx, c.object)
 			if err == nil {
-				_ = k8sClient.Delete(ctx, obj)
 				Fail(fmt.Sprintf("%s was accepted; want it rejected with an error containing %q", path, c.expect))
 			}
 			GinkgoWriter.Printf("%s: %v\n", filepath.Base(path), err)
@@ -142,15 +134,8 @@ var _ = Describe("Pending invalid manifests", func() {
 			Expect(err).NotTo(HaveOccurred())
 			needAPIServer()
 
-			obj := c.object.DeepCopy()
-			namespaced, err := k8sClient.IsObjectNamespaced(obj)
-			Expect(err).NotTo(HaveOccurred())
-			if namespaced {
-				obj.SetNamespace(freshNamespace(ctx))
-			}
-			err = k8sClient.Create(ctx, obj)
+			err = create(ctx, c.object)
 			if err == nil {
-				_ = k8sClient.Delete(ctx, obj)
 				Skip(fmt.Sprintf("%s is still accepted: the API bug in its header is not fixed yet", path))
 			}
 			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want an Invalid (422) error, got %v", err)
@@ -428,11 +413,23 @@ func explain(s apiextensionsv1.JSONSchemaProps, path string) (apiextensionsv1.JS
 	return s, true
 }
 
-// freshNamespace creates a namespace for one case, so cases never see each other.
-func freshNamespace(ctx context.Context) string {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "admission-"}}
-	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
-	return ns.Name
+// create creates a copy of a case's object for real, not as a dry run, exactly as a user
+// would: in a namespace of its own when its kind is namespaced, so cases never see each
+// other. An object the server accepts is deleted again. It returns the server's error.
+func create(ctx context.Context, object *unstructured.Unstructured) error {
+	obj := object.DeepCopy()
+	namespaced, err := k8sClient.IsObjectNamespaced(obj)
+	Expect(err).NotTo(HaveOccurred(), "the kind %s must be served", obj.GroupVersionKind())
+	if namespaced {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "admission-"}}
+		Expect(k8sClient.Create(ctx, ns)).To(Succeed())
+		obj.SetNamespace(ns.Name)
+	}
+	err = k8sClient.Create(ctx, obj)
+	if err == nil {
+		Expect(k8sClient.Delete(ctx, obj)).To(Succeed())
+	}
+	return err
 }
 
 func ensureNamespace(ctx context.Context, name string) {
