@@ -49,7 +49,7 @@ var _ = Describe("Homeostat", Ordered, ContinueOnFailure, func() {
 		time.Sleep(time.Minute)
 		after := writeCount()
 		Expect(getApp(ns, "shop").ResourceVersion).To(Equal(rv), "the app's status was rewritten while nothing changed")
-		Expect(after - before).To(BeZero(), "the manager wrote to the API server while every app was idle")
+		Expect(after-before).To(BeZero(), "the manager wrote to the API server while every app was idle")
 		logf("API writes by the manager over 60s of idle: %d", after-before)
 	})
 
