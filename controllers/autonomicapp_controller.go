@@ -39,11 +39,11 @@ import (
 // use it to prove that a restarted manager acts exactly once.
 const CrashAfterIntentEnv = "HOMEOSTAT_TEST_CRASH_AFTER_INTENT"
 
-// +kubebuilder:rbac:groups=autonomic.homeostat.dev,resources=autonomicapps,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=autonomic.homeostat.dev,resources=autonomicapps/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=autonomic.homeostat.dev,resources=autonomicapps,verbs=get;list;watch
+// +kubebuilder:rbac:groups=autonomic.homeostat.dev,resources=autonomicapps/status,verbs=get;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;replicasets,verbs=get;list;watch
-// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=patch
-// +kubebuilder:rbac:groups=apps,resources=deployments/scale;statefulsets/scale;replicasets/scale,verbs=get;patch;update
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;replicasets,verbs=patch
+// +kubebuilder:rbac:groups=apps,resources=deployments/scale;statefulsets/scale;replicasets/scale,verbs=patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=pods/eviction,verbs=create
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
