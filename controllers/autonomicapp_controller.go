@@ -429,9 +429,18 @@ func (r *AppReconciler) runPolicies(ctx context.Context, s *session, active map[
 			if err != nil {
 				return err
 			}
-		default:
-			st = v1alpha1.PolicyStatus{Name: pol.Name, State: v1alpha1.PolicyIdle, Reason: "NotYetSupported",
-				Message: "This version of Homeostat does not run autoscale or failover policies yet; nothing is done."}
+		case pol.Autoscale != nil:
+			var err error
+			st, err = r.autoscale(ctx, s, pol, old)
+			if err != nil {
+				return err
+			}
+		case pol.Failover != nil:
+			var err error
+			st, err = r.failover(ctx, s, pol, old)
+			if err != nil {
+				return err
+			}
 		}
 		if st.State != old.State || st.Reason != old.Reason {
 			r.Metrics.Decisions.WithLabelValues(decisionLabel(st)).Inc()

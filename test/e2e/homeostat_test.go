@@ -44,6 +44,19 @@ var _ = Describe("Homeostat", Ordered, ContinueOnFailure, func() {
 		Expect(a.Status.Components[0].ReadyReplicas).To(Equal(int32(3)))
 
 		By("a healthy, idle app causes zero API writes over a minute")
+		// Other specs may have run first (ginkgo shuffles top-level containers): wait until
+		// theirs are gone, so only this idle app is left to watch.
+		Eventually(func(g Gomega) {
+			var apps v1alpha1.AutonomicAppList
+			g.Expect(k8s.List(ctx, &apps)).To(Succeed())
+			g.Expect(apps.Items).To(HaveLen(1))
+			var nss corev1.NamespaceList
+			g.Expect(k8s.List(ctx, &nss)).To(Succeed())
+			for _, n := range nss.Items {
+				g.Expect(n.Status.Phase).NotTo(Equal(corev1.NamespaceTerminating), "namespace %s is still terminating", n.Name)
+			}
+		}).WithTimeout(3 * time.Minute).Should(Succeed())
+		time.Sleep(2 * time.Second)
 		before := writeCount()
 		rv := getApp(ns, "shop").ResourceVersion
 		time.Sleep(time.Minute)
