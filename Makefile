@@ -90,7 +90,8 @@ build: manifests generate fmt vet ## Build the manager binary into bin/.
 .PHONY: run
 run: manifests generate ## Run the manager here: against KUBECONFIG's cluster if reachable, else a local control plane it starts.
 	$(GO) build -o bin/manager .
-	$(GO) run ./cmd/devcluster run --manager bin/manager
+	$(GO) build -o bin/devcluster ./cmd/devcluster
+	bin/devcluster run --manager bin/manager -- --zap-devel --health-probe-bind-address=127.0.0.1:8081 --metrics-bind-address=127.0.0.1:8080 --metrics-secure=false
 
 .PHONY: docker-build
 docker-build: ## Build the manager image.

@@ -55,12 +55,13 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 // clusterFlags are the flags of the cluster that up and run start.
 type clusterFlags struct {
-	opts       devcluster.Options
-	kubeconfig string
-	crashloop  bool
-	verbose    bool
-	stageFiles stringList
-	crdPaths   stringList
+	opts        devcluster.Options
+	kubeconfig  string
+	crashloop   bool
+	verbose     bool
+	stageFiles  stringList
+	crdPaths    stringList
+	samplePaths stringList
 }
 
 func (f *clusterFlags) register(fs *flag.FlagSet, defaultName string) {
@@ -73,6 +74,7 @@ func (f *clusterFlags) register(fs *flag.FlagSet, defaultName string) {
 	fs.BoolVar(&f.crashloop, "crashloop-stage", false, "containers whose image ends in :bad crash-loop")
 	fs.Var(&f.stageFiles, "stage-file", "a file of extra kwok Stage documents (repeatable)")
 	fs.Var(&f.crdPaths, "crds", "a file or directory of CustomResourceDefinitions to install (repeatable)")
+	fs.Var(&f.samplePaths, "apply", "a file or directory of manifests to server-side apply after the CRDs (repeatable; run: default config/samples)")
 	fs.BoolVar(&f.verbose, "v", false, "copy the components' logs to stderr")
 }
 
@@ -150,6 +152,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 			f.crdPaths = append(f.crdPaths, filepath.Join(root, "config", "crd", "bases"))
 		}
 		env = []string{"ENABLE_WEBHOOKS=false"}
+		if len(f.samplePaths) == 0 {
+			root, err := devcluster.RepoRoot()
+			if err != nil {
+				fmt.Fprintf(stderr, "devcluster: %v\n", err)
+				return 1
+			}
+			f.samplePaths = append(f.samplePaths, filepath.Join(root, "config", "samples"))
+		}
+		// The samples show healing: a Deployment whose image ends in :bad crash-loops.
+		f.crashloop = true
 	}
 	return up(ctx, &f, command, env, stdout, stderr)
 }
@@ -189,6 +201,13 @@ func up(ctx context.Context, f *clusterFlags, command, env []string, stdout, std
 			return 1
 		}
 	}
+	if len(f.samplePaths) > 0 {
+		if err := devcluster.ApplyManifests(ctx, c.RESTConfig(), f.samplePaths...); err != nil {
+			say(stderr, "devcluster: %v\n", err)
+			return 1
+		}
+		say(stderr, "devcluster: Applied %s\n", strings.Join(f.samplePaths, ", "))
+	}
 	path := c.Kubeconfig()
 	if f.kubeconfig != "" {
 		if err := c.WriteKubeconfig(f.kubeconfig); err != nil {
@@ -198,6 +217,7 @@ func up(ctx context.Context, f *clusterFlags, command, env []string, stdout, std
 		path = f.kubeconfig
 	}
 	say(stdout, "export KUBECONFIG=%s\n", path)
+	say(stderr, "devcluster: In another terminal: export KUBECONFIG=%s; kubectl get aapp -A\n", path)
 
 	if len(command) == 0 {
 		say(stderr, "devcluster: Running; press Ctrl-C to stop\n")

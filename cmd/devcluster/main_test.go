@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -78,4 +79,26 @@ func TestUsageOnUnknownVerb(t *testing.T) {
 func kubeconfigAnswersAt(t *testing.T, path string) bool {
 	t.Setenv("KUBECONFIG", path)
 	return kubeconfigAnswers(context.Background())
+}
+
+// TestRunInstallsCRDsAndSamplesAndRunsTheManager is make run without a cluster: the
+// "manager" here is kubectl, which can only list the sample app when the CRDs are
+// installed, the samples applied and KUBECONFIG points at the new cluster. (The child
+// writes to the process's own stdout.)
+func TestRunInstallsCRDsAndSamplesAndRunsTheManager(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a local control plane; skipped with -short")
+	}
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("kubectl is not installed")
+	}
+	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none"))
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"run", "--name", "homeostat-cli-test", "--manager", kubectl, "--",
+		"get", "autonomicapp", "shop", "-n", "homeostat-demo", "-o", "name"}, &stdout, &stderr)
+	// kubectl get exits 1 when the kind or the app is missing.
+	if code != 0 {
+		t.Fatalf("run exited with %d (kubectl could not get the sample app); stderr:\n%s", code, stderr.String())
+	}
 }

@@ -1,0 +1,419 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	metricsv1beta1 "k8s.io/metrics/pkg/client/clientset/versioned/typed/metrics/v1beta1"
+
+	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+)
+
+// Defaults of a sensor's schedule, as the API documents them.
+const (
+	// DefaultInterval is how often a sensor without an interval is polled.
+	DefaultInterval = 15 * time.Second
+	// MaxDefaultTimeout caps the default timeout of a poll, which is the interval.
+	MaxDefaultTimeout = 10 * time.Second
+	// DefaultHTTPTimeout bounds an http sensor's request when it sets no timeout.
+	DefaultHTTPTimeout = time.Second
+	// DefaultWorkers is how many polls run at once when Workers is not set.
+	DefaultWorkers = 8
+)
+
+// Interval is how often the sensor is polled: its interval, default DefaultInterval.
+func Interval(s *v1alpha1.Sensor) time.Duration {
+	if s.Interval != nil && s.Interval.Duration > 0 {
+		return s.Interval.Duration
+	}
+	return DefaultInterval
+}
+
+// Timeout bounds one poll of the sensor: its timeout, default the interval but at most
+// MaxDefaultTimeout.
+func Timeout(s *v1alpha1.Sensor) time.Duration {
+	if s.Timeout != nil && s.Timeout.Duration > 0 {
+		return s.Timeout.Duration
+	}
+	return min(Interval(s), MaxDefaultTimeout)
+}
+
+// Poller polls every declared sensor of every app at the sensor's interval and writes
+// the outcome to Readings. It is a manager.Runnable that runs only on the leader.
+//
+// Polls are scheduled through one delaying work queue keyed by app and sensor: each key
+// is added back at the time its sensor is next due. A fixed number of workers (Workers)
+// take keys, whatever the number of apps; there is no goroutine or ticker per app or
+// sensor. Each poll runs under its sensor's timeout, and one app never has more than
+// PerApp polls in flight, so an app whose sensors hang holds at most PerApp workers for
+// at most their timeout and never delays the sensors of other apps.
+//
+//	reconcile ──Sync(app, sensors)──> state (spec, version, due) ──Add──> queue
+//	queue ──Get──> worker: still declared? due? app under PerApp? ──> probe.read(ctx)
+//	      <──AddAfter(interval)── worker ──record──> Readings ──Notify(app)──> reconcile
+//
+// A key whose sensor was removed or changed since it was queued is dropped when popped,
+// and the result of a poll that ran with a spec replaced meanwhile is thrown away.
+type Poller struct {
+	// Readings receives the outcome of every poll.
+	Readings *Readings
+	// Reader reads apps and, through PodsOf by default, pods: the manager's cache.
+	Reader client.Reader
+	// APIReader reads the objects of object sensors with a direct get, never the cache,
+	// so no informer is started for arbitrary kinds (mgr.GetAPIReader()).
+	APIReader client.Reader
+	// Metrics reads pod metrics from metrics.k8s.io for resource sensors.
+	Metrics metricsv1beta1.MetricsV1beta1Interface
+	// HTTPClient sends the requests of http and prometheus sensors. Default: a client
+	// with a transport of bounded dial, TLS handshake and idle times. An http sensor
+	// never follows redirects: a 3xx is its answer.
+	HTTPClient *http.Client
+	// Workers is how many polls run at once across all apps. Default DefaultWorkers.
+	Workers int
+	// PerApp is how many polls of one app run at once. Default Workers/4, at least 1.
+	PerApp int
+	// Clock is the one clock of the poller and its queue. Default the real one.
+	Clock clock.WithTicker
+	// Notify is called, outside any lock, when a sensor of the app became available or
+	// unavailable, changed its value, or failed again (see Readings), so the controller
+	// reconciles the app. It must not block.
+	Notify func(app types.NamespacedName)
+	// PodsOf returns the pods of an app's component, for resource sensors. Default:
+	// Gatherer{Reader}.PodsOf.
+	PodsOf func(ctx context.Context, app *v1alpha1.AutonomicApp, component string) ([]corev1.Pod, error)
+
+	initOnce   sync.Once
+	queue      workqueue.TypedDelayingInterface[sensorKey]
+	httpProbe  *http.Client // HTTPClient without redirects
+	mu         sync.Mutex
+	apps       map[types.NamespacedName]*appState
+	prometheus map[string]*promClient // by address, shared by the sensors that use it
+	versions   uint64
+}
+
+var (
+	_ manager.Runnable               = &Poller{}
+	_ manager.LeaderElectionRunnable = &Poller{}
+)
+
+// sensorKey names one sensor of one app in the queue.
+type sensorKey struct {
+	app    types.NamespacedName
+	sensor string
+}
+
+// appState is what Sync declared for one app, and the app's polls in flight.
+type appState struct {
+	sensors  map[string]*sensorState
+	inFlight int
+	// parked are sensors that came due while the app had PerApp polls in flight, in
+	// the order they came due; each finished poll of the app releases one.
+	parked []string
+}
+
+// sensorState is one declared sensor.
+type sensorState struct {
+	spec    v1alpha1.Sensor // a copy of the declared spec
+	version uint64          // changes whenever the probe is rebuilt
+	probe   probe
+	// interval and timeout are the spec's, with defaults.
+	interval, timeout time.Duration
+	// due is when the sensor is next polled; lastStart is when its last poll started
+	// (zero until one finished under the current version).
+	due, lastStart time.Time
+	polling        bool
+	parked         bool
+}
+
+// probe reads one sensor once, under ctx, whose deadline is timeout from now. Sync
+// builds it when the sensor's spec changes; the workers never run two reads of one
+// probe at once.
+type probe interface {
+	read(ctx context.Context, app types.NamespacedName, timeout time.Duration) (float64, error)
+	// release frees what the probe shares with others (a cached Prometheus client).
+	release()
+}
+
+// NeedLeaderElection says that only the leader polls: readings drive actions.
+func (p *Poller) NeedLeaderElection() bool { return true }
+
+func (p *Poller) init() {
+	p.initOnce.Do(func() {
+		if p.Clock == nil {
+			p.Clock = clock.RealClock{}
+		}
+		if p.Readings == nil {
+			p.Readings = NewReadings()
+		}
+		if p.HTTPClient == nil {
+			p.HTTPClient = newHTTPClient()
+		}
+		noRedirects := *p.HTTPClient
+		noRedirects.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		p.httpProbe = &noRedirects
+		if p.PodsOf == nil {
+			p.PodsOf = func(ctx context.Context, app *v1alpha1.AutonomicApp, component string) ([]corev1.Pod, error) {
+				return Gatherer{Reader: p.Reader}.PodsOf(ctx, app, component)
+			}
+		}
+		p.apps = map[types.NamespacedName]*appState{}
+		p.prometheus = map[string]*promClient{}
+		p.queue = workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[sensorKey]{
+			Name:  "sensor-poller",
+			Clock: p.Clock,
+		})
+	})
+}
+
+func (p *Poller) workers() int {
+	if p.Workers > 0 {
+		return p.Workers
+	}
+	return DefaultWorkers
+}
+
+func (p *Poller) perApp() int {
+	if p.PerApp > 0 {
+		return p.PerApp
+	}
+	return max(1, p.workers()/4)
+}
+
+// Start runs Workers workers until ctx is done, then waits for the polls in flight
+// (each is bounded by its timeout, and cancelled with ctx).
+func (p *Poller) Start(ctx context.Context) error {
+	p.init()
+	log := logf.FromContext(ctx).WithName("sensor-poller")
+	ctx = logf.IntoContext(ctx, log)
+	log.Info("Starting the sensor poller", "workers", p.workers(), "perApp", p.perApp())
+	var wg sync.WaitGroup
+	for range p.workers() {
+		wg.Go(func() {
+			for {
+				key, shutdown := p.queue.Get()
+				if shutdown {
+					return
+				}
+				p.process(ctx, key)
+				p.queue.Done(key)
+			}
+		})
+	}
+	<-ctx.Done()
+	p.queue.ShutDown()
+	wg.Wait()
+	log.Info("Stopped the sensor poller")
+	return nil
+}
+
+// Sync declares the sensors of an app: the app's own and those merged in from the
+// healing policies that select it. Call it on every reconcile; it is idempotent and
+// cheap when nothing changed. A new sensor is polled at once. A sensor whose interval
+// alone changed keeps its readings and is rescheduled from its last poll. A sensor whose
+// probe changed (anything but the interval) measures something else now: its readings
+// and history are dropped and it is polled at once. A sensor no longer declared stops
+// being polled and its readings are dropped. Sync(app, nil) stops polling the app.
+func (p *Poller) Sync(app *v1alpha1.AutonomicApp, sensors []v1alpha1.Sensor) {
+	p.init()
+	appKey := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	as := p.apps[appKey]
+	if as == nil {
+		if len(sensors) == 0 {
+			return
+		}
+		as = &appState{sensors: map[string]*sensorState{}}
+		p.apps[appKey] = as
+	}
+	now := p.Clock.Now()
+	declared := make(map[string]bool, len(sensors))
+	for i := range sensors {
+		s := &sensors[i]
+		if declared[s.Name] {
+			continue // names are unique in a valid spec; the first wins
+		}
+		declared[s.Name] = true
+		key := sensorKey{app: appKey, sensor: s.Name}
+		st := as.sensors[s.Name]
+		switch {
+		case st != nil && equality.Semantic.DeepEqual(&st.spec, s):
+			continue
+		case st != nil && sameProbe(&st.spec, s):
+			st.spec = *s.DeepCopy()
+			st.interval, st.timeout = Interval(s), Timeout(s)
+			if !st.lastStart.IsZero() {
+				// A shorter interval brings the next poll forward; a longer one is
+				// honoured when the queued key pops early and is not yet due.
+				st.due = st.lastStart.Add(st.interval)
+				p.queue.AddAfter(key, st.due.Sub(now))
+			}
+			continue
+		case st != nil:
+			st.probe.release()
+			p.Readings.forgetSensor(appKey, s.Name)
+		default:
+			st = &sensorState{}
+			as.sensors[s.Name] = st
+		}
+		p.versions++
+		st.spec = *s.DeepCopy()
+		st.version = p.versions
+		st.probe = p.newProbe(appKey.Namespace, &st.spec)
+		st.interval, st.timeout = Interval(s), Timeout(s)
+		st.due, st.lastStart = now, time.Time{}
+		p.queue.Add(key)
+	}
+	for name, st := range as.sensors {
+		if !declared[name] {
+			st.probe.release()
+			delete(as.sensors, name)
+			p.Readings.forgetSensor(appKey, name)
+		}
+	}
+	if len(as.sensors) == 0 {
+		delete(p.apps, appKey)
+		p.Readings.Forget(appKey)
+	}
+}
+
+// Forget stops polling the app and drops its readings: call it when the app is gone.
+func (p *Poller) Forget(app types.NamespacedName) {
+	p.init()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if as := p.apps[app]; as != nil {
+		for _, st := range as.sensors {
+			st.probe.release()
+		}
+		delete(p.apps, app)
+	}
+	p.Readings.Forget(app)
+}
+
+// sameProbe says whether two specs of a sensor measure the same thing, differing at
+// most in their interval.
+func sameProbe(a, b *v1alpha1.Sensor) bool {
+	x, y := *a, *b
+	x.Interval, y.Interval = nil, nil
+	return equality.Semantic.DeepEqual(&x, &y)
+}
+
+// process handles one key popped from the queue: it drops the key if its sensor is no
+// longer declared, puts it back if it is not due yet, parks it if its app already has
+// PerApp polls in flight, and otherwise polls the sensor, records the outcome and
+// schedules the next poll.
+func (p *Poller) process(ctx context.Context, key sensorKey) {
+	p.mu.Lock()
+	as := p.apps[key.app]
+	var st *sensorState
+	if as != nil {
+		st = as.sensors[key.sensor]
+	}
+	if st == nil || st.parked {
+		p.mu.Unlock()
+		return
+	}
+	if now := p.Clock.Now(); now.Before(st.due) {
+		p.queue.AddAfter(key, st.due.Sub(now))
+		p.mu.Unlock()
+		return
+	}
+	if as.inFlight >= p.perApp() {
+		st.parked = true
+		as.parked = append(as.parked, key.sensor)
+		p.mu.Unlock()
+		return
+	}
+	as.inFlight++
+	st.polling = true
+	pr, version, timeout := st.probe, st.version, st.timeout
+	p.mu.Unlock()
+
+	start := p.Clock.Now()
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	value, err := pr.read(pctx, key.app, timeout)
+	cancel()
+	end := p.Clock.Now()
+
+	p.mu.Lock()
+	as.inFlight--
+	st.polling = false
+	current := p.apps[key.app] == as && as.sensors[key.sensor] == st
+	if p.apps[key.app] == as {
+		p.releaseParked(key.app, as)
+	}
+	changed := false
+	if current && st.version == version && ctx.Err() == nil {
+		st.lastStart = start
+		st.due = start.Add(st.interval)
+		p.queue.AddAfter(key, st.due.Sub(end))
+		changed = p.Readings.record(key.app, key.sensor, value, err, end)
+	}
+	p.mu.Unlock()
+
+	if !changed {
+		return
+	}
+	if err != nil {
+		logf.FromContext(ctx).V(1).Info("Sensor is unavailable", "app", key.app.String(), "sensor", key.sensor, "error", err.Error())
+	}
+	if p.Notify != nil {
+		p.Notify(key.app)
+	}
+}
+
+// releaseParked queues the first parked sensor of the app that is still declared.
+func (p *Poller) releaseParked(app types.NamespacedName, as *appState) {
+	for len(as.parked) > 0 {
+		name := as.parked[0]
+		as.parked = as.parked[1:]
+		if st := as.sensors[name]; st != nil && st.parked {
+			st.parked = false
+			p.queue.Add(sensorKey{app: app, sensor: name})
+			return
+		}
+	}
+}
+
+// newProbe builds the probe of a sensor of an app in namespace ns. A spec that cannot
+// be probed (an object sensor whose expression does not compile) gives a probe that
+// fails with the reason, so the reason shows in status.
+func (p *Poller) newProbe(ns string, s *v1alpha1.Sensor) probe {
+	switch {
+	case s.Prometheus != nil:
+		return p.newPrometheusProbe(s.Prometheus)
+	case s.Resource != nil:
+		return &resourceProbe{p: p, spec: *s.Resource}
+	case s.HTTP != nil:
+		return newHTTPProbe(p, s.HTTP)
+	case s.Object != nil:
+		return newObjectProbe(p, ns, s.Object)
+	}
+	return failingProbe{errors.New("the sensor sets none of prometheus, resource, http, object")}
+}
+
+// failingProbe always fails with err.
+type failingProbe struct{ err error }
+
+func (f failingProbe) read(context.Context, types.NamespacedName, time.Duration) (float64, error) {
+	return 0, f.err
+}
+func (failingProbe) release() {}
+
+// timedOut says whether err is ctx running out of time rather than a failure of its own.
+func timedOut(ctx context.Context, err error) bool {
+	return errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)
+}

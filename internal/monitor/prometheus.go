@@ -1,0 +1,130 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+)
+
+// promClient is a Prometheus API client shared by every sensor that queries one
+// address, counted so that it goes when the last of them does.
+type promClient struct {
+	api  promv1.API
+	refs int
+}
+
+// prometheusProbe runs an instant query. The query is evaluated at the server's own
+// time, so a skew between the operator's clock and Prometheus' does not matter.
+type prometheusProbe struct {
+	p        *Poller
+	address  string // as declared: the key of the client cache
+	shown    string // the address with any password redacted, for messages
+	query    string
+	client   *promClient
+	released bool
+}
+
+// newPrometheusProbe takes the cached client of the address, or makes it. It is called
+// with p.mu held.
+func (p *Poller) newPrometheusProbe(spec *v1alpha1.PrometheusSensor) probe {
+	shown := spec.Address
+	if u, err := url.Parse(spec.Address); err == nil {
+		shown = u.Redacted()
+	}
+	c := p.prometheus[spec.Address]
+	if c == nil {
+		cl, err := api.NewClient(api.Config{Address: spec.Address, Client: p.HTTPClient})
+		if err != nil {
+			return failingProbe{fmt.Errorf("prometheus address %s is not usable: %w", shown, err)}
+		}
+		c = &promClient{api: promv1.NewAPI(cl)}
+		p.prometheus[spec.Address] = c
+	}
+	c.refs++
+	return &prometheusProbe{p: p, address: spec.Address, shown: shown, query: spec.Query, client: c}
+}
+
+// release is called with p.mu held.
+func (pp *prometheusProbe) release() {
+	if pp.released {
+		return
+	}
+	pp.released = true
+	pp.client.refs--
+	if pp.client.refs <= 0 && pp.p.prometheus[pp.address] == pp.client {
+		delete(pp.p.prometheus, pp.address)
+	}
+}
+
+func (pp *prometheusProbe) read(ctx context.Context, _ types.NamespacedName, timeout time.Duration) (float64, error) {
+	// The timeout is also sent to Prometheus, so it stops evaluating a query nobody
+	// waits for any more.
+	v, _, _, err := pp.client.api.Query(ctx, pp.query, time.Time{}, promv1.WithTimeout(timeout))
+	if err != nil {
+		var perr *promv1.Error
+		switch {
+		case timedOut(ctx, err):
+			return 0, fmt.Errorf("prometheus at %s did not answer within %s", pp.shown, timeout)
+		case errors.As(err, &perr):
+			msg := perr.Error()
+			if d := oneLine(perr.Detail, 200); d != "" {
+				msg += ": " + d
+			}
+			return 0, fmt.Errorf("prometheus at %s answered %s", pp.shown, msg)
+		}
+		return 0, fmt.Errorf("querying prometheus at %s: %w", pp.shown, err)
+	}
+	return PrometheusValue(v)
+}
+
+// PrometheusValue is the number a sensor reads from a query's result: a scalar, or the
+// value of a vector of exactly one sample. Anything else is an error that says what came
+// back and how to fix the query, and so is a value that is not finite (NaN, ±Inf).
+func PrometheusValue(v model.Value) (float64, error) {
+	const need = "a sensor needs a scalar or one sample"
+	var f model.SampleValue
+	switch v := v.(type) {
+	case *model.Scalar:
+		f = v.Value
+	case model.Vector:
+		switch {
+		case len(v) == 0:
+			return 0, fmt.Errorf("query returned an empty vector; %s (no series matched: check the metric name and labels)", need)
+		case len(v) > 1:
+			return 0, fmt.Errorf("query returned a vector of %d samples; %s (aggregate with sum() or max())", len(v), need)
+		case v[0].Histogram != nil:
+			return 0, fmt.Errorf("query returned a native histogram sample; %s (use histogram_quantile(), histogram_sum() or histogram_count())", need)
+		}
+		f = v[0].Value
+	case model.Matrix:
+		return 0, fmt.Errorf("query returned a range vector (matrix) of %d series; %s (drop the [range] selector or wrap it in a function such as rate())", len(v), need)
+	case *model.String:
+		return 0, fmt.Errorf("query returned the string %q; %s", v.Value, need)
+	case nil:
+		return 0, fmt.Errorf("query returned no result; %s", need)
+	default:
+		return 0, fmt.Errorf("query returned a %s; %s", v.Type(), need)
+	}
+	x := float64(f)
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return 0, fmt.Errorf("query returned %s; a sensor needs a finite number", strconv.FormatFloat(x, 'g', -1, 64))
+	}
+	return x, nil
+}
+
+// oneLine squeezes s onto one line of at most n bytes, for an error message.
+func oneLine(s string, n int) string {
+	return truncate(strings.Join(strings.Fields(s), " "), n)
+}
