@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -39,6 +40,10 @@ import (
 // use it to prove that a restarted manager acts exactly once.
 const CrashAfterIntentEnv = "HOMEOSTAT_TEST_CRASH_AFTER_INTENT"
 
+// pendingRecheck is how soon an action that reported progress (still Pending) is
+// looked at again when nothing else brings its app back.
+const pendingRecheck = 2 * time.Second
+
 // +kubebuilder:rbac:groups=autonomic.homeostat.dev,resources=autonomicapps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=autonomic.homeostat.dev,resources=autonomicapps/status,verbs=get;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;replicasets,verbs=get;list;watch
@@ -71,6 +76,8 @@ func (r *AppReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.appsOfWorkload)).
 		Watches(&appsv1.ReplicaSet{}, handler.EnqueueRequestsFromMapFunc(r.appsOfWorkload)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.appsOfPod)).
+		Watches(&v1alpha1.HealingPolicy{}, r.sharedPolicyHandler(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.ClusterHealingPolicy{}, r.sharedPolicyHandler(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Named("autonomicapp").
 		Complete(r)
@@ -175,8 +182,12 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 // session is one reconcile of one app: the app as read, the status as last written,
 // and the earliest time the loop must run again.
 type session struct {
-	r           *AppReconciler
-	app         *v1alpha1.AutonomicApp
+	r   *AppReconciler
+	app *v1alpha1.AutonomicApp
+	// view is the app with the shared policies that select it merged into its spec:
+	// what the loop runs. Status is written on app.
+	view        *v1alpha1.AutonomicApp
+	merged      plan.Merged
 	base        *v1alpha1.AutonomicApp
 	now         time.Time
 	triggeredAt time.Time
@@ -241,6 +252,13 @@ func (r *AppReconciler) reconcile(ctx context.Context, s *session) (time.Time, e
 	app := s.app
 	st := &app.Status
 
+	// Knowledge: the app's own healing and the shared policies that select it.
+	shared, err := sharedFor(ctx, r.Client, app)
+	if err != nil {
+		return time.Time{}, err
+	}
+	s.view, s.merged = mergedView(app, shared)
+
 	// Monitor.
 	components, err := r.Gatherer.Gather(ctx, app)
 	if err != nil {
@@ -254,7 +272,7 @@ func (r *AppReconciler) reconcile(ctx context.Context, s *session) (time.Time, e
 	healthy, healthMsg := rollup(app, components)
 
 	// Validate what CEL in the CRD cannot: symptom expressions and cross references.
-	if errs := analyze.ValidateApp(app); len(errs) > 0 {
+	if errs := validateView(s.view, s.merged); len(errs) > 0 {
 		r.setCondition(s, v1alpha1.ConditionReady, false, v1alpha1.ReasonInvalidSpec,
 			"The spec is invalid and no policy runs until it is fixed: "+validationMessage(errs))
 		r.finishStatus(s, healthy, healthMsg)
@@ -318,7 +336,7 @@ func rollup(app *v1alpha1.AutonomicApp, cs []monitor.Component) (bool, string) {
 // analyze evaluates the symptoms with hysteresis and returns the active set.
 func (r *AppReconciler) analyze(s *session) map[string]bool {
 	app := s.app
-	compiled, errs := analyze.Compile(app.Spec.Symptoms, analyze.DeclaredFor(app), "spec.symptoms")
+	compiled, errs := analyze.Compile(s.view.Spec.Symptoms, analyze.DeclaredFor(s.view), "spec.symptoms")
 	active := map[string]bool{}
 	if len(errs) > 0 {
 		// ValidateApp already reported it; nothing to evaluate.
@@ -333,8 +351,8 @@ func (r *AppReconciler) analyze(s *session) map[string]bool {
 	for _, p := range app.Status.Symptoms {
 		prev[p.Name] = p
 	}
-	out := make([]v1alpha1.SymptomStatus, 0, len(app.Spec.Symptoms))
-	for _, sym := range app.Spec.Symptoms {
+	out := make([]v1alpha1.SymptomStatus, 0, len(s.view.Spec.Symptoms))
+	for _, sym := range s.view.Spec.Symptoms {
 		p, ok := prev[sym.Name]
 		if !ok {
 			p = v1alpha1.SymptomStatus{Name: sym.Name}
@@ -379,7 +397,7 @@ func (r *AppReconciler) resumePending(ctx context.Context, s *session) error {
 				fmt.Sprintf("The intent could not be resumed: policy %q has no step %d any more.", rec.Policy, rec.Step), s.now)
 			continue
 		}
-		logf.FromContext(ctx).Info("Resuming an action recorded before a restart", "id", rec.ID, "policy", rec.Policy, "step", rec.Step)
+		logf.FromContext(ctx).V(1).Info("Carrying on with an unfinished action", "id", rec.ID, "policy", rec.Policy, "step", rec.Step)
 		r.execute(ctx, s, rec, action, target)
 		if err := s.flush(ctx); err != nil {
 			return err
@@ -389,7 +407,7 @@ func (r *AppReconciler) resumePending(ctx context.Context, s *session) error {
 }
 
 func (r *AppReconciler) actionOf(s *session, rec v1alpha1.ActionRecord) (v1alpha1.Action, *monitor.Component, bool) {
-	for _, p := range s.app.Spec.Policies {
+	for _, p := range s.view.Spec.Policies {
 		if p.Name != rec.Policy || p.Remediate == nil || rec.Step < 1 || int(rec.Step) > len(p.Remediate.Steps) {
 			continue
 		}
@@ -397,7 +415,7 @@ func (r *AppReconciler) actionOf(s *session, rec v1alpha1.ActionRecord) (v1alpha
 		if plan.ActionName(a) != rec.Action {
 			return v1alpha1.Action{}, nil, false
 		}
-		return a, s.component(plan.ActionComponent(a)), true
+		return a, s.component(cmp.Or(rec.Component, a.Component())), true
 	}
 	return v1alpha1.Action{}, nil, false
 }
@@ -418,8 +436,8 @@ func (r *AppReconciler) runPolicies(ctx context.Context, s *session, active map[
 	for _, p := range app.Status.Policies {
 		prev[p.Name] = p
 	}
-	out := make([]v1alpha1.PolicyStatus, 0, len(app.Spec.Policies))
-	for _, pol := range app.Spec.Policies {
+	out := make([]v1alpha1.PolicyStatus, 0, len(s.view.Spec.Policies))
+	for _, pol := range s.view.Spec.Policies {
 		old := prev[pol.Name]
 		var st v1alpha1.PolicyStatus
 		switch {
@@ -442,6 +460,7 @@ func (r *AppReconciler) runPolicies(ctx context.Context, s *session, active map[
 				return err
 			}
 		}
+		st.Source = s.merged.Sources[plan.EntryPolicy+"/"+pol.Name]
 		if st.State != old.State || st.Reason != old.Reason {
 			r.Metrics.Decisions.WithLabelValues(decisionLabel(st)).Inc()
 		}
@@ -501,58 +520,148 @@ func (r *AppReconciler) remediate(ctx context.Context, s *session, pol v1alpha1.
 		// An earlier intent could not be finished this pass; never stack another on it.
 		return old, nil
 	}
-	target := s.component(plan.ActionComponent(*d.Action))
-	req := execute.Request{App: app, Action: *d.Action, Target: target}
-	prepared, perr := r.Effectors.Prepare(req)
-
-	verdict := plan.CheckGuards(r.guardInput(s), perr == nil && prepared.Disruptive, s.now)
-	if verdict.Held {
-		st := plan.Held(d, verdict)
-		s.requeueAt(verdict.Until)
+	res, err := r.act(ctx, s, actInput{Policy: pol.Name, Step: d.Step, Action: *d.Action, Reason: d.Message})
+	if err != nil {
+		return old, err
+	}
+	if res.Held.Held {
+		st := plan.Held(d, res.Held)
+		s.requeueAt(res.Held.Until)
 		if old.State != st.State || old.Reason != st.Reason {
-			r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "Held"+verdict.Reason, "Plan", "Policy %s: %s", pol.Name, st.Message)
+			r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "Held"+res.Held.Reason, "Plan", "Policy %s: %s", pol.Name, st.Message)
 		}
 		return st, nil
 	}
+	return plan.Acted(d, res.LastID, s.now), nil
+}
 
-	id := knowledge.NewID(pol.Name, s.now)
+// actInput is one decided action.
+type actInput struct {
+	Policy string
+	Step   int32
+	Action v1alpha1.Action
+	// Reason says why, in a sentence, for the ledger.
+	Reason string
+}
+
+// actResult says what act did.
+type actResult struct {
+	// Held is set when a guard held the action back; nothing was recorded.
+	Held plan.Verdict
+	// LastID is the id of the last record written.
+	LastID string
+}
+
+// act carries out one decided action under the ledger's rules: it resolves the targets
+// (a component, or each component for "*"), fixes each target's objects (Prepare),
+// checks the guards, records one intent per target and writes them to status before
+// anything changes, then runs the effectors and records their outcomes. In DryRun the
+// records are written as Skipped and nothing runs.
+func (r *AppReconciler) act(ctx context.Context, s *session, in actInput) (actResult, error) {
+	app := s.app
+	type prepared struct {
+		target *monitor.Component
+		p      execute.Prepared
+	}
+	var ready []prepared
+	var firstErr error
+	for _, t := range s.targets(in.Action) {
+		p, err := r.Effectors.Prepare(execute.Request{App: app, Action: in.Action, Target: t})
+		if err != nil {
+			firstErr = cmp.Or(firstErr, err)
+			continue
+		}
+		ready = append(ready, prepared{target: t, p: p})
+	}
+	disruptive := slices.ContainsFunc(ready, func(p prepared) bool { return p.p.Disruptive })
+	if v := plan.CheckGuards(r.guardInput(s), disruptive, s.now); v.Held {
+		return actResult{Held: v}, nil
+	}
+
 	detected := metav1.NewTime(s.triggeredAt)
-	rec := v1alpha1.ActionRecord{
-		ID: id, Time: metav1.NewTime(s.now), Policy: pol.Name, Step: d.Step, Action: plan.ActionName(*d.Action),
-		Target: prepared.Target, Objects: prepared.Objects, Replicas: prepared.Replicas,
-		Reason: knowledge.Truncate(d.Message, 1024), Result: v1alpha1.ResultPending,
-		DryRun: app.Spec.Mode == v1alpha1.ModeDryRun, DetectedAt: &detected,
+	newRecord := func(component string) v1alpha1.ActionRecord {
+		return v1alpha1.ActionRecord{
+			ID: knowledge.NewID(in.Policy, s.now), Time: metav1.NewTime(s.now), Policy: in.Policy, Step: in.Step,
+			Action: plan.ActionName(in.Action), Component: component, Reason: knowledge.Truncate(in.Reason, 1024),
+			Result: v1alpha1.ResultPending, DryRun: app.Spec.Mode == v1alpha1.ModeDryRun, DetectedAt: &detected,
+		}
 	}
-	st := plan.Acted(d, id, s.now)
-	app.Status.Policies = mergePolicy(app.Status.Policies, st)
-	switch {
-	case perr != nil:
-		rec.Result, rec.Message, rec.FinishedAt = v1alpha1.ResultFailed, knowledge.Truncate(perr.Error(), 1024), &rec.Time
+	if len(ready) == 0 {
+		// Nothing to act on: the step is recorded as failed, so the ladder moves on.
+		rec := newRecord(in.Action.Component())
+		rec.Result, rec.Message, rec.FinishedAt = v1alpha1.ResultFailed, knowledge.Truncate(firstErr.Error(), 1024), &rec.Time
 		knowledge.Record(&app.Status, rec)
 		r.countAction(rec)
-		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "ActionFailed", rec.Action, "Policy %s step %d: %s", pol.Name, d.Step, perr.Error())
-		return st, nil
-	case rec.DryRun:
-		rec.Result, rec.Message, rec.FinishedAt = v1alpha1.ResultSkipped, "DryRun: the action was decided and recorded; nothing was changed.", &rec.Time
-		knowledge.Record(&app.Status, rec)
-		r.countAction(rec)
-		r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "DryRun", rec.Action, "Policy %s step %d would run %s on %s: %s",
-			pol.Name, d.Step, rec.Action, rec.Target, d.Message)
-		return st, nil
+		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "ActionFailed", rec.Action, "Policy %s step %d: %s", in.Policy, in.Step, firstErr.Error())
+		return actResult{LastID: rec.ID}, nil
 	}
 
-	// Knowledge first: the intent is durable before anything changes.
-	knowledge.Record(&app.Status, rec)
-	if err := s.flush(ctx); err != nil {
-		return old, err
+	recs := make([]v1alpha1.ActionRecord, 0, len(ready))
+	for _, p := range ready {
+		rec := newRecord(componentName(p.target))
+		rec.Target, rec.Objects, rec.Replicas = p.p.Target, p.p.Objects, p.p.Replicas
+		if rec.DryRun {
+			rec.Result, rec.Message, rec.FinishedAt = v1alpha1.ResultSkipped, "DryRun: the action was decided and recorded; nothing was changed.", &rec.Time
+			r.countAction(rec)
+			r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "DryRun", rec.Action, "Policy %s step %d would run %s on %s: %s",
+				in.Policy, in.Step, rec.Action, rec.Target, in.Reason)
+		}
+		knowledge.Record(&app.Status, rec)
+		recs = append(recs, rec)
 	}
-	if v := os.Getenv(CrashAfterIntentEnv); v == "*" || v == rec.Action {
-		logf.FromContext(ctx).Info("Exiting after recording an intent, as the test hook asks", "id", id)
+	last := recs[len(recs)-1].ID
+	if recs[0].DryRun {
+		return actResult{LastID: last}, nil
+	}
+
+	// Knowledge first: the intents are durable before anything changes.
+	if err := s.flush(ctx); err != nil {
+		return actResult{}, err
+	}
+	if v := os.Getenv(CrashAfterIntentEnv); v == "*" || v == recs[0].Action {
+		logf.FromContext(ctx).Info("Exiting after recording an intent, as the test hook asks", "id", recs[0].ID)
 		os.Exit(3)
 	}
 	r.Metrics.DetectToAct.Observe(r.Clock.Since(s.triggeredAt).Seconds())
-	r.execute(ctx, s, rec, *d.Action, target)
-	return st, nil
+	for i, rec := range recs {
+		r.execute(ctx, s, rec, in.Action, ready[i].target)
+	}
+	return actResult{LastID: last}, nil
+}
+
+// targets resolves the component an action names: nil for actions without one, each
+// workload component for "*" (for restartPods of unhealthy pods, those with unhealthy
+// pods), else the named component.
+func (s *session) targets(a v1alpha1.Action) []*monitor.Component {
+	name := a.Component()
+	if name == "" {
+		return []*monitor.Component{nil}
+	}
+	if name != "*" {
+		return []*monitor.Component{s.component(name)}
+	}
+	var all, sick []*monitor.Component
+	for i := range s.components {
+		c := &s.components[i]
+		if c.Ref == nil {
+			continue
+		}
+		all = append(all, c)
+		if _, unhealthy, _ := monitor.HealthyPods(c); unhealthy > 0 {
+			sick = append(sick, c)
+		}
+	}
+	if a.RestartPods != nil && a.RestartPods.Pods != v1alpha1.PodsAll && len(sick) > 0 {
+		return sick
+	}
+	return all
+}
+
+func componentName(c *monitor.Component) string {
+	if c == nil {
+		return ""
+	}
+	return c.Name
 }
 
 // execute runs an effector for a recorded intent and records its outcome.
@@ -560,6 +669,12 @@ func (r *AppReconciler) execute(ctx context.Context, s *session, rec v1alpha1.Ac
 	recCopy := rec
 	out := r.Effectors.Execute(ctx, execute.Request{App: s.app, Record: &recCopy, Action: action, Target: target})
 	knowledge.Complete(&s.app.Status, rec.ID, out.Result, out.Message, r.Clock.Now())
+	if out.Result == v1alpha1.ResultPending {
+		// A long action (a Job, a drain) reports progress; look again shortly. Watches
+		// on what it changed usually bring the app back sooner.
+		s.requeueAt(r.Clock.Now().Add(pendingRecheck))
+		return
+	}
 	rec.Result = out.Result
 	r.countAction(rec)
 	logf.FromContext(ctx).Info("Action finished", "id", rec.ID, "policy", rec.Policy, "step", rec.Step,
@@ -579,7 +694,7 @@ func (r *AppReconciler) guardInput(s *session) plan.GuardInput {
 		ActionTimes:  knowledge.ActionTimes(&app.Status),
 	}
 	_, g.PausedAnnotation = app.Annotations[v1alpha1.PausedAnnotation]
-	if gd := app.Spec.Guards; gd != nil {
+	if gd := s.view.Spec.Guards; gd != nil {
 		g.Cooldown = durationOf(gd.Cooldown)
 		g.MaxActions = gd.MaxActions
 		g.MaxUnhealthyPods = gd.MaxUnhealthyPods
@@ -608,7 +723,7 @@ func (r *AppReconciler) finishStatus(s *session, healthy bool, healthMsg string)
 		if p.Step > 0 && p.State != v1alpha1.PolicyGaveUp {
 			open = append(open, p.Name)
 		}
-		if p.State == v1alpha1.PolicyGaveUp || (p.Step > 0 && p.StepStart != nil && notifyStep(app, p)) {
+		if p.State == v1alpha1.PolicyGaveUp || (p.Step > 0 && p.StepStart != nil && notifyStep(s.view, p)) {
 			attention = append(attention, fmt.Sprintf("%s: %s", p.Name, p.Message))
 		}
 	}
@@ -628,7 +743,7 @@ func (r *AppReconciler) finishStatus(s *session, healthy bool, healthMsg string)
 	} else {
 		r.setCondition(s, v1alpha1.ConditionNeedsAttention, false, v1alpha1.ReasonNothingNeeded, "No policy needs a person.")
 	}
-	if len(app.Spec.Sensors) == 0 {
+	if len(s.view.Spec.Sensors) == 0 {
 		r.setCondition(s, v1alpha1.ConditionSensorsAvailable, true, v1alpha1.ReasonNoSensors, "The app declares no polled sensors; component sensors are event-driven.")
 	}
 	_, pausedAnno := app.Annotations[v1alpha1.PausedAnnotation]

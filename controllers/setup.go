@@ -75,8 +75,13 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := r.SetupWithManager(mgr, opts.MaxConcurrentReconciles); err != nil {
 		return fmt.Errorf("setting up the AutonomicApp controller: %w", err)
 	}
+	for _, cluster := range []bool{false, true} {
+		if err := (&SharedPolicyReconciler{Client: mgr.GetClient(), Cluster: cluster}).SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("setting up the shared policy controller: %w", err)
+		}
+	}
 	if opts.EnableWebhooks {
-		if err := ctrl.NewWebhookManagedBy(mgr, &v1alpha1.AutonomicApp{}).WithValidator(&AppValidator{}).Complete(); err != nil {
+		if err := ctrl.NewWebhookManagedBy(mgr, &v1alpha1.AutonomicApp{}).WithValidator(&AppValidator{Reader: mgr.GetClient()}).Complete(); err != nil {
 			return fmt.Errorf("setting up the AutonomicApp webhook: %w", err)
 		}
 	}

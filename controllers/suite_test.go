@@ -92,7 +92,7 @@ var _ = BeforeSuite(func() {
 		triggers:  newTriggers(),
 	}
 	Expect(r.SetupWithManager(mgr, 2)).To(Succeed())
-	Expect(ctrl.NewWebhookManagedBy(mgr, &v1alpha1.AutonomicApp{}).WithValidator(&AppValidator{}).Complete()).To(Succeed())
+	Expect(ctrl.NewWebhookManagedBy(mgr, &v1alpha1.AutonomicApp{}).WithValidator(&AppValidator{Reader: mgr.GetClient()}).Complete()).To(Succeed())
 
 	go func() {
 		defer GinkgoRecover()

@@ -6,10 +6,12 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/analyze"
+	"github.com/homeostat-dev/homeostat/internal/plan"
 )
 
 // +kubebuilder:webhook:path=/validate-autonomic-homeostat-dev-v1alpha1-autonomicapp,mutating=false,failurePolicy=fail,sideEffects=None,groups=autonomic.homeostat.dev,resources=autonomicapps,verbs=create;update,versions=v1alpha1,name=vautonomicapp.homeostat.dev,admissionReviewVersions=v1
@@ -18,18 +20,22 @@ import (
 // sensors, and whose policies name unknown symptoms or components: the checks CEL
 // validation in the CRD cannot make. The reconciler makes the same checks and reports
 // them in the Ready condition when the webhook is not installed.
-type AppValidator struct{}
+type AppValidator struct {
+	// Reader reads the HealingPolicies and ClusterHealingPolicies that select the app, so
+	// an app may name their symptoms and sensors. Nil validates the app alone.
+	Reader client.Reader
+}
 
 var _ admission.Validator[*v1alpha1.AutonomicApp] = &AppValidator{}
 
 // ValidateCreate validates a new app.
-func (v *AppValidator) ValidateCreate(_ context.Context, app *v1alpha1.AutonomicApp) (admission.Warnings, error) {
-	return nil, validationError(app)
+func (v *AppValidator) ValidateCreate(ctx context.Context, app *v1alpha1.AutonomicApp) (admission.Warnings, error) {
+	return nil, v.validate(ctx, app)
 }
 
 // ValidateUpdate validates a changed app.
-func (v *AppValidator) ValidateUpdate(_ context.Context, _, app *v1alpha1.AutonomicApp) (admission.Warnings, error) {
-	return nil, validationError(app)
+func (v *AppValidator) ValidateUpdate(ctx context.Context, _, app *v1alpha1.AutonomicApp) (admission.Warnings, error) {
+	return nil, v.validate(ctx, app)
 }
 
 // ValidateDelete allows every delete.
@@ -37,8 +43,16 @@ func (v *AppValidator) ValidateDelete(context.Context, *v1alpha1.AutonomicApp) (
 	return nil, nil
 }
 
-func validationError(app *v1alpha1.AutonomicApp) error {
-	errs := analyze.ValidateApp(app)
+func (v *AppValidator) validate(ctx context.Context, app *v1alpha1.AutonomicApp) error {
+	var shared []plan.SharedPolicy
+	if v.Reader != nil {
+		var err error
+		if shared, err = sharedFor(ctx, v.Reader, app); err != nil {
+			return apierrors.NewInternalError(err)
+		}
+	}
+	view, merged := mergedView(app, shared)
+	errs := validateView(view, merged)
 	if len(errs) == 0 {
 		return nil
 	}
@@ -65,4 +79,17 @@ func validationMessage(errs []analyze.FieldError) string {
 		msgs = append(msgs, e.Field+": "+e.Message)
 	}
 	return strings.Join(msgs, "; ")
+}
+
+// mergedView is the app with the shared policies that select it merged into its spec.
+func mergedView(app *v1alpha1.AutonomicApp, shared []plan.SharedPolicy) (*v1alpha1.AutonomicApp, plan.Merged) {
+	merged := plan.Merge(app.Spec.Healing, shared)
+	view := app.DeepCopy()
+	view.Spec.Healing = merged.Healing
+	return view, merged
+}
+
+// validateView is the one validation the webhook and the reconciler both run.
+func validateView(view *v1alpha1.AutonomicApp, merged plan.Merged) []analyze.FieldError {
+	return analyze.ValidateMerged(view, func(p string) bool { return merged.FromShared(plan.EntryPolicy, p) })
 }

@@ -423,6 +423,11 @@ type ActionRecord struct {
 	// +required
 	// +kubebuilder:validation:MaxLength=32
 	Action string `json:"action"`
+	// component is the component the action targeted; a shared policy's "*" is resolved
+	// to one record per component.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Component string `json:"component,omitempty"`
 	// target is what the action changes, for example Deployment/web.
 	// +optional
 	// +kubebuilder:validation:MaxLength=512

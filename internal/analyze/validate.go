@@ -20,13 +20,20 @@ const wildcardComponent = "*"
 // It checks the app as given. The admission webhook passes the app as submitted; the
 // reconciler reports the same errors in the Ready condition.
 func ValidateApp(app *v1alpha1.AutonomicApp) []FieldError {
+	return ValidateMerged(app, nil)
+}
+
+// ValidateMerged is ValidateApp for an app whose spec already holds the entries merged in
+// from HealingPolicies and ClusterHealingPolicies; fromShared says which policies came
+// from one (by name), and only those may name the component `"*"`.
+func ValidateMerged(app *v1alpha1.AutonomicApp, fromShared func(policy string) bool) []FieldError {
 	if app == nil {
 		return nil
 	}
 	decl := DeclaredFor(app)
 	_, errs := Compile(app.Spec.Symptoms, decl, "spec.symptoms")
 
-	v := &appValidator{decl: decl}
+	v := &appValidator{decl: decl, fromShared: fromShared}
 	for _, s := range app.Spec.Symptoms {
 		v.symptoms = append(v.symptoms, s.Name)
 	}
@@ -43,13 +50,18 @@ func ValidateApp(app *v1alpha1.AutonomicApp) []FieldError {
 }
 
 type appValidator struct {
-	decl     Declared
-	symptoms []string
-	errs     []FieldError
+	decl       Declared
+	symptoms   []string
+	errs       []FieldError
+	fromShared func(policy string) bool
+	// shared is true while checking a policy that came from a shared policy.
+	shared bool
 }
 
 func (v *appValidator) policy(path string, p v1alpha1.Policy) {
 	owner := fmt.Sprintf("policy %q", p.Name)
+	v.shared = v.fromShared != nil && v.fromShared(p.Name)
+	defer func() { v.shared = false }()
 	if r := p.Remediate; r != nil {
 		for j, name := range r.When {
 			if slices.Contains(v.symptoms, name) {
@@ -101,6 +113,10 @@ func (v *appValidator) component(path, owner, user, name string) {
 	var msg string
 	kind, ok := v.decl.Components[name]
 	switch {
+	case name == wildcardComponent && v.shared && len(workloads) > 0:
+		return
+	case name == wildcardComponent && v.shared:
+		msg = fmt.Sprintf(`%s: %s names component "*" (each workload component), but this app has no workload components`, owner, user)
 	case name == wildcardComponent:
 		msg = fmt.Sprintf(`%s: %s names component "*", which means every component and is allowed only in a HealingPolicy or ClusterHealingPolicy; name a component of this app (%s)`,
 			owner, user, listOr("workload components", "the app has no workload components", workloads))

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -77,12 +78,10 @@ func (pp *prometheusProbe) read(ctx context.Context, _ types.NamespacedName, tim
 		switch {
 		case timedOut(ctx, err):
 			return 0, fmt.Errorf("prometheus at %s did not answer within %s", pp.shown, timeout)
+		case errors.As(err, &perr) && perr.Type == promv1.ErrBadResponse:
+			return 0, fmt.Errorf("prometheus at %s sent an answer the sensor cannot read: %s", pp.shown, perr.Msg)
 		case errors.As(err, &perr):
-			msg := perr.Error()
-			if d := oneLine(perr.Detail, 200); d != "" {
-				msg += ": " + d
-			}
-			return 0, fmt.Errorf("prometheus at %s answered %s", pp.shown, msg)
+			return 0, fmt.Errorf("prometheus at %s answered %s", pp.shown, promErrorText(perr))
 		}
 		return 0, fmt.Errorf("querying prometheus at %s: %w", pp.shown, err)
 	}
@@ -122,6 +121,26 @@ func PrometheusValue(v model.Value) (float64, error) {
 		return 0, fmt.Errorf("query returned %s; a sensor needs a finite number", strconv.FormatFloat(x, 'g', -1, 64))
 	}
 	return x, nil
+}
+
+// promErrorText is "<type>: <message>" of a Prometheus API error. The client decodes
+// the error of a 400 or 422 answer only; for others (a 503 when a query times out in
+// Prometheus, a 502 from a proxy in front of it) it keeps the body as the detail, which
+// is decoded here when it is Prometheus' JSON and quoted briefly when it is not.
+func promErrorText(e *promv1.Error) string {
+	var body struct {
+		Status    string `json:"status"`
+		ErrorType string `json:"errorType"`
+		Error     string `json:"error"`
+	}
+	if e.Detail != "" && json.Unmarshal([]byte(e.Detail), &body) == nil && body.Status == "error" && body.Error != "" {
+		return body.ErrorType + ": " + body.Error
+	}
+	msg := e.Error()
+	if d := oneLine(e.Detail, 200); d != "" {
+		msg += ": " + d
+	}
+	return msg
 }
 
 // oneLine squeezes s onto one line of at most n bytes, for an error message.

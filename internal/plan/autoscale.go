@@ -623,13 +623,18 @@ func failingSensor(p *v1alpha1.SensorFailurePolicy, unavailable []string, failur
 }
 
 func holdMessage(target string, cur int32, d AutoscaleDecision, best int, f sensorFailure) string {
+	var why []string
+	for _, p := range d.Proposals {
+		if !p.Available {
+			why = append(why, p.Message)
+		}
+	}
 	var msg string
 	if best < 0 {
 		msg = fmt.Sprintf("Holding %s at %s: no metric is available (%s), and missing data never scales down.",
-			target, replicas(cur), strings.Join(d.Unavailable, ", "))
+			target, replicas(cur), strings.Join(why, "; "))
 	} else {
-		msg = fmt.Sprintf("Holding %s at %s: sensor %s %s unavailable, and missing data never scales down.",
-			target, replicas(cur), strings.Join(d.Unavailable, ", "), isAre(d.Unavailable))
+		msg = fmt.Sprintf("Holding %s at %s: %s, and missing data never scales down.", target, replicas(cur), strings.Join(why, "; "))
 		if r := d.Proposals[best].Replicas; r != cur {
 			msg += fmt.Sprintf(" The available metrics recommend %d (%s).", r, d.Proposals[best].Message)
 		}

@@ -34,13 +34,20 @@ type Sample struct {
 // constants are per typical interval (the median spacing, tau): a sample after dt gets
 // a = 1-(1-alpha)^(dt/tau), b = 1-(1-beta)^(dt/tau), so a long gap weighs the new sample
 // more, as if the missed samples had been seen. The level and trend start from a
-// least-squares line through the samples, which a single noisy pair would not give.
+// least-squares line through all the samples: a single noisy pair, or the first few
+// samples, would start a trend that white noise or a step then carries far ahead.
 // alpha and beta are fitted: of the grid below, the pair with the least one-step-ahead
 // squared error over the samples wins (ties go to the smaller constants). beta stays at
-// or below 0.3 so that a step in the load is followed, not extrapolated into a runaway.
+// or below 0.1 so that a step in the load is followed, not extrapolated into a runaway:
+// over a lookahead many intervals long, a trend fitted to the step's edge would be
+// multiplied by the lookahead.
+//
+// A forecast reaches no further ahead than the samples reach back: the samples must span
+// at least the lookahead (or half the history window, when the lookahead is longer), or
+// there is no forecast.
 var (
 	holtAlphas = []float64{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9}
-	holtBetas  = []float64{0.02, 0.05, 0.1, 0.2, 0.3}
+	holtBetas  = []float64{0.01, 0.02, 0.05, 0.1}
 )
 
 // HoltFit is Holt's linear trend fitted to a series of samples.
@@ -55,6 +62,8 @@ type HoltFit struct {
 	Time time.Time
 	// Samples is how many distinct samples the fit used.
 	Samples int
+	// Span is the time from the first sample to the last.
+	Span time.Duration
 	// RMSE is the root mean squared one-step-ahead error of the fit.
 	RMSE float64
 }
@@ -101,7 +110,7 @@ func FitHolt(samples []Sample) (HoltFit, bool) {
 				level = next
 			}
 			if rmse := math.Sqrt(sse / float64(len(s)-1)); rmse < best.RMSE {
-				best = HoltFit{Alpha: alpha, Beta: beta, Level: level, Trend: trend, Time: s[len(s)-1].Time, Samples: len(s), RMSE: rmse}
+				best = HoltFit{Alpha: alpha, Beta: beta, Level: level, Trend: trend, Time: s[len(s)-1].Time, Samples: len(s), Span: s[len(s)-1].Time.Sub(t0), RMSE: rmse}
 			}
 		}
 	}
@@ -113,12 +122,14 @@ func FitHolt(samples []Sample) (HoltFit, bool) {
 
 // Forecast predicts a sensor's value at now + predictive.lookahead from its samples
 // within predictive.history (default 10m) before now, with Holt's linear trend. ok is
-// false when there are too few samples (MinForecastSamples) or no usable forecast.
+// false when there are too few samples (MinForecastSamples), when they span less than
+// the lookahead (or half the history, if that is shorter), or when the fit is unusable.
 func Forecast(p v1alpha1.PredictiveScaling, samples []Sample, now time.Time) (float64, bool) {
 	history := DefaultForecastHistory
 	if p.History != nil && p.History.Duration > 0 {
 		history = p.History.Duration
 	}
+	lookahead := max(p.Lookahead.Duration, 0)
 	cutoff := now.Add(-history)
 	var recent []Sample
 	for _, s := range samples {
@@ -127,10 +138,10 @@ func Forecast(p v1alpha1.PredictiveScaling, samples []Sample, now time.Time) (fl
 		}
 	}
 	fit, ok := FitHolt(recent)
-	if !ok {
+	if !ok || fit.Span < min(lookahead, history/2) {
 		return 0, false
 	}
-	v := fit.At(now.Add(p.Lookahead.Duration))
+	v := fit.At(now.Add(lookahead))
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, false
 	}

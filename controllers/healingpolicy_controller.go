@@ -1,0 +1,123 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/plan"
+)
+
+// maxConflicts bounds the conflicts a shared policy lists in status.
+const maxConflicts = 32
+
+// SharedPolicyReconciler reports, on a HealingPolicy or ClusterHealingPolicy, how many
+// apps it selects and which of its entries lost to another on a name clash. The apps
+// themselves merge the policy in their own reconcile.
+type SharedPolicyReconciler struct {
+	client.Client
+	// Cluster is true for ClusterHealingPolicy, false for HealingPolicy.
+	Cluster bool
+}
+
+// SetupWithManager watches the policy kind and the apps, so that an app created, deleted
+// or relabelled updates the counts.
+func (r *SharedPolicyReconciler) SetupWithManager(mgr manager.Manager) error {
+	var obj client.Object = &v1alpha1.HealingPolicy{}
+	name := "healingpolicy"
+	if r.Cluster {
+		obj, name = &v1alpha1.ClusterHealingPolicy{}, "clusterhealingpolicy"
+	}
+	return ctrl.ControllerManagedBy(mgr).
+		For(obj).
+		Watches(&v1alpha1.AutonomicApp{}, handler.EnqueueRequestsFromMapFunc(r.policiesOfApp)).
+		Named(name).
+		Complete(r)
+}
+
+func (r *SharedPolicyReconciler) policiesOfApp(ctx context.Context, o client.Object) []reconcile.Request {
+	var out []reconcile.Request
+	if r.Cluster {
+		var list v1alpha1.ClusterHealingPolicyList
+		if err := r.List(ctx, &list); err == nil {
+			for _, p := range list.Items {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: p.Name}})
+			}
+		}
+		return out
+	}
+	var list v1alpha1.HealingPolicyList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace())); err == nil {
+		for _, p := range list.Items {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+		}
+	}
+	return out
+}
+
+// Reconcile counts the apps the policy selects and the conflicts of its entries.
+func (r *SharedPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var obj client.Object
+	var status *v1alpha1.HealingPolicyStatus
+	var me plan.SharedPolicy
+	if r.Cluster {
+		p := &v1alpha1.ClusterHealingPolicy{}
+		obj, status, me = p, &p.Status, plan.SharedPolicy{Kind: "ClusterHealingPolicy", Name: req.Name}
+	} else {
+		p := &v1alpha1.HealingPolicy{}
+		obj, status, me = p, &p.Status, plan.SharedPolicy{Kind: "HealingPolicy", Namespace: req.Namespace, Name: req.Name}
+	}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	base := obj.DeepCopyObject().(client.Object)
+
+	apps := appsSelectedBy(ctx, r.Client, obj)
+	var conflicts []string
+	for _, key := range apps {
+		app := &v1alpha1.AutonomicApp{}
+		if err := r.Get(ctx, key, app); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return reconcile.Result{}, err
+		}
+		shared, err := sharedFor(ctx, r.Client, app)
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		for _, c := range plan.Merge(app.Spec.Healing, shared).Conflicts {
+			if c.Loser.Source() == me.Source() && len(conflicts) < maxConflicts {
+				conflicts = append(conflicts, fmt.Sprintf("%s: %s", key, c.Message()))
+			}
+		}
+	}
+	slices.Sort(conflicts)
+	status.MatchedApps = int32(len(apps))
+	status.Conflicts = conflicts
+	status.ObservedGeneration = obj.GetGeneration()
+	msg := fmt.Sprintf("Selects %d apps.", len(apps))
+	if len(conflicts) > 0 {
+		msg += fmt.Sprintf(" %d entries lost to another of the same name; see status.conflicts.", len(conflicts))
+	}
+	meta.SetStatusCondition(&status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReconciled,
+		Message: msg, ObservedGeneration: obj.GetGeneration(),
+	})
+	if equality.Semantic.DeepEqual(base, obj) {
+		return reconcile.Result{}, nil
+	}
+	return reconcile.Result{}, r.Status().Patch(ctx, obj, client.MergeFrom(base))
+}

@@ -1,0 +1,345 @@
+package execute
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"golang.org/x/net/http/httpguts"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+)
+
+func init() { register(KindWebhook, webhook{}) }
+
+// Webhook defaults and bounds.
+const (
+	// DefaultWebhookTimeout bounds one attempt when the action sets no timeout.
+	DefaultWebhookTimeout = 5 * time.Second
+	// IdempotencyKeyHeader carries the action id, so a receiver can recognise the repeat
+	// of a POST that a crash made the operator send again.
+	IdempotencyKeyHeader = "Idempotency-Key"
+	// maxWebhookRetries is the CRD's maximum of webhook.retries.
+	maxWebhookRetries = 5
+	// webhookBodySnippet is how much of a refused response's body a message quotes.
+	webhookBodySnippet = 256
+)
+
+// webhookBackoff is the pause before retry n (1-based): 200ms, 400ms, 800ms... With the
+// CRD's bounds (at most 5 retries) the pauses add up to 6.2 s, so an action takes at most
+// (retries+1) × timeout + 6.2 s.
+var webhookBackoff = func(n int) time.Duration { return 200 * time.Millisecond << (n - 1) }
+
+// webhook POSTs the action record as JSON. The URL is https unless allowInsecure; TLS is
+// always verified, against the system roots and the action's caBundle. Headers come from
+// a Secret read with get only. Each attempt has a timeout; a network error, a timeout,
+// 408, 429 and 5xx are retried after a short backoff, up to webhook.retries times; any
+// other status is final. Redirects are not followed, so neither the body nor the Secret's
+// headers go anywhere but the URL. Every attempt carries the action id in the
+// Idempotency-Key header, so the receiver can deduplicate a retry.
+type webhook struct{}
+
+// WebhookPayload is the JSON body of a webhook action.
+type WebhookPayload struct {
+	// App names the app that acted.
+	App WebhookApp `json:"app"`
+	// Record is the action's ledger record, as written with the intent.
+	Record v1alpha1.ActionRecord `json:"record"`
+	// Reason says why the action was taken, in a sentence (the record's reason).
+	Reason string `json:"reason,omitempty"`
+}
+
+// WebhookApp names an app in a webhook payload.
+type WebhookApp struct {
+	Namespace string    `json:"namespace"`
+	Name      string    `json:"name"`
+	UID       types.UID `json:"uid,omitempty"`
+}
+
+func (webhook) prepare(req Request) (Prepared, error) {
+	if req.App == nil {
+		return Prepared{}, errors.New("the webhook action has no app to report on")
+	}
+	a := req.Action.Webhook
+	u, err := webhookURL(a)
+	if err != nil {
+		return Prepared{}, err
+	}
+	if _, err := webhookRoots(a.CABundle); err != nil {
+		return Prepared{}, err
+	}
+	return Prepared{Target: truncate(displayURL(u), 512)}, nil
+}
+
+func (webhook) execute(ctx context.Context, e *Effectors, req Request) Outcome {
+	a := req.Action.Webhook
+	if req.App == nil {
+		return failed("The webhook action has no app to report on")
+	}
+	u, err := webhookURL(a)
+	if err != nil {
+		return failed("%v", err)
+	}
+	target := displayURL(u)
+	roots, err := webhookRoots(a.CABundle)
+	if err != nil {
+		return failed("%v", err)
+	}
+	header, err := e.webhookHeaders(ctx, req.App.Namespace, a.HeadersFrom)
+	if err != nil {
+		return failed("Did not POST to %s: %v", target, err)
+	}
+	body, err := json.Marshal(WebhookPayload{
+		App:    WebhookApp{Namespace: req.App.Namespace, Name: req.App.Name, UID: req.App.UID},
+		Record: *req.Record, Reason: req.Record.Reason,
+	})
+	if err != nil {
+		return failed("Did not POST to %s: encoding the action record failed: %v", target, err)
+	}
+	header.Set("Content-Type", "application/json")
+	header.Set("User-Agent", "homeostat")
+	header.Set(IdempotencyKeyHeader, req.Record.ID)
+
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	defer transport.CloseIdleConnections()
+	hc := &http.Client{
+		Transport:     transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+
+	timeout := DefaultWebhookTimeout
+	if a.Timeout != nil && a.Timeout.Duration > 0 {
+		timeout = a.Timeout.Duration
+	}
+	attempts := 1 + int(min(max(a.Retries, 0), maxWebhookRetries))
+	logger := log.FromContext(ctx).WithValues("url", target, "actionID", req.Record.ID)
+	var tries []string
+	for n := 1; n <= attempts; n++ {
+		if n > 1 {
+			if err := sleepCtx(ctx, webhookBackoff(n-1)); err != nil {
+				tries = append(tries, "stopped: "+err.Error())
+				break
+			}
+		}
+		res := postOnce(ctx, hc, u, header, body, timeout)
+		logger.V(1).Info("Webhook attempt", "attempt", n, "result", res.summary)
+		switch {
+		case res.err == nil && res.code >= 200 && res.code < 300:
+			msg := fmt.Sprintf("POST %s returned %s", target, res.summary)
+			if n > 1 {
+				msg += fmt.Sprintf(" on attempt %d of %d (earlier: %s)", n, attempts, strings.Join(tries, "; "))
+			}
+			return succeeded("%s", msg)
+		case res.err == nil && !retriable(res.code):
+			msg := fmt.Sprintf("POST %s returned %s", target, res.summary)
+			if res.snippet != "" {
+				msg += ": " + res.snippet
+			}
+			if n > 1 {
+				msg += fmt.Sprintf(" on attempt %d of %d (earlier: %s)", n, attempts, strings.Join(tries, "; "))
+			}
+			return failed("%s; it is not retried", msg)
+		}
+		tries = append(tries, res.summary)
+		if res.final || ctx.Err() != nil {
+			break
+		}
+	}
+	return failed("POST %s failed after %d %s: %s", target, len(tries), plural(len(tries), "attempt"), strings.Join(tries, "; "))
+}
+
+// attempt is the result of one POST: a status code, or an error.
+type attempt struct {
+	code int
+	err  error
+	// summary is "503 Service Unavailable" or what went wrong, for messages.
+	summary string
+	// snippet is the start of the response body, printable, for a refusal's message.
+	snippet string
+	// final marks an error another attempt cannot mend: the server's certificate is not
+	// trusted, or the request cannot be built.
+	final bool
+}
+
+func postOnce(ctx context.Context, hc *http.Client, u *url.URL, header http.Header, body []byte, timeout time.Duration) attempt {
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	r, err := http.NewRequestWithContext(actx, http.MethodPost, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return attempt{err: err, summary: err.Error(), final: true}
+	}
+	r.Header = header.Clone()
+	resp, err := hc.Do(r)
+	if err != nil {
+		return attempt{err: err, summary: describeHTTPError(ctx, err, timeout), final: untrusted(err)}
+	}
+	defer resp.Body.Close()
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, webhookBodySnippet))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return attempt{code: resp.StatusCode, summary: resp.Status, snippet: printable(string(head))}
+}
+
+// retriable reports whether a status is worth another attempt: a timeout, throttling, or
+// a server error. Other statuses (a 4xx, a 3xx) are the receiver's answer.
+func retriable(code int) bool {
+	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
+}
+
+// describeHTTPError says what went wrong with an attempt, without the URL (which may
+// carry a token in its query): the client's errors repeat it.
+func describeHTTPError(parent context.Context, err error, timeout time.Duration) string {
+	if parent.Err() != nil {
+		return "stopped: " + parent.Err().Error()
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return fmt.Sprintf("no response within %s", timeout)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return err.Error()
+}
+
+// untrusted reports whether an error is the server's certificate failing verification:
+// retrying cannot change that.
+func untrusted(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
+}
+
+// webhookURL parses and checks webhook.url: an absolute http(s) URL with a host, https
+// unless allowInsecure. The CRD checks the same; this also guards a stale or hand-made
+// object.
+func webhookURL(a *v1alpha1.WebhookAction) (*url.URL, error) {
+	if a == nil || a.URL == "" {
+		return nil, errors.New("webhook.url is empty")
+	}
+	u, err := url.Parse(a.URL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("webhook.url is not a URL: %w", err)
+	}
+	switch {
+	case u.Host == "":
+		return nil, errors.New("webhook.url has no host")
+	case u.Scheme == "https":
+	case u.Scheme == "http" && a.AllowInsecure:
+	case u.Scheme == "http":
+		return nil, fmt.Errorf("webhook.url %s uses http; use https, or set webhook.allowInsecure: true to send the record unencrypted", displayURL(u))
+	default:
+		return nil, fmt.Errorf("webhook.url must be an https URL, not %s", u.Scheme)
+	}
+	return u, nil
+}
+
+// displayURL is the URL as messages and the ledger show it: without user information,
+// query or fragment, which may hold credentials.
+func displayURL(u *url.URL) string {
+	d := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+	return d.String()
+}
+
+// webhookRoots is the system roots plus the PEM certificates of webhook.caBundle.
+func webhookRoots(caBundle string) (*x509.CertPool, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if strings.TrimSpace(caBundle) != "" && !roots.AppendCertsFromPEM([]byte(caBundle)) {
+		return nil, errors.New("webhook.caBundle holds no PEM certificate")
+	}
+	return roots, nil
+}
+
+// webhookHeaders reads the Secret named by headersFrom with a single get, and returns its
+// keys and values as headers. The manager's client keeps Secrets out of its cache (see
+// controllers.ClientOptions), so the get goes to the API server and the operator never
+// lists or watches Secrets. Values are trimmed of surrounding whitespace (a file made
+// with echo ends in a newline). Messages name keys, never values.
+func (e *Effectors) webhookHeaders(ctx context.Context, ns string, ref *v1alpha1.SecretReference) (http.Header, error) {
+	h := http.Header{}
+	if ref == nil {
+		return h, nil
+	}
+	s := &corev1.Secret{}
+	if err := e.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("the Secret %s named by webhook.headersFrom was not found", ref.Name)
+		}
+		return nil, fmt.Errorf("reading Secret %s named by webhook.headersFrom failed: %w", ref.Name, err)
+	}
+	keys := make([]string, 0, len(s.Data))
+	for k := range s.Data {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := strings.TrimSpace(string(s.Data[k]))
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, fmt.Errorf("key %q of Secret %s is not a valid header name", k, ref.Name)
+		}
+		if !httpguts.ValidHeaderFieldValue(v) {
+			return nil, fmt.Errorf("the value of key %q of Secret %s is not a valid header value (it holds a line break or a control character)", k, ref.Name)
+		}
+		h.Set(k, v)
+	}
+	return h, nil
+}
+
+// printable keeps the first line of s, with control characters dropped.
+func printable(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return -1
+		}
+		return r
+	}, s))
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// sleepCtx pauses for d, or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

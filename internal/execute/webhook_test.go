@@ -1,0 +1,392 @@
+package execute
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+)
+
+// hookServer is a webhook receiver on 127.0.0.1 (never any other address) that answers
+// with the statuses it is given in turn, the last one repeatedly, and keeps what it got.
+type hookServer struct {
+	*httptest.Server
+	mu       sync.Mutex
+	statuses []int
+	delay    time.Duration
+	got      []*http.Request
+	bodies   [][]byte
+}
+
+// tb is what newHookServer needs of a *testing.T or GinkgoT().
+type tb interface {
+	Fatal(args ...any)
+	Cleanup(func())
+}
+
+func newHookServer(t tb, tlsOn bool, statuses ...int) *hookServer {
+	h := &hookServer{statuses: statuses}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Server = httptest.NewUnstartedServer(http.HandlerFunc(h.serve))
+	_ = h.Listener.Close()
+	h.Listener = l
+	// A client that refuses the certificate ends the handshake; that is the test's point.
+	h.Config.ErrorLog = log.New(io.Discard, "", 0)
+	if tlsOn {
+		h.StartTLS()
+	} else {
+		h.Start()
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+func (h *hookServer) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	h.got = append(h.got, r.Clone(context.Background()))
+	h.bodies = append(h.bodies, body)
+	status := h.statuses[min(len(h.got), len(h.statuses))-1]
+	delay := h.delay
+	h.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if status == http.StatusFound {
+		http.Redirect(w, r, "/elsewhere", status)
+		return
+	}
+	w.WriteHeader(status)
+	if status >= 400 {
+		_, _ = io.WriteString(w, `{"error":"no such incident"}`+"\n")
+	}
+}
+
+func (h *hookServer) requests() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.got)
+}
+
+// caBundle is the PEM of the server's certificate.
+func (h *hookServer) caBundle() string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: h.Certificate().Raw}))
+}
+
+func hookApp() *v1alpha1.AutonomicApp {
+	return &v1alpha1.AutonomicApp{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "shop", UID: "app-uid"}}
+}
+
+func hookRecord() *v1alpha1.ActionRecord {
+	return &v1alpha1.ActionRecord{
+		ID: "heal-web-m5x8k2ab-3fa9c1", Time: metav1.NewTime(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)),
+		Policy: "heal-web", Step: 2, Action: KindWebhook, Target: "https://127.0.0.1/hook",
+		Reason: "CrashLooping is still active after runJob.", Result: v1alpha1.ResultPending,
+	}
+}
+
+// hookEffectors are effectors whose client holds the given Secrets.
+func hookEffectors(secrets ...*corev1.Secret) (*Effectors, *events.FakeRecorder) {
+	b := fake.NewClientBuilder().WithScheme(scheme)
+	for _, s := range secrets {
+		b = b.WithObjects(s)
+	}
+	rec := events.NewFakeRecorder(10)
+	return &Effectors{Client: b.Build(), Recorder: rec}, rec
+}
+
+func hookSecret() *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "pager", Namespace: "shop"},
+		Data:       map[string][]byte{"Authorization": []byte("Bearer s3cret\n"), "X-Team": []byte("sre")},
+	}
+}
+
+func webhookAction(url string, mutate ...func(*v1alpha1.WebhookAction)) v1alpha1.Action {
+	a := &v1alpha1.WebhookAction{URL: url, Retries: 2}
+	for _, m := range mutate {
+		m(a)
+	}
+	return v1alpha1.Action{Webhook: a}
+}
+
+func withCA(h *hookServer) func(*v1alpha1.WebhookAction) {
+	return func(a *v1alpha1.WebhookAction) { a.CABundle = h.caBundle() }
+}
+
+func runHook(t *testing.T, e *Effectors, action v1alpha1.Action) Outcome {
+	t.Helper()
+	req := Request{App: hookApp(), Action: action}
+	p, err := e.Prepare(req)
+	if err != nil {
+		t.Fatalf("Prepare() error = %v", err)
+	}
+	rec := hookRecord()
+	rec.Target = p.Target
+	req.Record = rec
+	return e.Execute(context.Background(), req)
+}
+
+func TestWebhookPostsTheRecordOverVerifiedTLSWithHeadersFromASecret(t *testing.T) {
+	h := newHookServer(t, true, http.StatusAccepted)
+	e, events := hookEffectors(hookSecret())
+	out := runHook(t, e, webhookAction(h.URL+"/hook", withCA(h), func(a *v1alpha1.WebhookAction) {
+		a.HeadersFrom = &v1alpha1.SecretReference{Name: "pager"}
+	}))
+
+	want := Outcome{Result: v1alpha1.ResultSucceeded, Message: "POST " + h.URL + "/hook returned 202 Accepted"}
+	if out != want {
+		t.Fatalf("Execute() = %+v, want %+v", out, want)
+	}
+	if n := h.requests(); n != 1 {
+		t.Fatalf("the server got %d requests, want 1", n)
+	}
+	r := h.got[0]
+	for k, v := range map[string]string{
+		"Authorization":   "Bearer s3cret",
+		"X-Team":          "sre",
+		"Idempotency-Key": "heal-web-m5x8k2ab-3fa9c1",
+		"Content-Type":    "application/json",
+	} {
+		if got := r.Header.Get(k); got != v {
+			t.Errorf("header %s = %q, want %q", k, got, v)
+		}
+	}
+	if r.Method != http.MethodPost || r.URL.Path != "/hook" || r.TLS == nil {
+		t.Errorf("request = %s %s (TLS %v), want a POST to /hook over TLS", r.Method, r.URL.Path, r.TLS != nil)
+	}
+	var body WebhookPayload
+	if err := json.Unmarshal(h.bodies[0], &body); err != nil {
+		t.Fatalf("body %s: %v", h.bodies[0], err)
+	}
+	if body.App != (WebhookApp{Namespace: "shop", Name: "shop", UID: "app-uid"}) || body.Record.ID != "heal-web-m5x8k2ab-3fa9c1" ||
+		body.Record.Policy != "heal-web" || body.Record.Step != 2 || body.Reason != "CrashLooping is still active after runJob." {
+		t.Errorf("body = %s", h.bodies[0])
+	}
+	if ev := <-events.Events; !strings.HasPrefix(ev, "Normal ActionSucceeded POST "+h.URL+"/hook returned 202") || strings.Contains(ev, "s3cret") {
+		t.Errorf("event = %q", ev)
+	}
+}
+
+func TestWebhookRetriesAServerErrorThenSucceeds(t *testing.T) {
+	h := newHookServer(t, true, http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusOK)
+	e, _ := hookEffectors()
+	start := time.Now()
+	out := runHook(t, e, webhookAction(h.URL+"/hook", withCA(h)))
+	if out.Result != v1alpha1.ResultSucceeded || out.Message !=
+		"POST "+h.URL+"/hook returned 200 OK on attempt 3 of 3 (earlier: 503 Service Unavailable; 429 Too Many Requests)" {
+		t.Fatalf("Execute() = %+v", out)
+	}
+	if n := h.requests(); n != 3 {
+		t.Errorf("the server got %d requests, want 3", n)
+	}
+	for i, r := range h.got {
+		if r.Header.Get(IdempotencyKeyHeader) != "heal-web-m5x8k2ab-3fa9c1" {
+			t.Errorf("attempt %d has Idempotency-Key %q", i+1, r.Header.Get(IdempotencyKeyHeader))
+		}
+	}
+	if d := time.Since(start); d < 600*time.Millisecond {
+		t.Errorf("3 attempts took %s; the backoff is 200ms then 400ms", d)
+	}
+}
+
+func TestWebhookGivesUpAfterItsRetries(t *testing.T) {
+	h := newHookServer(t, true, http.StatusBadGateway)
+	e, _ := hookEffectors()
+	out := runHook(t, e, webhookAction(h.URL+"/hook", withCA(h), func(a *v1alpha1.WebhookAction) { a.Retries = 1 }))
+	want := Outcome{Result: v1alpha1.ResultFailed,
+		Message: "POST " + h.URL + "/hook failed after 2 attempts: 502 Bad Gateway; 502 Bad Gateway"}
+	if out != want {
+		t.Errorf("Execute() = %+v, want %+v", out, want)
+	}
+	if n := h.requests(); n != 2 {
+		t.Errorf("the server got %d requests, want 2", n)
+	}
+}
+
+func TestWebhookDoesNotRetryAClientError(t *testing.T) {
+	h := newHookServer(t, true, http.StatusBadRequest, http.StatusOK)
+	e, _ := hookEffectors()
+	out := runHook(t, e, webhookAction(h.URL+"/hook", withCA(h)))
+	want := Outcome{Result: v1alpha1.ResultFailed,
+		Message: `POST ` + h.URL + `/hook returned 400 Bad Request: {"error":"no such incident"}; it is not retried`}
+	if out != want {
+		t.Errorf("Execute() = %+v, want %+v", out, want)
+	}
+	if n := h.requests(); n != 1 {
+		t.Errorf("the server got %d requests, want 1", n)
+	}
+}
+
+func TestWebhookDoesNotFollowARedirect(t *testing.T) {
+	h := newHookServer(t, true, http.StatusFound)
+	e, _ := hookEffectors()
+	out := runHook(t, e, webhookAction(h.URL+"/hook", withCA(h)))
+	if out.Result != v1alpha1.ResultFailed || !strings.HasPrefix(out.Message, "POST "+h.URL+"/hook returned 302 Found") {
+		t.Errorf("Execute() = %+v", out)
+	}
+	if n := h.requests(); n != 1 {
+		t.Errorf("the server got %d requests, want 1: the redirect is not followed", n)
+	}
+}
+
+func TestWebhookTimesOutEachAttempt(t *testing.T) {
+	h := newHookServer(t, true, http.StatusOK)
+	h.delay = 5 * time.Second
+	e, _ := hookEffectors()
+	start := time.Now()
+	out := runHook(t, e, webhookAction(h.URL+"/hook", withCA(h), func(a *v1alpha1.WebhookAction) {
+		a.Timeout = &metav1.Duration{Duration: 150 * time.Millisecond}
+		a.Retries = 1
+	}))
+	want := Outcome{Result: v1alpha1.ResultFailed,
+		Message: "POST " + h.URL + "/hook failed after 2 attempts: no response within 150ms; no response within 150ms"}
+	if out != want {
+		t.Errorf("Execute() = %+v, want %+v", out, want)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("two attempts of 150ms took %s", d)
+	}
+}
+
+func TestWebhookVerifiesTheServerCertificate(t *testing.T) {
+	h := newHookServer(t, true, http.StatusOK)
+	e, _ := hookEffectors()
+	out := runHook(t, e, webhookAction(h.URL+"/hook"))
+	if out.Result != v1alpha1.ResultFailed || !strings.Contains(out.Message, "certificate") {
+		t.Errorf("Execute() without caBundle = %+v, want a certificate failure", out)
+	}
+	t.Log(out.Message)
+	if !strings.Contains(out.Message, "failed after 1 attempt:") {
+		t.Errorf("Execute() = %+v: an untrusted certificate is not retried", out)
+	}
+	if n := h.requests(); n != 0 {
+		t.Errorf("the server got %d requests over an unverified connection", n)
+	}
+}
+
+func TestWebhookRefusesHTTPUnlessAllowed(t *testing.T) {
+	h := newHookServer(t, false, http.StatusNoContent)
+	e, _ := hookEffectors()
+	action := webhookAction(h.URL + "/hook")
+	_, err := e.Prepare(Request{App: hookApp(), Action: action})
+	if err == nil || !strings.Contains(err.Error(), "allowInsecure") {
+		t.Errorf("Prepare(http URL) error = %v, want one naming allowInsecure", err)
+	}
+	out := e.Execute(context.Background(), Request{App: hookApp(), Action: action, Record: hookRecord()})
+	if out.Result != v1alpha1.ResultFailed || !strings.Contains(out.Message, "uses http") {
+		t.Errorf("Execute(http URL) = %+v", out)
+	}
+	if n := h.requests(); n != 0 {
+		t.Errorf("the server got %d requests", n)
+	}
+
+	out = runHook(t, e, webhookAction(h.URL+"/hook", func(a *v1alpha1.WebhookAction) { a.AllowInsecure = true }))
+	if out != (Outcome{Result: v1alpha1.ResultSucceeded, Message: "POST " + h.URL + "/hook returned 204 No Content"}) {
+		t.Errorf("Execute(http URL, allowInsecure) = %+v", out)
+	}
+}
+
+func TestWebhookPrepare(t *testing.T) {
+	e := &Effectors{}
+	tests := []struct {
+		name, url, ca string
+		target, err   string
+	}{
+		{name: "the target leaves out credentials", url: "https://user:pw@hooks.example/v1/hook?token=abc#x", target: "https://hooks.example/v1/hook"},
+		{name: "a URL without a host", url: "https:///hook", err: "webhook.url has no host"},
+		{name: "another scheme", url: "ftp://hooks.example/x", err: "webhook.url must be an https URL, not ftp"},
+		{name: "not a URL", url: "https://[::1", err: "webhook.url is not a URL"},
+		{name: "a caBundle without a certificate", url: "https://hooks.example/", ca: "not PEM", err: "webhook.caBundle holds no PEM certificate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := e.Prepare(Request{App: hookApp(), Action: webhookAction(tt.url, func(a *v1alpha1.WebhookAction) { a.CABundle = tt.ca })})
+			switch {
+			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+				t.Errorf("Prepare() error = %v, want %q", err, tt.err)
+			case tt.err == "" && (err != nil || p.Target != tt.target || p.Kind != KindWebhook || p.Disruptive):
+				t.Errorf("Prepare() = %+v, %v; want target %q", p, err, tt.target)
+			}
+		})
+	}
+}
+
+func TestWebhookHeadersFromASecret(t *testing.T) {
+	h := newHookServer(t, true, http.StatusOK)
+	bad := hookSecret()
+	bad.Data["X-Bad"] = []byte("two\nlines")
+
+	tests := []struct {
+		name    string
+		secrets []*corev1.Secret
+		want    string
+	}{
+		{"a missing Secret", nil, "Did not POST to " + h.URL + "/hook: the Secret pager named by webhook.headersFrom was not found"},
+		{"a value that is not a header value", []*corev1.Secret{bad}, `the value of key "X-Bad" of Secret pager is not a valid header value`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _ := hookEffectors(tt.secrets...)
+			out := runHook(t, e, webhookAction(h.URL+"/hook", withCA(h), func(a *v1alpha1.WebhookAction) {
+				a.HeadersFrom = &v1alpha1.SecretReference{Name: "pager"}
+			}))
+			if out.Result != v1alpha1.ResultFailed || !strings.Contains(out.Message, tt.want) || strings.Contains(out.Message, "two") {
+				t.Errorf("Execute() = %+v, want Failed with %q", out, tt.want)
+			}
+		})
+	}
+	if n := h.requests(); n != 0 {
+		t.Errorf("the server got %d requests", n)
+	}
+}
+
+var _ = Describe("webhook", func() {
+	It("reads its headers from a Secret with a get and POSTs to a TLS server on 127.0.0.1", func() {
+		f := newFixture()
+		f.app.Namespace = f.ns
+		Expect(k8s.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "pager", Namespace: f.ns},
+			StringData: map[string]string{"Authorization": "Bearer s3cret"},
+		})).To(Succeed())
+		h := newHookServer(GinkgoT(), true, http.StatusAccepted)
+
+		req := Request{App: f.app, Action: webhookAction(h.URL+"/hook", withCA(h), func(a *v1alpha1.WebhookAction) {
+			a.HeadersFrom = &v1alpha1.SecretReference{Name: "pager"}
+		})}
+		p, err := f.eff.Prepare(req)
+		Expect(err).NotTo(HaveOccurred())
+		req.Record = &v1alpha1.ActionRecord{ID: "page-1", Time: metav1.NewTime(f.clock.Now()), Action: p.Kind, Target: p.Target,
+			Result: v1alpha1.ResultPending}
+		Expect(f.eff.Execute(ctx, req)).To(Equal(Outcome{Result: v1alpha1.ResultSucceeded,
+			Message: "POST " + h.URL + "/hook returned 202 Accepted"}))
+		Expect(h.requests()).To(Equal(1))
+		Expect(h.got[0].Header.Get("Authorization")).To(Equal("Bearer s3cret"))
+		Expect(h.got[0].Header.Get(IdempotencyKeyHeader)).To(Equal("page-1"))
+		Expect(f.drainEvents()).To(ConsistOf(HavePrefix("Normal ActionSucceeded POST " + h.URL + "/hook returned 202 Accepted")))
+	})
+})

@@ -1,0 +1,242 @@
+package plan
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+)
+
+// Node guard reasons, in the order NodeGuard checks them.
+const (
+	// ReasonNodesUnknown holds a node action while the cluster's nodes are not known:
+	// missing data never acts.
+	ReasonNodesUnknown = "NodesUnknown"
+	// ReasonNodesInFlight holds a node action that would put more nodes in the app's
+	// hands than maxNodes allows.
+	ReasonNodesInFlight = "NodesInFlight"
+	// ReasonTooManyUnavailableNodes holds a node action when too large a share of the
+	// cluster's nodes is NotReady or cordoned: the problem is wider than these nodes.
+	ReasonTooManyUnavailableNodes = "TooManyUnavailableNodes"
+)
+
+// Defaults of v1alpha1.NodeAction.
+const (
+	// DefaultMaxNodes is how many nodes an app may hold cordoned or drained at once.
+	DefaultMaxNodes = 1
+	// DefaultMaxUnavailableNodes is the share of the cluster's nodes that may be
+	// NotReady or cordoned once a node action has acted.
+	DefaultMaxUnavailableNodes = "10%"
+)
+
+// Ledger names of the node actions (v1alpha1.Action.Kind).
+const (
+	actionCordonNode = "cordonNode"
+	actionDrainNode  = "drainNode"
+)
+
+// NodeState is what the node guard knows about one node of the cluster.
+type NodeState struct {
+	// Name is the node's name.
+	Name string
+	// Ready is true when the node's Ready condition is True. False, Unknown (the
+	// kubelet stopped posting) and a missing condition are all NotReady.
+	Ready bool
+	// Unschedulable is spec.unschedulable: the node is cordoned.
+	Unschedulable bool
+	// ActionID is the node's autonomic.homeostat.dev/action-id annotation: the
+	// Homeostat action that last cordoned or drained it; empty when none did.
+	ActionID string
+}
+
+// NodeStates turns nodes, as an informer cache holds them, into what NodeGuard reads.
+func NodeStates(nodes []corev1.Node) []NodeState {
+	out := make([]NodeState, 0, len(nodes))
+	for i := range nodes {
+		n := &nodes[i]
+		out = append(out, NodeState{
+			Name:          n.Name,
+			Ready:         nodeReady(n),
+			Unschedulable: n.Spec.Unschedulable,
+			ActionID:      n.Annotations[v1alpha1.ActionIDAnnotation],
+		})
+	}
+	return out
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// NodeActionIDs returns the ids of the cordonNode and drainNode actions in an app's
+// ledger: a node that carries one of them and is still cordoned is in the app's hands.
+func NodeActionIDs(history []v1alpha1.ActionRecord) []string {
+	var ids []string
+	for _, r := range history {
+		if r.Action == actionCordonNode || r.Action == actionDrainNode {
+			ids = append(ids, r.ID)
+		}
+	}
+	return ids
+}
+
+// NodeGuardInput is what the node guard looks at before a cordonNode or drainNode
+// action. The controller fills it from the Node informer, the app's ledger, the action's
+// spec and what Prepare fixed:
+//
+//	Nodes        every node of the cluster (NodeStates of the Node lister's list)
+//	Candidates   Prepared.Objects: the nodes the action would cordon or drain
+//	AppActionIDs NodeActionIDs(app.Status.History)
+//	MaxNodes, MaxUnavailableNodes  the action's own fields, as the user wrote them
+type NodeGuardInput struct {
+	// Nodes are all the cluster's nodes.
+	Nodes []NodeState
+	// Candidates are the names of the nodes the action would cordon or drain.
+	Candidates []string
+	// AppActionIDs are the ids of this app's node actions in its ledger.
+	AppActionIDs []string
+	// MaxNodes caps the nodes the app holds cordoned or drained at once, counting
+	// the candidates; 0 means DefaultMaxNodes.
+	MaxNodes int32
+	// MaxUnavailableNodes caps the nodes of the cluster that may be NotReady or
+	// cordoned once the action has acted; a count, or a percentage of all nodes rounded
+	// up. Nil means DefaultMaxUnavailableNodes.
+	MaxUnavailableNodes *intstr.IntOrString
+}
+
+// NodeGuard decides whether a cordonNode or drainNode action may run now. It is checked
+// after CheckGuards, and holds the action:
+//
+//   - NodesUnknown, while no node is known: missing data never acts.
+//   - NodesInFlight, when the app's nodes in flight and the candidates together exceed
+//     maxNodes. A node is in the app's flight while it is cordoned and carries the id of
+//     one of the app's node actions; a candidate already in flight counts once, so a
+//     ladder may cordon a node and then drain the same node.
+//   - TooManyUnavailableNodes, when the nodes that are NotReady or cordoned, with the
+//     candidates added, exceed maxUnavailableNodes. A candidate that is NotReady
+//     already counts once: it is the reason to act and acting adds nothing to the
+//     unavailable nodes, so one sick node in a small cluster is drained with the
+//     default 10% (which rounds up to one node). A second sick or cordoned node on top
+//     of it says the problem is wider than a node, and the action waits. 0 never acts.
+//
+// A held verdict has no Until: only a change of the nodes lets the action through.
+func NodeGuard(in NodeGuardInput) Verdict {
+	if len(in.Nodes) == 0 {
+		return Verdict{Held: true, Reason: ReasonNodesUnknown,
+			Message: "The cluster's nodes are not known yet, so no node is cordoned or drained."}
+	}
+	if held, msg := nodesInFlight(in); held {
+		return Verdict{Held: true, Reason: ReasonNodesInFlight, Message: msg}
+	}
+	if held, msg := tooManyUnavailableNodes(in); held {
+		return Verdict{Held: true, Reason: ReasonTooManyUnavailableNodes, Message: msg}
+	}
+	return Verdict{}
+}
+
+// nodesInFlight holds the action when it would leave the app holding more nodes than
+// maxNodes.
+func nodesInFlight(in NodeGuardInput) (bool, string) {
+	limit := int(in.MaxNodes)
+	if limit <= 0 {
+		limit = DefaultMaxNodes
+	}
+	var held []string
+	for _, n := range in.Nodes {
+		if n.Unschedulable && n.ActionID != "" && slices.Contains(in.AppActionIDs, n.ActionID) {
+			held = append(held, n.Name)
+		}
+	}
+	after := nodeUnion(held, in.Candidates)
+	if len(after) <= limit {
+		return false, ""
+	}
+	msg := fmt.Sprintf("Acting on %s would hold %d nodes cordoned or drained at once, above maxNodes %d",
+		nodeNames(in.Candidates), len(after), limit)
+	if len(held) > 0 {
+		msg = fmt.Sprintf("The app already holds %s cordoned or drained; a", nodeNames(held)) + msg[1:]
+	}
+	return true, msg + ". The action waits until one of the app's nodes is uncordoned or removed."
+}
+
+// tooManyUnavailableNodes is Cluster API's maxUnhealthy circuit breaker for nodes: when
+// more nodes would be NotReady or cordoned than allowed, taking one more away is not
+// the cure.
+func tooManyUnavailableNodes(in NodeGuardInput) (bool, string) {
+	maxUnavailable := in.MaxUnavailableNodes
+	if maxUnavailable == nil {
+		d := intstr.FromString(DefaultMaxUnavailableNodes)
+		maxUnavailable = &d
+	}
+	total := len(in.Nodes)
+	limit, err := intstr.GetScaledValueFromIntOrPercent(maxUnavailable, total, true)
+	if err != nil {
+		return true, fmt.Sprintf("maxUnavailableNodes %q is invalid: %v.", maxUnavailable.String(), err)
+	}
+	known := map[string]bool{}
+	var notReady, cordoned []string
+	for _, n := range in.Nodes {
+		known[n.Name] = true
+		switch {
+		case !n.Ready:
+			notReady = append(notReady, n.Name)
+		case n.Unschedulable:
+			cordoned = append(cordoned, n.Name)
+		}
+	}
+	// A candidate that is gone from the cluster takes nothing away.
+	var candidates []string
+	for _, c := range in.Candidates {
+		if known[c] {
+			candidates = append(candidates, c)
+		}
+	}
+	after := nodeUnion(nodeUnion(notReady, cordoned), candidates)
+	if len(after) <= limit {
+		return false, ""
+	}
+	return true, fmt.Sprintf(
+		"%d of %d nodes would be NotReady or cordoned (%d%%), above maxUnavailableNodes %s (%d %s): "+
+			"NotReady %s, cordoned %s, to act on %s. The problem looks wider than these nodes, so none is cordoned or drained.",
+		len(after), total, int(math.Round(100*float64(len(after))/float64(total))),
+		maxUnavailable.String(), limit, nodeNoun(limit),
+		nodeNames(notReady), nodeNames(cordoned), nodeNames(candidates))
+}
+
+// nodeUnion returns the names in a or b, sorted, each once.
+func nodeUnion(a, b []string) []string {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// nodeNames names nodes for a message: sorted, at most five, then how many more.
+func nodeNames(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	sorted := slices.Sorted(slices.Values(names))
+	const shown = 5
+	if len(sorted) <= shown {
+		return strings.Join(sorted, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(sorted[:shown], ", "), len(sorted)-shown)
+}
+
+// nodeNoun is "node" or "nodes" for n.
+func nodeNoun(n int) string {
+	if n == 1 {
+		return "node"
+	}
+	return "nodes"
+}
