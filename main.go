@@ -48,6 +48,7 @@ func main() {
 		gracefulShutdown     time.Duration
 		maxConcurrentRecon   int
 		stormThresholdString string
+		stormMinUnhealthy    int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to, "+
 		"for example :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
@@ -69,6 +70,8 @@ func main() {
 	flag.IntVar(&maxConcurrentRecon, "max-concurrent-reconciles", 4, "How many apps are reconciled at once.")
 	flag.StringVar(&stormThresholdString, "storm-threshold", "50%", "When more than this share of managed apps is "+
 		"unhealthy at once, disruptive actions stop cluster-wide.")
+	flag.IntVar(&stormMinUnhealthy, "storm-min-unhealthy", controllers.DefaultStormMinUnhealthy, "The storm breaker "+
+		"engages only when at least this many apps are unhealthy, besides --storm-threshold.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -126,6 +129,7 @@ func main() {
 	if err := controllers.Setup(mgr, controllers.Options{
 		MaxConcurrentReconciles: maxConcurrentRecon,
 		StormThreshold:          stormThreshold,
+		StormMinUnhealthy:       stormMinUnhealthy,
 		EnableWebhooks:          enableWebhooks,
 	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")

@@ -26,6 +26,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/analyze"
@@ -61,6 +62,8 @@ type AppReconciler struct {
 	Gatherer  monitor.Gatherer
 	Effectors *execute.Effectors
 	Metrics   *Metrics
+	// Storm is the cluster-wide storm breaker.
+	Storm *stormBreaker
 
 	triggers *triggers
 }
@@ -78,6 +81,7 @@ func (r *AppReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.appsOfPod)).
 		Watches(&v1alpha1.HealingPolicy{}, r.sharedPolicyHandler(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.ClusterHealingPolicy{}, r.sharedPolicyHandler(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesRawSource(source.Channel(r.Storm.flips, allApps(r.Client))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Named("autonomicapp").
 		Complete(r)
@@ -244,6 +248,7 @@ func (r *AppReconciler) waitForCache(ctx context.Context, key types.NamespacedNa
 
 func (r *AppReconciler) forget(key types.NamespacedName) {
 	r.triggers.forget(key)
+	r.Storm.forget(context.Background(), key)
 	r.Metrics.SymptomActive.DeletePartialMatch(map[string]string{"namespace": key.Namespace, "app": key.Name})
 }
 
@@ -270,6 +275,7 @@ func (r *AppReconciler) reconcile(ctx context.Context, s *session) (time.Time, e
 		st.Components = append(st.Components, c.Status)
 	}
 	healthy, healthMsg := rollup(app, components)
+	r.Storm.observe(ctx, types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, healthy)
 
 	// Validate what CEL in the CRD cannot: symptom expressions and cross references.
 	if errs := validateView(s.view, s.merged); len(errs) > 0 {
@@ -694,6 +700,7 @@ func (r *AppReconciler) guardInput(s *session) plan.GuardInput {
 		ActionTimes:  knowledge.ActionTimes(&app.Status),
 	}
 	_, g.PausedAnnotation = app.Annotations[v1alpha1.PausedAnnotation]
+	g.Storm = r.Storm.engaged()
 	if gd := s.view.Spec.Guards; gd != nil {
 		g.Cooldown = durationOf(gd.Cooldown)
 		g.MaxActions = gd.MaxActions
@@ -754,6 +761,10 @@ func (r *AppReconciler) finishStatus(s *session, healthy bool, healthMsg string)
 		r.setCondition(s, v1alpha1.ConditionSuspended, true, v1alpha1.ReasonPausedAnnotation, "The "+v1alpha1.PausedAnnotation+" annotation is set: no action is taken until it is removed.")
 	case app.Spec.Mode == v1alpha1.ModeDryRun:
 		r.setCondition(s, v1alpha1.ConditionSuspended, true, v1alpha1.ReasonDryRun, "spec.mode is DryRun: decisions are recorded in history, nothing is changed.")
+	case r.Storm.engaged():
+		unhealthy, total := r.Storm.counts(context.Background())
+		r.setCondition(s, v1alpha1.ConditionSuspended, true, v1alpha1.ReasonStormDetected, fmt.Sprintf(
+			"%d of %d managed apps are unhealthy at once, more than --storm-threshold: disruptive actions are stopped cluster-wide until the share falls.", unhealthy, total))
 	default:
 		r.setCondition(s, v1alpha1.ConditionSuspended, false, v1alpha1.ReasonActive, "Policies act.")
 	}

@@ -15,6 +15,8 @@ type Metrics struct {
 	DetectToAct prometheus.Histogram
 	// SymptomActive is 1 while a symptom is active.
 	SymptomActive *prometheus.GaugeVec
+	// StormActive is 1 while the storm breaker holds disruptive actions cluster-wide.
+	StormActive prometheus.Gauge
 }
 
 // DefaultMetrics are registered with controller-runtime's registry, served on the
@@ -41,6 +43,10 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while a symptom of an app is active, else 0.",
 		}, []string{"namespace", "app", "symptom"}),
 	}
-	reg.MustRegister(m.Actions, m.Decisions, m.DetectToAct, m.SymptomActive)
+	m.StormActive = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "homeostat_storm_active",
+		Help: "1 while more than --storm-threshold of the managed apps are unhealthy and disruptive actions are stopped.",
+	})
+	reg.MustRegister(m.Actions, m.Decisions, m.DetectToAct, m.SymptomActive, m.StormActive)
 	return m
 }

@@ -27,6 +27,9 @@ type Options struct {
 	// StormThreshold is the share (0..1) of unhealthy apps above which disruptive
 	// actions stop cluster-wide.
 	StormThreshold float64
+	// StormMinUnhealthy is how many apps must be unhealthy, besides the share, before
+	// the storm breaker engages.
+	StormMinUnhealthy int
 	// EnableWebhooks registers the validating webhook.
 	EnableWebhooks bool
 	// Clock is the controllers' one clock; default the real one.
@@ -52,6 +55,12 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
+	if opts.StormThreshold == 0 {
+		opts.StormThreshold = 0.5
+	}
+	if opts.StormMinUnhealthy <= 0 {
+		opts.StormMinUnhealthy = DefaultStormMinUnhealthy
+	}
 	if opts.MaxConcurrentReconciles <= 0 {
 		opts.MaxConcurrentReconciles = 4
 	}
@@ -69,7 +78,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			Recorder: rec,
 			Clock:    opts.Clock,
 		},
-		Metrics:  DefaultMetrics,
+		Metrics: DefaultMetrics,
+		Storm: newStormBreaker(opts.StormThreshold, opts.StormMinUnhealthy, countApps(mgr.GetClient()),
+			DefaultMetrics.StormActive),
 		triggers: newTriggers(),
 	}
 	if err := r.SetupWithManager(mgr, opts.MaxConcurrentReconciles); err != nil {

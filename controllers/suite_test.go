@@ -89,6 +89,7 @@ var _ = BeforeSuite(func() {
 		Gatherer:  monitor.Gatherer{Reader: mgr.GetClient()},
 		Effectors: &execute.Effectors{Client: mgr.GetClient(), Recorder: rec, Clock: clock.RealClock{}},
 		Metrics:   newMetrics(prometheus.NewRegistry()),
+		Storm:     newStormBreaker(0.5, DefaultStormMinUnhealthy, countApps(mgr.GetClient()), nil),
 		triggers:  newTriggers(),
 	}
 	Expect(r.SetupWithManager(mgr, 2)).To(Succeed())
