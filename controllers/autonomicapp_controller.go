@@ -284,6 +284,11 @@ func (r *AppReconciler) reconcile(ctx context.Context, s *session) (time.Time, e
 		r.finishStatus(s, healthy, healthMsg)
 		return s.next, nil
 	}
+	if herr := analyze.CheckHierarchy(app, r.lookupApp(ctx, app.Namespace)); herr != nil {
+		r.setCondition(s, v1alpha1.ConditionReady, false, herr.Reason, herr.Error())
+		r.finishStatus(s, healthy, healthMsg)
+		return s.next, nil
+	}
 	if missing := missingComponents(components); missing != "" {
 		r.setCondition(s, v1alpha1.ConditionReady, false, v1alpha1.ReasonComponentNotFound, missing)
 	} else {
@@ -304,6 +309,17 @@ func (r *AppReconciler) reconcile(ctx context.Context, s *session) (time.Time, e
 	}
 	r.finishStatus(s, healthy, healthMsg)
 	return s.next, nil
+}
+
+// lookupApp reads apps of a namespace from the cache, for the hierarchy check.
+func (r *AppReconciler) lookupApp(ctx context.Context, ns string) func(string) *v1alpha1.AutonomicApp {
+	return func(name string) *v1alpha1.AutonomicApp {
+		a := &v1alpha1.AutonomicApp{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, a); err != nil {
+			return nil
+		}
+		return a
+	}
 }
 
 func missingComponents(cs []monitor.Component) string {
