@@ -69,7 +69,7 @@ func (runJob) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 	}
 	tmpl, err := jobTemplate(a)
 	if err != nil {
-		return failed("%v", err)
+		return failed("Did not create a Job: %v", err)
 	}
 	rec := req.Record
 	name := JobName(req.App.Name, rec.ID)
@@ -79,7 +79,7 @@ func (runJob) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 	timeout := runJobTimeout(a)
 	pastDeadline := e.runJobPast(PendingDeadline(req))
 	running := Outcome{Result: v1alpha1.ResultPending,
-		Message: fmt.Sprintf("Started Job %s; waiting up to %s for it to finish.", name, timeout)}
+		Message: fmt.Sprintf("%s%s; waiting up to %s for it to finish.", jobStarted, name, timeout)}
 
 	job := &batchv1.Job{}
 	err = e.Client.Get(ctx, client.ObjectKey{Namespace: req.App.Namespace, Name: name}, job)
@@ -92,7 +92,10 @@ func (runJob) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 		}
 		// A failed read changes nothing: the next reconcile looks again.
 		log.FromContext(ctx).Error(err, "Reading the Job of a runJob action failed", "job", name, "actionID", rec.ID)
-		return running
+		if createdBefore(rec) {
+			return running
+		}
+		return Outcome{Result: v1alpha1.ResultPending, Message: fmt.Sprintf("Could not read Job %s before creating it (%v); trying again.", name, err)}
 	case pastDeadline:
 		return failed("Job %s was not found and the action's timeout of %s has passed since it was decided, so it was not created", name, timeout)
 	case createdBefore(rec):
@@ -114,10 +117,15 @@ func (runJob) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 	return running
 }
 
-// createdBefore reports whether an earlier Execute of the record already reported on it:
-// the controller writes the message of a Pending outcome into the record, and runJob
-// reports Pending only once its Job was created.
-func createdBefore(rec *v1alpha1.ActionRecord) bool { return rec.Message != "" }
+// jobStarted starts the message of a Pending runJob whose Job was created.
+const jobStarted = "Started Job "
+
+// createdBefore reports whether an earlier Execute of the record created its Job: the
+// controller writes the message of a Pending outcome into the record, and only a created
+// Job's message starts with jobStarted.
+func createdBefore(rec *v1alpha1.ActionRecord) bool {
+	return strings.HasPrefix(rec.Message, jobStarted)
+}
 
 // jobOutcome reports what a Job that already exists has become.
 func jobOutcome(job *batchv1.Job, id string, timeout time.Duration, pastDeadline bool, running Outcome) Outcome {

@@ -1,7 +1,9 @@
 package execute
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -13,8 +15,11 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 )
@@ -49,13 +54,13 @@ func TestRunJobPrepareRejectsATemplateThatIsNotAJobTemplateSpec(t *testing.T) {
 	app := &v1alpha1.AutonomicApp{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "shop"}}
 	e := &Effectors{}
 	for name, raw := range map[string]string{
-		"a whole Job":                    `{"apiVersion":"batch/v1","kind":"Job","spec":{"template":{"spec":{"containers":[{"name":"a","image":"b"}]}}}}`,
-		"a field of the wrong type":      `{"spec":{"template":"run the fix"}}`,
-		"a misspelt field":               `{"spec":{"tempalte":{}}}`,
-		"a field in the wrong case":      `{"Spec":{"template":{"spec":{"containers":[{"name":"a","image":"b"}]}}}}`,
-		"no containers":                  `{"spec":{"template":{"spec":{"restartPolicy":"Never"}}}}`,
-		"not an object":                  `["job"]`,
-		"empty":                          ``,
+		"a whole Job":                     `{"apiVersion":"batch/v1","kind":"Job","spec":{"template":{"spec":{"containers":[{"name":"a","image":"b"}]}}}}`,
+		"a field of the wrong type":       `{"spec":{"template":"run the fix"}}`,
+		"a misspelt field":                `{"spec":{"tempalte":{}}}`,
+		"a field in the wrong case":       `{"Spec":{"template":{"spec":{"containers":[{"name":"a","image":"b"}]}}}}`,
+		"no containers":                   `{"spec":{"template":{"spec":{"restartPolicy":"Never"}}}}`,
+		"not an object":                   `["job"]`,
+		"empty":                           ``,
 		"a pod template, not a Job's one": `{"metadata":{},"spec":{"containers":[{"name":"a","image":"b"}]}}`,
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -318,3 +323,35 @@ var _ = Describe("runJob", func() {
 		Expect(jobs()).To(BeEmpty())
 	})
 })
+
+func TestRunJobCreatesItsJobAfterAFailedRead(t *testing.T) {
+	app := &v1alpha1.AutonomicApp{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "shop", UID: "app-uid"}}
+	clk := clocktesting.NewFakePassiveClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	store := fake.NewClientBuilder().WithScheme(scheme).Build()
+	broken := interceptor.NewClient(store, interceptor.Funcs{
+		Get: func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
+			return errors.New("the cache is not synced")
+		},
+	})
+	rec := &v1alpha1.ActionRecord{ID: "heal-1", Time: metav1.NewTime(clk.Now()), Action: KindRunJob, Result: v1alpha1.ResultPending}
+	req := Request{App: app, Action: runJobAction(0), Record: rec}
+
+	out := (&Effectors{Client: broken, Clock: clk}).Execute(context.Background(), req)
+	if out.Result != v1alpha1.ResultPending || !strings.HasPrefix(out.Message, "Could not read Job") {
+		t.Fatalf("Execute() with a failing read = %+v, want Pending, trying again", out)
+	}
+	rec.Message = out.Message
+	out = (&Effectors{Client: store, Clock: clk}).Execute(context.Background(), req)
+	if out.Result != v1alpha1.ResultPending || !strings.HasPrefix(out.Message, "Started Job") {
+		t.Fatalf("Execute() = %+v, want the Job created", out)
+	}
+	var jobs batchv1.JobList
+	if err := store.List(context.Background(), &jobs); err != nil || len(jobs.Items) != 1 {
+		t.Fatalf("Jobs = %d (%v), want 1", len(jobs.Items), err)
+	}
+	rec.Message = out.Message
+	out = (&Effectors{Client: broken, Clock: clk}).Execute(context.Background(), req)
+	if out.Result != v1alpha1.ResultPending || !strings.HasPrefix(out.Message, "Started Job") {
+		t.Errorf("Execute() with a failing read after the Job was created = %+v, want the same progress", out)
+	}
+}

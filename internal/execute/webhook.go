@@ -38,18 +38,22 @@ const (
 	IdempotencyKeyHeader = "Idempotency-Key"
 	// maxWebhookRetries is the CRD's maximum of webhook.retries.
 	maxWebhookRetries = 5
+	// maxWebhookTimeout caps webhook.timeout, so that an action holds a reconcile worker
+	// for at most (5+1) × 30 s + 6.2 s of backoff.
+	maxWebhookTimeout = 30 * time.Second
 	// webhookBodySnippet is how much of a refused response's body a message quotes.
 	webhookBodySnippet = 256
 )
 
 // webhookBackoff is the pause before retry n (1-based): 200ms, 400ms, 800ms... With the
 // CRD's bounds (at most 5 retries) the pauses add up to 6.2 s, so an action takes at most
-// (retries+1) × timeout + 6.2 s.
+// (retries+1) × timeout + 6.2 s: 15.6 s with the defaults.
 var webhookBackoff = func(n int) time.Duration { return 200 * time.Millisecond << (n - 1) }
 
 // webhook POSTs the action record as JSON. The URL is https unless allowInsecure; TLS is
 // always verified, against the system roots and the action's caBundle. Headers come from
-// a Secret read with get only. Each attempt has a timeout; a network error, a timeout,
+// a Secret read with get only. Each attempt has a timeout (default 5s, at most 30s); it
+// runs within the reconcile, so the bounds keep it short. A network error, a timeout,
 // 408, 429 and 5xx are retried after a short backoff, up to webhook.retries times; any
 // other status is final. Redirects are not followed, so neither the body nor the Secret's
 // headers go anywhere but the URL. Every attempt carries the action id in the
@@ -95,12 +99,12 @@ func (webhook) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 	}
 	u, err := webhookURL(a)
 	if err != nil {
-		return failed("%v", err)
+		return failed("Did not POST the action record: %v", err)
 	}
 	target := displayURL(u)
 	roots, err := webhookRoots(a.CABundle)
 	if err != nil {
-		return failed("%v", err)
+		return failed("Did not POST to %s: %v", target, err)
 	}
 	header, err := e.webhookHeaders(ctx, req.App.Namespace, a.HeadersFrom)
 	if err != nil {
@@ -127,11 +131,12 @@ func (webhook) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 
 	timeout := DefaultWebhookTimeout
 	if a.Timeout != nil && a.Timeout.Duration > 0 {
-		timeout = a.Timeout.Duration
+		timeout = min(a.Timeout.Duration, maxWebhookTimeout)
 	}
 	attempts := 1 + int(min(max(a.Retries, 0), maxWebhookRetries))
 	logger := log.FromContext(ctx).WithValues("url", target, "actionID", req.Record.ID)
 	var tries []string
+	untrustedSeen := false
 	for n := 1; n <= attempts; n++ {
 		if n > 1 {
 			if err := sleepCtx(ctx, webhookBackoff(n-1)); err != nil {
@@ -159,11 +164,16 @@ func (webhook) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 			return failed("%s; it is not retried", msg)
 		}
 		tries = append(tries, res.summary)
+		untrustedSeen = untrustedSeen || res.untrusted
 		if res.final || ctx.Err() != nil {
 			break
 		}
 	}
-	return failed("POST %s failed after %d %s: %s", target, len(tries), plural(len(tries), "attempt"), strings.Join(tries, "; "))
+	msg := fmt.Sprintf("POST %s failed after %d %s: %s", target, len(tries), plural(len(tries), "attempt"), strings.Join(tries, "; "))
+	if untrustedSeen {
+		msg += "; it is not retried: the server's certificate is not trusted (set webhook.caBundle to the CA that signed it)"
+	}
+	return failed("%s", msg)
 }
 
 // attempt is the result of one POST: a status code, or an error.
@@ -177,6 +187,8 @@ type attempt struct {
 	// final marks an error another attempt cannot mend: the server's certificate is not
 	// trusted, or the request cannot be built.
 	final bool
+	// untrusted marks a certificate that failed verification.
+	untrusted bool
 }
 
 func postOnce(ctx context.Context, hc *http.Client, u *url.URL, header http.Header, body []byte, timeout time.Duration) attempt {
@@ -189,9 +201,10 @@ func postOnce(ctx context.Context, hc *http.Client, u *url.URL, header http.Head
 	r.Header = header.Clone()
 	resp, err := hc.Do(r)
 	if err != nil {
-		return attempt{err: err, summary: describeHTTPError(ctx, err, timeout), final: untrusted(err)}
+		bad := untrusted(err)
+		return attempt{err: err, summary: describeHTTPError(ctx, err, timeout), final: bad, untrusted: bad}
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	head, _ := io.ReadAll(io.LimitReader(resp.Body, webhookBodySnippet))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return attempt{code: resp.StatusCode, summary: resp.Status, snippet: printable(string(head))}

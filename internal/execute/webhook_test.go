@@ -280,8 +280,7 @@ func TestWebhookVerifiesTheServerCertificate(t *testing.T) {
 	if out.Result != v1alpha1.ResultFailed || !strings.Contains(out.Message, "certificate") {
 		t.Errorf("Execute() without caBundle = %+v, want a certificate failure", out)
 	}
-	t.Log(out.Message)
-	if !strings.Contains(out.Message, "failed after 1 attempt:") {
+	if !strings.Contains(out.Message, "failed after 1 attempt:") || !strings.Contains(out.Message, "webhook.caBundle") {
 		t.Errorf("Execute() = %+v: an untrusted certificate is not retried", out)
 	}
 	if n := h.requests(); n != 0 {

@@ -280,7 +280,7 @@ func Autoscale(in AutoscaleInput) AutoscaleDecision {
 		d.Message = fmt.Sprintf("Sensor %s has failed %d consecutive polls (failureThreshold %d): falling back to %s.",
 			failing.sensor, failing.count, failing.threshold, replicas(rec))
 		if desired != rec {
-			d.Message += " " + heldBack(target, cur, desired, stab, rec, d, b, minEffective, maxR, minR)
+			d.Message += fmt.Sprintf(" %s goes to %d for now: %s.", target, desired, heldBack(stab, rec, d, b, minEffective, maxR, minR))
 		}
 	case cur == 0 && desired > 0:
 		d.Reason = ReasonActivated
@@ -296,13 +296,13 @@ func Autoscale(in AutoscaleInput) AutoscaleDecision {
 			d.Message = fmt.Sprintf("Activating %s from zero to %s: %s.", target, replicas(desired), driver)
 		}
 		if desired != rec {
-			d.Message += " " + heldBack(target, cur, desired, stab, rec, d, b, minEffective, maxR, minR)
+			d.Message += fmt.Sprintf(" The metrics recommend %d, but %s.", rec, heldBack(stab, rec, d, b, minEffective, maxR, minR))
 		}
 	case d.Limited:
 		d.Reason = ReasonScalingLimited
 		d.Message = fmt.Sprintf("%s instead of %d: %s.", movement(target, cur, desired), stab, limitWhy(d, b, minEffective, maxR, minR))
 		if driver != "" {
-			d.Message += " The recommendation comes from " + driver + "."
+			d.Message += " Metric " + driver + "."
 		}
 	case len(d.Unavailable) > 0 && desired == cur:
 		d.Reason = ReasonSensorUnavailable
@@ -318,7 +318,7 @@ func Autoscale(in AutoscaleInput) AutoscaleDecision {
 		d.Reason = d.Stabilization
 		d.Message = fmt.Sprintf("Keeping %s at %s: the metrics recommend %d, but %s.", target, replicas(cur), rec, windowWhy(d.Stabilization, b, stabUntil))
 		if driver != "" {
-			d.Message += " The recommendation comes from " + driver + "."
+			d.Message += " Metric " + driver + "."
 		}
 	default:
 		switch {
@@ -440,11 +440,11 @@ func metricReplicas(m v1alpha1.AutoscaleMetric, r MetricInput, value float64, cu
 		if t <= 0 {
 			return 0, "", fmt.Errorf("target.averageUtilization must be positive")
 		}
-		n, within, err := utilizationReplicas(value, t, cur, r, b)
+		n, note, err := utilizationReplicas(value, t, cur, r, b)
 		if err != nil {
 			return 0, "", err
 		}
-		return n, fmt.Sprintf(" against a target utilization of %d%%%s,", t, tolerated(within)), nil
+		return n, fmt.Sprintf(" against a target utilization of %d%%%s,", t, note), nil
 	}
 	return 0, "", fmt.Errorf("the target sets none of value, averageValue, averageUtilization")
 }
@@ -498,27 +498,28 @@ func averageValueReplicas(total, target float64, cur int32, b Behavior) (int32, 
 // would reverse the direction, nothing changes. Pods are assumed to request the same
 // amount, as the pods of one template do. At zero replicas no pod can be measured: one
 // replica is proposed for a positive value, so the component can be activated.
-func utilizationReplicas(value float64, target, cur int32, r MetricInput, b Behavior) (int32, bool, error) {
+func utilizationReplicas(value float64, target, cur int32, r MetricInput, b Behavior) (int32, string, error) {
+	const damped = ", held by the missing-pod rules"
 	if cur == 0 {
 		if value > 0 {
-			return 1, false, nil
+			return 1, "", nil
 		}
-		return 0, false, nil
+		return 0, "", nil
 	}
 	ready, missing, unready := int64(cur), int64(0), int64(0)
 	if r.podsKnown() {
 		ready, missing, unready = int64(max(r.ReadyPods, 0)), int64(max(r.MissingPods, 0)), int64(max(r.UnreadyPods, 0))
 	}
 	if ready == 0 {
-		return 0, false, fmt.Errorf("no ready pod reported a metric")
+		return 0, "", fmt.Errorf("no ready pod reported a metric")
 	}
 	ratio := math.Floor(value) / float64(target)
 	scaleUpWithUnready := unready > 0 && ratio > 1
 	if !scaleUpWithUnready && missing == 0 {
 		if b.within(ratio) {
-			return cur, true, nil
+			return cur, tolerated(true), nil
 		}
-		return ceilReplicas(ratio * float64(ready)), false, nil
+		return ceilReplicas(ratio * float64(ready)), "", nil
 	}
 	sum, pods := value*float64(ready), ready
 	if missing > 0 {
@@ -536,14 +537,14 @@ func utilizationReplicas(value float64, target, cur int32, r MetricInput, b Beha
 	newRatio := math.Floor(sum/float64(pods)) / float64(target)
 	if b.within(newRatio) || (ratio < 1 && newRatio > 1) || (ratio > 1 && newRatio < 1) {
 		// Within tolerance, or the assumptions would reverse the direction: hold.
-		return cur, true, nil
+		return cur, damped, nil
 	}
 	n := ceilReplicas(newRatio * float64(pods))
 	if (newRatio < 1 && n > cur) || (newRatio > 1 && n < cur) {
 		// Counting more pods would reverse the direction: hold.
-		return cur, false, nil
+		return cur, damped, nil
 	}
-	return n, false, nil
+	return n, "", nil
 }
 
 // bandReplicas keeps a metric between watermarks, as Apache Brooklyn's AutoScalerPolicy:
@@ -646,15 +647,15 @@ func holdMessage(target string, cur int32, d AutoscaleDecision, best int, f sens
 	return truncateMessage(msg)
 }
 
-// heldBack explains, in a sentence, why desired differs from rec.
-func heldBack(target string, cur, desired, stab, rec int32, d AutoscaleDecision, b Behavior, minEffective, maxR, minR int32) string {
-	switch {
-	case d.Limited:
-		return fmt.Sprintf("%s for now: %s.", movement(target, cur, desired), limitWhy(d, b, minEffective, maxR, minR))
-	case stab != rec:
-		return fmt.Sprintf("%s for now: %s.", movement(target, cur, desired), windowWhy(d.Stabilization, b, d.NextCheck))
+// heldBack says, in a clause, why the decision does not go all the way to rec.
+func heldBack(stab, rec int32, d AutoscaleDecision, b Behavior, minEffective, maxR, minR int32) string {
+	if d.Limited {
+		return limitWhy(d, b, minEffective, maxR, minR)
 	}
-	return fmt.Sprintf("%s for now.", movement(target, cur, desired))
+	if stab != rec {
+		return windowWhy(d.Stabilization, b, d.NextCheck)
+	}
+	return "activation from zero goes to one replica first"
 }
 
 func movement(target string, cur, desired int32) string {

@@ -39,13 +39,13 @@ func bandMetric(sensor, lower, upper string) v1alpha1.AutoscaleMetric {
 	return v1alpha1.AutoscaleMetric{Sensor: sensor, Band: &v1alpha1.Band{Lower: lower, Upper: upper}}
 }
 
-func withThreshold(m v1alpha1.AutoscaleMetric, t string) v1alpha1.AutoscaleMetric {
+func withActivation(m v1alpha1.AutoscaleMetric, t string) v1alpha1.AutoscaleMetric {
 	m.ActivationThreshold = asStr(t)
 	return m
 }
 
 // scaler is an autoscale policy for component web.
-func scaler(minReplicas, maxReplicas int32, metrics ...v1alpha1.AutoscaleMetric) v1alpha1.AutoscalePolicy {
+func webScaler(minReplicas, maxReplicas int32, metrics ...v1alpha1.AutoscaleMetric) v1alpha1.AutoscalePolicy {
 	return v1alpha1.AutoscalePolicy{Component: "web", MinReplicas: asI32(minReplicas), MaxReplicas: maxReplicas, Metrics: metrics}
 }
 
@@ -59,15 +59,15 @@ func immediate(p v1alpha1.AutoscalePolicy) v1alpha1.AutoscalePolicy {
 	return p
 }
 
-func reading(sensor string, v float64) MetricInput {
+func metricReading(sensor string, v float64) MetricInput {
 	return MetricInput{Sensor: sensor, Value: v, Available: true}
 }
 
-func pods(sensor string, v float64, ready, missing, unready int32) MetricInput {
+func podsReading(sensor string, v float64, ready, missing, unready int32) MetricInput {
 	return MetricInput{Sensor: sensor, Value: v, Available: true, ReadyPods: ready, MissingPods: missing, UnreadyPods: unready}
 }
 
-func down(sensor string) MetricInput { return MetricInput{Sensor: sensor} }
+func unavailableReading(sensor string) MetricInput { return MetricInput{Sensor: sensor} }
 
 // settled is a history whose only recommendation is long past every window: the
 // autoscaler is not new, and nothing holds it back.
@@ -114,201 +114,201 @@ func TestAutoscale(t *testing.T) {
 		nextCheck time.Duration
 	}{
 		// value: the metric as a whole, like the HPA's Object and External Value targets.
-		{name: "value: twice the target doubles the replicas", policy: immediate(scaler(1, 20, valueMetric("queue", "100"))),
-			current: 4, metrics: []MetricInput{reading("queue", 200)}, desired: 8, reason: ReasonScaleUp,
+		{name: "value: twice the target doubles the replicas", policy: immediate(webScaler(1, 20, valueMetric("queue", "100"))),
+			current: 4, metrics: []MetricInput{metricReading("queue", 200)}, desired: 8, reason: ReasonScaleUp,
 			message: "Scaling web up from 4 to 8 replicas: queue is 200 against a target value of 100, and asks for 8 replicas."},
-		{name: "value: 10% above the target is within the default tolerance", policy: immediate(scaler(1, 20, valueMetric("queue", "100"))),
-			current: 4, metrics: []MetricInput{reading("queue", 110)}, desired: 4, reason: ReasonSteady, message: "within tolerance"},
-		{name: "value: just past the tolerance scales up, rounding up", policy: immediate(scaler(1, 20, valueMetric("queue", "100"))),
-			current: 4, metrics: []MetricInput{reading("queue", 111)}, desired: 5, reason: ReasonScaleUp},
-		{name: "value: 10% below the target is within the default tolerance", policy: immediate(scaler(1, 20, valueMetric("queue", "100"))),
-			current: 4, metrics: []MetricInput{reading("queue", 90)}, desired: 4, reason: ReasonSteady},
-		{name: "value: half the target halves the replicas", policy: immediate(scaler(1, 20, valueMetric("queue", "100"))),
-			current: 4, metrics: []MetricInput{reading("queue", 50)}, desired: 2, reason: ReasonScaleDown,
+		{name: "value: 10% above the target is within the default tolerance", policy: immediate(webScaler(1, 20, valueMetric("queue", "100"))),
+			current: 4, metrics: []MetricInput{metricReading("queue", 110)}, desired: 4, reason: ReasonSteady, message: "within tolerance"},
+		{name: "value: just past the tolerance scales up, rounding up", policy: immediate(webScaler(1, 20, valueMetric("queue", "100"))),
+			current: 4, metrics: []MetricInput{metricReading("queue", 111)}, desired: 5, reason: ReasonScaleUp},
+		{name: "value: 10% below the target is within the default tolerance", policy: immediate(webScaler(1, 20, valueMetric("queue", "100"))),
+			current: 4, metrics: []MetricInput{metricReading("queue", 90)}, desired: 4, reason: ReasonSteady},
+		{name: "value: half the target halves the replicas", policy: immediate(webScaler(1, 20, valueMetric("queue", "100"))),
+			current: 4, metrics: []MetricInput{metricReading("queue", 50)}, desired: 2, reason: ReasonScaleDown,
 			message: "Scaling web down from 4 to 2 replicas"},
-		{name: "value: the ratio multiplies the ready pods when they are known", policy: immediate(scaler(1, 20, valueMetric("queue", "100"))),
-			current: 4, metrics: []MetricInput{pods("queue", 200, 3, 0, 1)}, desired: 6, reason: ReasonScaleUp},
+		{name: "value: the ratio multiplies the ready pods when they are known", policy: immediate(webScaler(1, 20, valueMetric("queue", "100"))),
+			current: 4, metrics: []MetricInput{podsReading("queue", 200, 3, 0, 1)}, desired: 6, reason: ReasonScaleUp},
 		{name: "value: behavior's scale-up tolerance narrows the band above the target",
-			policy:  withBehavior(scaler(1, 20, valueMetric("queue", "100")), tolerant("0.05", "0.2")),
-			current: 4, metrics: []MetricInput{reading("queue", 106)}, desired: 5, reason: ReasonScaleUp},
+			policy:  withBehavior(webScaler(1, 20, valueMetric("queue", "100")), tolerant("0.05", "0.2")),
+			current: 4, metrics: []MetricInput{metricReading("queue", 106)}, desired: 5, reason: ReasonScaleUp},
 		{name: "value: behavior's scale-down tolerance widens the band below the target",
-			policy:  withBehavior(scaler(1, 20, valueMetric("queue", "100")), tolerant("0.05", "0.2")),
-			current: 4, metrics: []MetricInput{reading("queue", 81)}, desired: 4, reason: ReasonSteady},
+			policy:  withBehavior(webScaler(1, 20, valueMetric("queue", "100")), tolerant("0.05", "0.2")),
+			current: 4, metrics: []MetricInput{metricReading("queue", 81)}, desired: 4, reason: ReasonSteady},
 
 		// averageValue: the metric divided by the replicas, like External AverageValue.
-		{name: "averageValue: the total over the per-replica target, rounded up", policy: immediate(scaler(1, 20, averageMetric("backlog", "10"))),
-			current: 5, metrics: []MetricInput{reading("backlog", 81)}, desired: 9, reason: ReasonScaleUp,
+		{name: "averageValue: the total over the per-replica target, rounded up", policy: immediate(webScaler(1, 20, averageMetric("backlog", "10"))),
+			current: 5, metrics: []MetricInput{metricReading("backlog", 81)}, desired: 9, reason: ReasonScaleUp,
 			message: "backlog is 81 against a target average of 10 per replica, and asks for 9 replicas"},
-		{name: "averageValue: within tolerance of target times replicas holds", policy: immediate(scaler(1, 20, averageMetric("backlog", "10"))),
-			current: 5, metrics: []MetricInput{reading("backlog", 54)}, desired: 5, reason: ReasonSteady},
-		{name: "averageValue: a small total scales down", policy: immediate(scaler(1, 20, averageMetric("backlog", "10"))),
-			current: 5, metrics: []MetricInput{reading("backlog", 20)}, desired: 2, reason: ReasonScaleDown},
+		{name: "averageValue: within tolerance of target times replicas holds", policy: immediate(webScaler(1, 20, averageMetric("backlog", "10"))),
+			current: 5, metrics: []MetricInput{metricReading("backlog", 54)}, desired: 5, reason: ReasonSteady},
+		{name: "averageValue: a small total scales down", policy: immediate(webScaler(1, 20, averageMetric("backlog", "10"))),
+			current: 5, metrics: []MetricInput{metricReading("backlog", 20)}, desired: 2, reason: ReasonScaleDown},
 
 		// averageUtilization: the HPA's resource maths and missing-data rules.
-		{name: "utilization: twice the target doubles the replicas", policy: immediate(scaler(1, 20, cpu50)),
-			current: 4, metrics: []MetricInput{reading("cpu", 100)}, desired: 8, reason: ReasonScaleUp,
+		{name: "utilization: twice the target doubles the replicas", policy: immediate(webScaler(1, 20, cpu50)),
+			current: 4, metrics: []MetricInput{metricReading("cpu", 100)}, desired: 8, reason: ReasonScaleUp,
 			message: "cpu is 100 against a target utilization of 50%, and asks for 8 replicas"},
-		{name: "utilization: truncated to a whole percent, as the HPA does", policy: immediate(scaler(1, 20, cpu50)),
-			current: 4, metrics: []MetricInput{reading("cpu", 55.9)}, desired: 4, reason: ReasonSteady},
-		{name: "utilization: a missing pod counts as 100% on a scale down", policy: immediate(scaler(1, 20, cpu50)),
-			current: 5, metrics: []MetricInput{pods("cpu", 20, 4, 1, 0)}, desired: 4, reason: ReasonScaleDown},
-		{name: "utilization: missing pods count as 0% on a scale up, damping it to nothing", policy: immediate(scaler(1, 20, cpu50)),
-			current: 4, metrics: []MetricInput{pods("cpu", 100, 2, 2, 0)}, desired: 4, reason: ReasonSteady},
-		{name: "utilization: unready pods count as 0% on a scale up", policy: immediate(scaler(1, 20, cpu50)),
-			current: 4, metrics: []MetricInput{pods("cpu", 150, 2, 0, 2)}, desired: 6, reason: ReasonScaleUp},
-		{name: "utilization: the assumptions never flip a scale up into a scale down", policy: immediate(scaler(1, 20, cpu50)),
-			current: 4, metrics: []MetricInput{pods("cpu", 90, 2, 0, 2)}, desired: 4, reason: ReasonSteady},
-		{name: "utilization: the assumptions never flip a scale down into a scale up", policy: immediate(scaler(1, 20, cpu50)),
-			current: 4, metrics: []MetricInput{pods("cpu", 40, 1, 3, 0)}, desired: 4, reason: ReasonSteady},
-		{name: "utilization: more pods than replicas never turn a scale down into a scale up", policy: immediate(scaler(1, 20, cpu50)),
-			current: 2, metrics: []MetricInput{pods("cpu", 10, 3, 1, 0)}, desired: 2, reason: ReasonSteady},
-		{name: "utilization: unready pods are ignored on a scale down", policy: immediate(scaler(1, 20, cpu50)),
-			current: 4, metrics: []MetricInput{pods("cpu", 10, 2, 0, 2)}, desired: 1, reason: ReasonScaleDown},
+		{name: "utilization: truncated to a whole percent, as the HPA does", policy: immediate(webScaler(1, 20, cpu50)),
+			current: 4, metrics: []MetricInput{metricReading("cpu", 55.9)}, desired: 4, reason: ReasonSteady},
+		{name: "utilization: a missing pod counts as 100% on a scale down", policy: immediate(webScaler(1, 20, cpu50)),
+			current: 5, metrics: []MetricInput{podsReading("cpu", 20, 4, 1, 0)}, desired: 4, reason: ReasonScaleDown},
+		{name: "utilization: missing pods count as 0% on a scale up, damping it to nothing", policy: immediate(webScaler(1, 20, cpu50)),
+			current: 4, metrics: []MetricInput{podsReading("cpu", 100, 2, 2, 0)}, desired: 4, reason: ReasonSteady},
+		{name: "utilization: unready pods count as 0% on a scale up", policy: immediate(webScaler(1, 20, cpu50)),
+			current: 4, metrics: []MetricInput{podsReading("cpu", 150, 2, 0, 2)}, desired: 6, reason: ReasonScaleUp},
+		{name: "utilization: the assumptions never flip a scale up into a scale down", policy: immediate(webScaler(1, 20, cpu50)),
+			current: 4, metrics: []MetricInput{podsReading("cpu", 90, 2, 0, 2)}, desired: 4, reason: ReasonSteady},
+		{name: "utilization: the assumptions never flip a scale down into a scale up", policy: immediate(webScaler(1, 20, cpu50)),
+			current: 4, metrics: []MetricInput{podsReading("cpu", 40, 1, 3, 0)}, desired: 4, reason: ReasonSteady},
+		{name: "utilization: more pods than replicas never turn a scale down into a scale up", policy: immediate(webScaler(1, 20, cpu50)),
+			current: 2, metrics: []MetricInput{podsReading("cpu", 10, 3, 1, 0)}, desired: 2, reason: ReasonSteady},
+		{name: "utilization: unready pods are ignored on a scale down", policy: immediate(webScaler(1, 20, cpu50)),
+			current: 4, metrics: []MetricInput{podsReading("cpu", 10, 2, 0, 2)}, desired: 1, reason: ReasonScaleDown},
 		{name: "utilization: above 100%, missing pods count at the target on a scale down",
-			policy:  immediate(scaler(1, 20, utilizationMetric("cpu", 150))),
-			current: 4, metrics: []MetricInput{pods("cpu", 60, 3, 1, 0)}, desired: 3, reason: ReasonScaleDown},
-		{name: "utilization: no ready pod with a metric makes the metric unavailable", policy: immediate(scaler(1, 20, cpu50)),
-			current: 4, metrics: []MetricInput{pods("cpu", 0, 0, 4, 0)}, desired: 4, reason: ReasonSensorUnavailable,
+			policy:  immediate(webScaler(1, 20, utilizationMetric("cpu", 150))),
+			current: 4, metrics: []MetricInput{podsReading("cpu", 60, 3, 1, 0)}, desired: 3, reason: ReasonScaleDown},
+		{name: "utilization: no ready pod with a metric makes the metric unavailable", policy: immediate(webScaler(1, 20, cpu50)),
+			current: 4, metrics: []MetricInput{podsReading("cpu", 0, 0, 4, 0)}, desired: 4, reason: ReasonSensorUnavailable,
 			message: "cpu cannot be used: no ready pod reported a metric"},
 
 		// band: Apache Brooklyn's watermarks over a per-replica average.
-		{name: "band: hot spreads the load at the upper watermark", policy: immediate(scaler(1, 20, bandMetric("latency", "0.1", "0.3"))),
-			current: 4, metrics: []MetricInput{reading("latency", 0.45)}, desired: 6, reason: ReasonScaleUp,
+		{name: "band: hot spreads the load at the upper watermark", policy: immediate(webScaler(1, 20, bandMetric("latency", "0.1", "0.3"))),
+			current: 4, metrics: []MetricInput{metricReading("latency", 0.45)}, desired: 6, reason: ReasonScaleUp,
 			message: "latency is 0.45, above the band [0.1, 0.3], and asks for 6 replicas"},
-		{name: "band: cold spreads the load at the lower watermark", policy: immediate(scaler(1, 20, bandMetric("latency", "0.1", "0.3"))),
-			current: 10, metrics: []MetricInput{reading("latency", 0.05)}, desired: 5, reason: ReasonScaleDown,
+		{name: "band: cold spreads the load at the lower watermark", policy: immediate(webScaler(1, 20, bandMetric("latency", "0.1", "0.3"))),
+			current: 10, metrics: []MetricInput{metricReading("latency", 0.05)}, desired: 5, reason: ReasonScaleDown,
 			message: "below the band [0.1, 0.3]"},
-		{name: "band: cold is raised until it would not at once be hot", policy: immediate(scaler(1, 20, bandMetric("latency", "0.4", "0.45"))),
-			current: 5, metrics: []MetricInput{reading("latency", 0.1)}, desired: 2, reason: ReasonScaleDown},
-		{name: "band: between the watermarks holds", policy: immediate(scaler(1, 20, bandMetric("latency", "0.1", "0.3"))),
-			current: 7, metrics: []MetricInput{reading("latency", 0.2)}, desired: 7, reason: ReasonSteady, message: "within the band"},
-		{name: "band: a zero metric asks for zero, which minReplicas lifts", policy: immediate(scaler(2, 20, bandMetric("latency", "0.1", "0.3"))),
-			current: 3, metrics: []MetricInput{reading("latency", 0)}, desired: 2, reason: ReasonScalingLimited, limit: ReasonTooFewReplicas},
-		{name: "band: invalid watermarks make the metric unavailable", policy: immediate(scaler(1, 20, bandMetric("latency", "0.3", "0.1"))),
-			current: 3, metrics: []MetricInput{reading("latency", 0.01)}, desired: 3, reason: ReasonSensorUnavailable,
+		{name: "band: cold is raised until it would not at once be hot", policy: immediate(webScaler(1, 20, bandMetric("latency", "0.4", "0.45"))),
+			current: 5, metrics: []MetricInput{metricReading("latency", 0.1)}, desired: 2, reason: ReasonScaleDown},
+		{name: "band: between the watermarks holds", policy: immediate(webScaler(1, 20, bandMetric("latency", "0.1", "0.3"))),
+			current: 7, metrics: []MetricInput{metricReading("latency", 0.2)}, desired: 7, reason: ReasonSteady, message: "within the band"},
+		{name: "band: a zero metric asks for zero, which minReplicas lifts", policy: immediate(webScaler(2, 20, bandMetric("latency", "0.1", "0.3"))),
+			current: 3, metrics: []MetricInput{metricReading("latency", 0)}, desired: 2, reason: ReasonScalingLimited, limit: ReasonTooFewReplicas},
+		{name: "band: invalid watermarks make the metric unavailable", policy: immediate(webScaler(1, 20, bandMetric("latency", "0.3", "0.1"))),
+			current: 3, metrics: []MetricInput{metricReading("latency", 0.01)}, desired: 3, reason: ReasonSensorUnavailable,
 			message: "latency cannot be used"},
 
 		// Several metrics: the largest recommendation wins.
 		{name: "the largest recommendation of several metrics wins",
-			policy:  immediate(scaler(1, 20, cpu50, bandMetric("latency", "0.1", "0.3"))),
-			current: 4, metrics: []MetricInput{reading("cpu", 75), reading("latency", 0.6)}, desired: 8, reason: ReasonScaleUp,
+			policy:  immediate(webScaler(1, 20, cpu50, bandMetric("latency", "0.1", "0.3"))),
+			current: 4, metrics: []MetricInput{metricReading("cpu", 75), metricReading("latency", 0.6)}, desired: 8, reason: ReasonScaleUp,
 			message: "latency is 0.6, above the band"},
 		{name: "a scale down needs every metric to agree",
-			policy:  immediate(scaler(1, 20, cpu50, bandMetric("latency", "0.1", "0.3"))),
-			current: 4, metrics: []MetricInput{reading("cpu", 10), reading("latency", 0.2)}, desired: 4, reason: ReasonSteady},
+			policy:  immediate(webScaler(1, 20, cpu50, bandMetric("latency", "0.1", "0.3"))),
+			current: 4, metrics: []MetricInput{metricReading("cpu", 10), metricReading("latency", 0.2)}, desired: 4, reason: ReasonSteady},
 
 		// Bounds, in the HPA's order: the current replicas first, then the recommendation.
-		{name: "replicas above maxReplicas go to maxReplicas before any metric", policy: immediate(scaler(1, 20, cpu50)),
-			current: 25, metrics: []MetricInput{down("cpu")}, desired: 20, reason: ReasonTooManyReplicas, limit: ReasonTooManyReplicas,
+		{name: "replicas above maxReplicas go to maxReplicas before any metric", policy: immediate(webScaler(1, 20, cpu50)),
+			current: 25, metrics: []MetricInput{unavailableReading("cpu")}, desired: 20, reason: ReasonTooManyReplicas, limit: ReasonTooManyReplicas,
 			message: "web has 25 replicas, above maxReplicas 20: scaling down to 20."},
-		{name: "replicas below minReplicas go to minReplicas before any metric", policy: immediate(scaler(2, 20, cpu50)),
-			current: 1, metrics: []MetricInput{reading("cpu", 1)}, desired: 2, reason: ReasonTooFewReplicas, limit: ReasonTooFewReplicas,
+		{name: "replicas below minReplicas go to minReplicas before any metric", policy: immediate(webScaler(2, 20, cpu50)),
+			current: 1, metrics: []MetricInput{metricReading("cpu", 1)}, desired: 2, reason: ReasonTooFewReplicas, limit: ReasonTooFewReplicas,
 			message: "web has 1 replica, below minReplicas 2: scaling up to 2."},
-		{name: "a recommendation above maxReplicas is cut to it", policy: immediate(scaler(1, 20, cpu50)),
-			current: 10, metrics: []MetricInput{reading("cpu", 200)}, desired: 20, reason: ReasonScalingLimited, limit: ReasonTooManyReplicas,
+		{name: "a recommendation above maxReplicas is cut to it", policy: immediate(webScaler(1, 20, cpu50)),
+			current: 10, metrics: []MetricInput{metricReading("cpu", 200)}, desired: 20, reason: ReasonScalingLimited, limit: ReasonTooManyReplicas,
 			message: "Scaling web up from 10 to 20 replicas instead of 40: maxReplicas is 20 (TooManyReplicas)."},
-		{name: "a recommendation faster than the scale-up policies is cut", policy: immediate(scaler(1, 50, cpu50)),
-			current: 10, metrics: []MetricInput{reading("cpu", 200)}, desired: 20, reason: ReasonScalingLimited, limit: ReasonScaleUpLimit,
+		{name: "a recommendation faster than the scale-up policies is cut", policy: immediate(webScaler(1, 50, cpu50)),
+			current: 10, metrics: []MetricInput{metricReading("cpu", 200)}, desired: 20, reason: ReasonScalingLimited, limit: ReasonScaleUpLimit,
 			message: "behavior.scaleUp's policies allow no more (ScaleUpLimit)"},
-		{name: "a recommendation below minReplicas is lifted to it", policy: immediate(scaler(3, 20, cpu50)),
-			current: 5, metrics: []MetricInput{reading("cpu", 5)}, desired: 3, reason: ReasonScalingLimited, limit: ReasonTooFewReplicas,
+		{name: "a recommendation below minReplicas is lifted to it", policy: immediate(webScaler(3, 20, cpu50)),
+			current: 5, metrics: []MetricInput{metricReading("cpu", 5)}, desired: 3, reason: ReasonScalingLimited, limit: ReasonTooFewReplicas,
 			message: "Scaling web down from 5 to 3 replicas instead of 1: minReplicas is 3 (TooFewReplicas)."},
-		{name: "a new autoscaler does not scale down within the scale-down window", policy: scaler(1, 20, cpu50), fresh: true,
-			current: 8, metrics: []MetricInput{reading("cpu", 10)}, desired: 8, reason: ReasonScaleDownStabilized,
-			message: "higher recommendations within the 5m0s scale-down stabilization window hold it until at least 2026-03-02T12:05:00Z",
+		{name: "a new autoscaler does not scale down within the scale-down window", policy: webScaler(1, 20, cpu50), fresh: true,
+			current: 8, metrics: []MetricInput{metricReading("cpu", 10)}, desired: 8, reason: ReasonScaleDownStabilized,
+			message:   "higher recommendations within the 5m0s scale-down stabilization window hold it until at least 2026-03-02T12:05:00Z",
 			nextCheck: 5 * time.Minute},
 
 		// minReplicas 0: scale to zero and activation, KEDA-style.
-		{name: "every metric idle scales to zero", policy: immediate(scaler(0, 20, averageMetric("backlog", "10"))),
-			current: 3, metrics: []MetricInput{reading("backlog", 0)}, desired: 0, reason: ReasonScaledToZero,
+		{name: "every metric idle scales to zero", policy: immediate(webScaler(0, 20, averageMetric("backlog", "10"))),
+			current: 3, metrics: []MetricInput{metricReading("backlog", 0)}, desired: 0, reason: ReasonScaledToZero,
 			message: "Every metric is idle (at or below its activation threshold): scaling web from 3 replicas to zero."},
-		{name: "scale to zero waits for the scale-down stabilization window", policy: scaler(0, 20, averageMetric("backlog", "10")),
+		{name: "scale to zero waits for the scale-down stabilization window", policy: webScaler(0, 20, averageMetric("backlog", "10")),
 			history: []Recommendation{{Time: asNow.Add(-time.Minute), Replicas: 3}},
-			current: 3, metrics: []MetricInput{reading("backlog", 0)}, desired: 3, reason: ReasonScaleDownStabilized, nextCheck: 4 * time.Minute},
-		{name: "below the activation threshold counts as idle", policy: immediate(scaler(0, 20, withThreshold(valueMetric("queue", "100"), "5"))),
-			current: 2, metrics: []MetricInput{reading("queue", 4)}, desired: 0, reason: ReasonScaledToZero},
-		{name: "an idle component stays at zero", policy: immediate(scaler(0, 20, averageMetric("backlog", "10"))),
-			current: 0, metrics: []MetricInput{reading("backlog", 0)}, desired: 0, reason: ReasonScaledToZero,
+			current: 3, metrics: []MetricInput{metricReading("backlog", 0)}, desired: 3, reason: ReasonScaleDownStabilized, nextCheck: 4 * time.Minute},
+		{name: "below the activation threshold counts as idle", policy: immediate(webScaler(0, 20, withActivation(valueMetric("queue", "100"), "5"))),
+			current: 2, metrics: []MetricInput{metricReading("queue", 4)}, desired: 0, reason: ReasonScaledToZero},
+		{name: "an idle component stays at zero", policy: immediate(webScaler(0, 20, averageMetric("backlog", "10"))),
+			current: 0, metrics: []MetricInput{metricReading("backlog", 0)}, desired: 0, reason: ReasonScaledToZero,
 			message: "web stays at zero replicas until one crosses its activation threshold"},
-		{name: "a value at the activation threshold does not activate", policy: immediate(scaler(0, 20, withThreshold(valueMetric("queue", "100"), "5"))),
-			current: 0, metrics: []MetricInput{reading("queue", 5)}, desired: 0, reason: ReasonScaledToZero},
-		{name: "a value above the activation threshold activates, to the ratio rounded up", policy: immediate(scaler(0, 20, withThreshold(valueMetric("queue", "100"), "5"))),
-			current: 0, metrics: []MetricInput{reading("queue", 250)}, desired: 3, reason: ReasonActivated,
+		{name: "a value at the activation threshold does not activate", policy: immediate(webScaler(0, 20, withActivation(valueMetric("queue", "100"), "5"))),
+			current: 0, metrics: []MetricInput{metricReading("queue", 5)}, desired: 0, reason: ReasonScaledToZero},
+		{name: "a value above the activation threshold activates, to the ratio rounded up", policy: immediate(webScaler(0, 20, withActivation(valueMetric("queue", "100"), "5"))),
+			current: 0, metrics: []MetricInput{metricReading("queue", 250)}, desired: 3, reason: ReasonActivated,
 			message: "queue is 250, above its activation threshold 5: activating web from zero to 3 replicas."},
 		{name: "any positive value activates by default; averageValue divides by the target, not by zero replicas",
-			policy:  immediate(scaler(0, 20, averageMetric("backlog", "10"))),
-			current: 0, metrics: []MetricInput{reading("backlog", 35)}, desired: 4, reason: ReasonActivated},
-		{name: "activation is rate-limited beyond the first replica", policy: immediate(scaler(0, 200, averageMetric("backlog", "1"))),
-			current: 0, metrics: []MetricInput{reading("backlog", 100)}, desired: 4, reason: ReasonActivated, limit: ReasonScaleUpLimit},
+			policy:  immediate(webScaler(0, 20, averageMetric("backlog", "10"))),
+			current: 0, metrics: []MetricInput{metricReading("backlog", 35)}, desired: 4, reason: ReasonActivated},
+		{name: "activation is rate-limited beyond the first replica", policy: immediate(webScaler(0, 200, averageMetric("backlog", "1"))),
+			current: 0, metrics: []MetricInput{metricReading("backlog", 100)}, desired: 4, reason: ReasonActivated, limit: ReasonScaleUpLimit},
 		{name: "activation to one replica goes ahead of a percent-only scale-up policy",
-			policy:  percentOnlyUp(immediate(scaler(0, 20, averageMetric("backlog", "10")))),
-			current: 0, metrics: []MetricInput{reading("backlog", 35)}, desired: 1, reason: ReasonActivated, limit: ReasonScaleUpLimit},
+			policy:  percentOnlyUp(immediate(webScaler(0, 20, averageMetric("backlog", "10")))),
+			current: 0, metrics: []MetricInput{metricReading("backlog", 35)}, desired: 1, reason: ReasonActivated, limit: ReasonScaleUpLimit},
 		{name: "activation to one replica goes ahead of a scale-up stabilization window",
 			policy: func() v1alpha1.AutoscalePolicy {
-				p := immediate(scaler(0, 20, averageMetric("backlog", "10")))
+				p := immediate(webScaler(0, 20, averageMetric("backlog", "10")))
 				p.Behavior.ScaleUp.StabilizationWindowSeconds = asI32(60)
 				return p
 			}(),
 			history: []Recommendation{{Time: asNow.Add(-30 * time.Second), Replicas: 0}},
-			current: 0, metrics: []MetricInput{reading("backlog", 35)}, desired: 1, reason: ReasonActivated,
+			current: 0, metrics: []MetricInput{metricReading("backlog", 35)}, desired: 1, reason: ReasonActivated,
 			message: "lower recommendations within the 1m0s scale-up stabilization window hold it until at least 2026-03-02T12:00:30Z", nextCheck: 30 * time.Second},
-		{name: "a resource metric activates to one replica, having no pod to measure", policy: immediate(scaler(0, 20, cpu50)),
-			current: 0, metrics: []MetricInput{reading("cpu", 30)}, desired: 1, reason: ReasonActivated},
-		{name: "an active metric keeps at least one replica", policy: immediate(scaler(0, 20, cpu50)),
-			current: 3, metrics: []MetricInput{reading("cpu", 0.5)}, desired: 1, reason: ReasonScalingLimited, limit: ReasonTooFewReplicas,
+		{name: "a resource metric activates to one replica, having no pod to measure", policy: immediate(webScaler(0, 20, cpu50)),
+			current: 0, metrics: []MetricInput{metricReading("cpu", 30)}, desired: 1, reason: ReasonActivated},
+		{name: "an active metric keeps at least one replica", policy: immediate(webScaler(0, 20, cpu50)),
+			current: 3, metrics: []MetricInput{metricReading("cpu", 0.5)}, desired: 1, reason: ReasonScalingLimited, limit: ReasonTooFewReplicas,
 			message: "a metric is active, so at least 1 replica stays"},
 		{name: "an unavailable sensor never lets the component scale to zero",
-			policy:  immediate(scaler(0, 20, averageMetric("backlog", "10"), valueMetric("queue", "100"))),
-			current: 2, metrics: []MetricInput{reading("backlog", 0), down("queue")}, desired: 2, reason: ReasonSensorUnavailable},
-		{name: "zero replicas with minReplicas above zero disable autoscaling, as with the HPA", policy: immediate(scaler(1, 20, cpu50)),
-			current: 0, metrics: []MetricInput{reading("cpu", 90)}, desired: 0, reason: ReasonScalingDisabled,
+			policy:  immediate(webScaler(0, 20, averageMetric("backlog", "10"), valueMetric("queue", "100"))),
+			current: 2, metrics: []MetricInput{metricReading("backlog", 0), unavailableReading("queue")}, desired: 2, reason: ReasonSensorUnavailable},
+		{name: "zero replicas with minReplicas above zero disable autoscaling, as with the HPA", policy: immediate(webScaler(1, 20, cpu50)),
+			current: 0, metrics: []MetricInput{metricReading("cpu", 90)}, desired: 0, reason: ReasonScalingDisabled,
 			message: "web has 0 replicas and minReplicas is 1: autoscaling is off until the workload is scaled up by hand"},
 
 		// onSensorFailure.
 		{name: "Hold: an unavailable metric never lets the others scale down",
-			policy:  immediate(scaler(1, 20, cpu50, bandMetric("latency", "0.1", "0.3"))),
-			current: 6, metrics: []MetricInput{down("cpu"), reading("latency", 0.02)}, desired: 6, reason: ReasonSensorUnavailable,
+			policy:  immediate(webScaler(1, 20, cpu50, bandMetric("latency", "0.1", "0.3"))),
+			current: 6, metrics: []MetricInput{unavailableReading("cpu"), metricReading("latency", 0.02)}, desired: 6, reason: ReasonSensorUnavailable,
 			message: "Holding web at 6 replicas: cpu is unavailable, and missing data never scales down. The available metrics recommend 1 (latency is 0.02, below the band [0.1, 0.3], and asks for 1 replica)."},
 		{name: "Hold: another metric asking for more still scales up",
-			policy:  immediate(scaler(1, 20, cpu50, bandMetric("latency", "0.1", "0.3"))),
-			current: 4, metrics: []MetricInput{down("cpu"), reading("latency", 0.6)}, desired: 8, reason: ReasonScaleUp,
+			policy:  immediate(webScaler(1, 20, cpu50, bandMetric("latency", "0.1", "0.3"))),
+			current: 4, metrics: []MetricInput{unavailableReading("cpu"), metricReading("latency", 0.6)}, desired: 8, reason: ReasonScaleUp,
 			message: "Sensor cpu is unavailable; the other metrics ask for at least the current replicas."},
-		{name: "Hold: no metric available holds", policy: immediate(scaler(1, 20, cpu50)),
+		{name: "Hold: no metric available holds", policy: immediate(webScaler(1, 20, cpu50)),
 			current: 4, metrics: nil, desired: 4, reason: ReasonSensorUnavailable,
 			message: "Holding web at 4 replicas: no metric is available (cpu is unavailable), and missing data never scales down."},
-		{name: "Hold: a reading that is not a number is unavailable", policy: immediate(scaler(1, 20, cpu50)),
-			current: 4, metrics: []MetricInput{reading("cpu", math.NaN())}, desired: 4, reason: ReasonSensorUnavailable},
-		{name: "Fallback: below the failure threshold, the autoscaler holds", policy: fallback(immediate(scaler(1, 20, cpu50)), 5, 3),
-			current: 10, metrics: []MetricInput{down("cpu")}, failures: map[string]int32{"cpu": 2}, desired: 10, reason: ReasonSensorUnavailable,
+		{name: "Hold: a reading that is not a number is unavailable", policy: immediate(webScaler(1, 20, cpu50)),
+			current: 4, metrics: []MetricInput{metricReading("cpu", math.NaN())}, desired: 4, reason: ReasonSensorUnavailable},
+		{name: "Fallback: below the failure threshold, the autoscaler holds", policy: fallback(immediate(webScaler(1, 20, cpu50)), 5, 3),
+			current: 10, metrics: []MetricInput{unavailableReading("cpu")}, failures: map[string]int32{"cpu": 2}, desired: 10, reason: ReasonSensorUnavailable,
 			message: "onSensorFailure falls back to 5 replicas once a sensor has failed 3 consecutive polls (cpu: 2)."},
 		{name: "Fallback: at the failure threshold, the fallback replicas are the recommendation",
-			policy:  fallback(immediate(scaler(1, 20, cpu50)), 5, 3),
-			current: 10, metrics: []MetricInput{down("cpu")}, failures: map[string]int32{"cpu": 3}, desired: 5, reason: ReasonFallback,
+			policy:  fallback(immediate(webScaler(1, 20, cpu50)), 5, 3),
+			current: 10, metrics: []MetricInput{unavailableReading("cpu")}, failures: map[string]int32{"cpu": 3}, desired: 5, reason: ReasonFallback,
 			message: "Sensor cpu has failed 3 consecutive polls (failureThreshold 3): falling back to 5 replicas."},
-		{name: "Fallback: the default threshold is 3", policy: fallback(immediate(scaler(1, 20, cpu50)), 5, 0),
-			current: 10, metrics: []MetricInput{down("cpu")}, failures: map[string]int32{"cpu": 3}, desired: 5, reason: ReasonFallback},
-		{name: "Fallback: the rate policies still apply", policy: fallback(immediate(scaler(1, 20, cpu50)), 20, 3),
-			current: 2, metrics: []MetricInput{down("cpu")}, failures: map[string]int32{"cpu": 4}, desired: 6, reason: ReasonFallback, limit: ReasonScaleUpLimit,
-			message: "Scaling web up from 2 to 6 replicas for now"},
-		{name: "Fallback: a sensor that recovered does not fall back", policy: fallback(immediate(scaler(1, 20, cpu50)), 5, 3),
-			current: 10, metrics: []MetricInput{reading("cpu", 50)}, failures: map[string]int32{"cpu": 9}, desired: 10, reason: ReasonSteady},
+		{name: "Fallback: the default threshold is 3", policy: fallback(immediate(webScaler(1, 20, cpu50)), 5, 0),
+			current: 10, metrics: []MetricInput{unavailableReading("cpu")}, failures: map[string]int32{"cpu": 3}, desired: 5, reason: ReasonFallback},
+		{name: "Fallback: the rate policies still apply", policy: fallback(immediate(webScaler(1, 20, cpu50)), 20, 3),
+			current: 2, metrics: []MetricInput{unavailableReading("cpu")}, failures: map[string]int32{"cpu": 4}, desired: 6, reason: ReasonFallback, limit: ReasonScaleUpLimit,
+			message: "web goes to 6 for now: behavior.scaleUp's policies allow no more (ScaleUpLimit)."},
+		{name: "Fallback: a sensor that recovered does not fall back", policy: fallback(immediate(webScaler(1, 20, cpu50)), 5, 3),
+			current: 10, metrics: []MetricInput{metricReading("cpu", 50)}, failures: map[string]int32{"cpu": 9}, desired: 10, reason: ReasonSteady},
 
 		// predictive: a forecast only ever scales up.
 		{name: "predictive: a forecast above the value scales up ahead of the load",
-			policy:  predictive(immediate(scaler(1, 20, averageMetric("backlog", "10")))),
-			current: 5, metrics: []MetricInput{reading("backlog", 50)}, forecasts: map[string]float64{"backlog": 80}, desired: 8, reason: ReasonScaleUp,
+			policy:  predictive(immediate(webScaler(1, 20, averageMetric("backlog", "10")))),
+			current: 5, metrics: []MetricInput{metricReading("backlog", 50)}, forecasts: map[string]float64{"backlog": 80}, desired: 8, reason: ReasonScaleUp,
 			message: "backlog is 50 and forecast to reach 80 within 2m0s against a target average of 10 per replica, and asks for 8 replicas"},
 		{name: "predictive: a forecast below the value never scales down",
-			policy:  predictive(immediate(scaler(1, 20, averageMetric("backlog", "10")))),
-			current: 5, metrics: []MetricInput{reading("backlog", 50)}, forecasts: map[string]float64{"backlog": 10}, desired: 5, reason: ReasonSteady},
+			policy:  predictive(immediate(webScaler(1, 20, averageMetric("backlog", "10")))),
+			current: 5, metrics: []MetricInput{metricReading("backlog", 50)}, forecasts: map[string]float64{"backlog": 10}, desired: 5, reason: ReasonSteady},
 		{name: "predictive: a scale down goes by the current value when the forecast is lower",
-			policy:  predictive(immediate(scaler(1, 20, averageMetric("backlog", "10")))),
-			current: 5, metrics: []MetricInput{reading("backlog", 20)}, forecasts: map[string]float64{"backlog": 5}, desired: 2, reason: ReasonScaleDown},
+			policy:  predictive(immediate(webScaler(1, 20, averageMetric("backlog", "10")))),
+			current: 5, metrics: []MetricInput{metricReading("backlog", 20)}, forecasts: map[string]float64{"backlog": 5}, desired: 2, reason: ReasonScaleDown},
 		{name: "predictive: a forecast above the value holds off a scale down",
-			policy:  predictive(immediate(scaler(1, 20, averageMetric("backlog", "10")))),
-			current: 5, metrics: []MetricInput{reading("backlog", 20)}, forecasts: map[string]float64{"backlog": 48}, desired: 5, reason: ReasonSteady},
-		{name: "predictive: forecasts are ignored unless predictive is set", policy: immediate(scaler(1, 20, averageMetric("backlog", "10"))),
-			current: 5, metrics: []MetricInput{reading("backlog", 50)}, forecasts: map[string]float64{"backlog": 80}, desired: 5, reason: ReasonSteady},
+			policy:  predictive(immediate(webScaler(1, 20, averageMetric("backlog", "10")))),
+			current: 5, metrics: []MetricInput{metricReading("backlog", 20)}, forecasts: map[string]float64{"backlog": 48}, desired: 5, reason: ReasonSteady},
+		{name: "predictive: forecasts are ignored unless predictive is set", policy: immediate(webScaler(1, 20, averageMetric("backlog", "10"))),
+			current: 5, metrics: []MetricInput{metricReading("backlog", 50)}, forecasts: map[string]float64{"backlog": 80}, desired: 5, reason: ReasonSteady},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -346,8 +346,8 @@ func TestAutoscale(t *testing.T) {
 }
 
 func TestAutoscaleRecordsTheUnstabilizedRecommendation(t *testing.T) {
-	p := scaler(1, 20, utilizationMetric("cpu", 50))
-	d := Autoscale(AutoscaleInput{Now: asNow, Policy: p, CurrentReplicas: 8, Metrics: []MetricInput{reading("cpu", 10)}})
+	p := webScaler(1, 20, utilizationMetric("cpu", 50))
+	d := Autoscale(AutoscaleInput{Now: asNow, Policy: p, CurrentReplicas: 8, Metrics: []MetricInput{metricReading("cpu", 10)}})
 	// A new autoscaler starts from the current replicas, then records what the metric
 	// asked for (2), although the window holds the replicas at 8.
 	want := []Recommendation{{Time: asNow, Replicas: 8}, {Time: asNow, Replicas: 2}}
@@ -356,7 +356,7 @@ func TestAutoscaleRecordsTheUnstabilizedRecommendation(t *testing.T) {
 	}
 	// Five minutes later the recommendation of 8 has left the window and 2 wins.
 	later := asNow.Add(5 * time.Minute)
-	d = Autoscale(AutoscaleInput{Now: later, Policy: p, CurrentReplicas: 8, Metrics: []MetricInput{reading("cpu", 10)}, History: d.History})
+	d = Autoscale(AutoscaleInput{Now: later, Policy: p, CurrentReplicas: 8, Metrics: []MetricInput{metricReading("cpu", 10)}, History: d.History})
 	if d.Desired != 2 || d.Reason != ReasonScaleDown {
 		t.Fatalf("after the window: %d (%s), want 2 (ScaleDown): %s", d.Desired, d.Reason, d.Message)
 	}
@@ -366,9 +366,9 @@ func TestAutoscaleRecordsTheUnstabilizedRecommendation(t *testing.T) {
 }
 
 func TestAutoscaleHoldRecordsNothing(t *testing.T) {
-	p := immediate(scaler(1, 20, utilizationMetric("cpu", 50), bandMetric("latency", "0.1", "0.3")))
+	p := immediate(webScaler(1, 20, utilizationMetric("cpu", 50), bandMetric("latency", "0.1", "0.3")))
 	d := Autoscale(AutoscaleInput{Now: asNow, Policy: p, CurrentReplicas: 6, History: settled,
-		Metrics: []MetricInput{down("cpu"), reading("latency", 0.01)}})
+		Metrics: []MetricInput{unavailableReading("cpu"), metricReading("latency", 0.01)}})
 	if d.Reason != ReasonSensorUnavailable || len(d.History) != 0 {
 		t.Fatalf("got %s with history %v; want a hold that records nothing (the settled entry is past every window)", d.Reason, d.History)
 	}
@@ -381,8 +381,8 @@ func TestAutoscaleDoesNotModifyItsInput(t *testing.T) {
 	history := []Recommendation{{Time: asNow.Add(-time.Minute), Replicas: 9}, {Time: asNow.Add(-2 * time.Minute), Replicas: 4}}
 	events := []ScaleEvent{{Time: asNow.Add(-5 * time.Second), Delta: 3}}
 	h, e := slices.Clone(history), slices.Clone(events)
-	in := AutoscaleInput{Now: asNow, Policy: scaler(1, 20, averageMetric("backlog", "10")), CurrentReplicas: 6,
-		Metrics: []MetricInput{reading("backlog", 200)}, History: history, ScaleEvents: events}
+	in := AutoscaleInput{Now: asNow, Policy: webScaler(1, 20, averageMetric("backlog", "10")), CurrentReplicas: 6,
+		Metrics: []MetricInput{metricReading("backlog", 200)}, History: history, ScaleEvents: events}
 	first := Autoscale(in)
 	second := Autoscale(in)
 	if !slices.Equal(history, h) || !slices.Equal(events, e) {
@@ -399,10 +399,10 @@ func TestAutoscaleMessageFitsStatus(t *testing.T) {
 	for _, s := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
 		name := strings.Repeat(s, 63)
 		metrics = append(metrics, valueMetric(name, "1"))
-		readings = append(readings, down(name))
+		readings = append(readings, unavailableReading(name))
 	}
-	readings[0] = reading(metrics[0].Sensor, 100)
-	d := Autoscale(AutoscaleInput{Now: asNow, Policy: scaler(1, 20, metrics...), CurrentReplicas: 3, Metrics: readings, History: settled})
+	readings[0] = metricReading(metrics[0].Sensor, 100)
+	d := Autoscale(AutoscaleInput{Now: asNow, Policy: webScaler(1, 20, metrics...), CurrentReplicas: 3, Metrics: readings, History: settled})
 	if len(d.Message) > maxMessageLength || d.Message == "" {
 		t.Fatalf("message of %d bytes", len(d.Message))
 	}
