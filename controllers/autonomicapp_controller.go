@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -53,6 +54,8 @@ const pendingRecheck = 2 * time.Second
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=pods/eviction,verbs=create
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 
 // AppReconciler runs the MAPE-K loop of an AutonomicApp.
 type AppReconciler struct {
@@ -79,6 +82,8 @@ func (r *AppReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.appsOfWorkload)).
 		Watches(&appsv1.ReplicaSet{}, handler.EnqueueRequestsFromMapFunc(r.appsOfWorkload)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.appsOfPod)).
+		// A runJob action's Job is controlled by its app: its completion brings the app back.
+		Owns(&batchv1.Job{}).
 		Watches(&v1alpha1.HealingPolicy{}, r.sharedPolicyHandler(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.ClusterHealingPolicy{}, r.sharedPolicyHandler(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.Storm.flips, allApps(r.Client))).
@@ -584,16 +589,21 @@ func (r *AppReconciler) act(ctx context.Context, s *session, in actInput) (actRe
 	type prepared struct {
 		target *monitor.Component
 		p      execute.Prepared
+		id     string
 	}
 	var ready []prepared
 	var firstErr error
 	for _, t := range s.targets(in.Action) {
-		p, err := r.Effectors.Prepare(execute.Request{App: app, Action: in.Action, Target: t})
+		// The id is fixed before Prepare, so an effector can name what it will create
+		// after it (runJob's Job) in the record's target and objects.
+		id := knowledge.NewID(in.Policy, s.now)
+		p, err := r.Effectors.Prepare(execute.Request{App: app, Action: in.Action, Target: t,
+			Record: &v1alpha1.ActionRecord{ID: id, Time: metav1.NewTime(s.now)}})
 		if err != nil {
 			firstErr = cmp.Or(firstErr, err)
 			continue
 		}
-		ready = append(ready, prepared{target: t, p: p})
+		ready = append(ready, prepared{target: t, p: p, id: id})
 	}
 	disruptive := slices.ContainsFunc(ready, func(p prepared) bool { return p.p.Disruptive })
 	if v := plan.CheckGuards(r.guardInput(s), disruptive, s.now); v.Held {
@@ -621,6 +631,7 @@ func (r *AppReconciler) act(ctx context.Context, s *session, in actInput) (actRe
 	recs := make([]v1alpha1.ActionRecord, 0, len(ready))
 	for _, p := range ready {
 		rec := newRecord(componentName(p.target))
+		rec.ID = p.id
 		rec.Target, rec.Objects, rec.Replicas = p.p.Target, p.p.Objects, p.p.Replicas
 		if rec.DryRun {
 			rec.Result, rec.Message, rec.FinishedAt = v1alpha1.ResultSkipped, "DryRun: the action was decided and recorded; nothing was changed.", &rec.Time
@@ -689,14 +700,22 @@ func componentName(c *monitor.Component) string {
 // execute runs an effector for a recorded intent and records its outcome.
 func (r *AppReconciler) execute(ctx context.Context, s *session, rec v1alpha1.ActionRecord, action v1alpha1.Action, target *monitor.Component) {
 	recCopy := rec
-	out := r.Effectors.Execute(ctx, execute.Request{App: s.app, Record: &recCopy, Action: action, Target: target})
-	knowledge.Complete(&s.app.Status, rec.ID, out.Result, out.Message, r.Clock.Now())
+	req := execute.Request{App: s.app, Record: &recCopy, Action: action, Target: target}
+	out := r.Effectors.Execute(ctx, req)
 	if out.Result == v1alpha1.ResultPending {
-		// A long action (a Job, a drain) reports progress; look again shortly. Watches
-		// on what it changed usually bring the app back sooner.
-		s.requeueAt(r.Clock.Now().Add(pendingRecheck))
+		// A long action (a Job, a drain) reports progress: the record stays Pending with
+		// the message (unchanged progress writes nothing), and the next reconcile runs the
+		// effector again. A watch on what it changed (the Job) brings the app back when it
+		// finishes; the deadline is when it fails by its timeout.
+		knowledge.Progress(&s.app.Status, rec.ID, out.Message)
+		if d := execute.PendingDeadline(req); !d.IsZero() {
+			s.requeueAt(d)
+		} else {
+			s.requeueAt(r.Clock.Now().Add(pendingRecheck))
+		}
 		return
 	}
+	knowledge.Complete(&s.app.Status, rec.ID, out.Result, out.Message, r.Clock.Now())
 	rec.Result = out.Result
 	r.countAction(rec)
 	logf.FromContext(ctx).Info("Action finished", "id", rec.ID, "policy", rec.Policy, "step", rec.Step,

@@ -6,7 +6,10 @@ import (
 	"strconv"
 	"strings"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -40,7 +43,21 @@ type Options struct {
 // reads a Secret only with get, when a webhook action names it.
 func ConfigureCache(o *cache.Options) {
 	o.DefaultTransform = monitor.Trim
+	// Only the Jobs of runJob actions are cached, not every Job of the cluster.
+	if o.ByObject == nil {
+		o.ByObject = map[client.Object]cache.ByObject{}
+	}
+	o.ByObject[&batchv1.Job{}] = cache.ByObject{Label: jobSelector}
 }
+
+// jobSelector selects the Jobs runJob actions create: those with the app label.
+var jobSelector = func() labels.Selector {
+	req, err := labels.NewRequirement(execute.AppLabel, selection.Exists, nil)
+	if err != nil {
+		panic(err)
+	}
+	return labels.NewSelector().Add(*req)
+}()
 
 // ClientOptions keeps Secrets out of the cache, so reading one never lists or watches.
 func ClientOptions() client.Options {

@@ -53,6 +53,9 @@ const (
 	ReasonActionSucceeded = "ActionSucceeded"
 	// ReasonActionFailed is the Warning Event of an action that was refused or errored.
 	ReasonActionFailed = "ActionFailed"
+	// ReasonActionProgressing is the Normal Event of an action that has started and not
+	// finished, such as a runJob whose Job runs.
+	ReasonActionProgressing = "ActionProgressing"
 	// ReasonNeedsAttention is the Warning Event of a notify action: a human is needed.
 	ReasonNeedsAttention = "NeedsAttention"
 )
@@ -134,8 +137,14 @@ func (e *Effectors) emit(req Request, kind string, out Outcome) {
 		return
 	}
 	eventType, reason := corev1.EventTypeNormal, ReasonActionSucceeded
-	if out.Result == v1alpha1.ResultFailed {
+	switch out.Result {
+	case v1alpha1.ResultFailed:
 		eventType, reason = corev1.EventTypeWarning, ReasonActionFailed
+	case v1alpha1.ResultPending:
+		if req.Record != nil && req.Record.Message == out.Message {
+			return // the same progress, reported when it was first seen
+		}
+		reason = ReasonActionProgressing
 	}
 	var id, target string
 	if req.Record != nil {

@@ -136,11 +136,11 @@ func (webhook) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 	attempts := 1 + int(min(max(a.Retries, 0), maxWebhookRetries))
 	logger := log.FromContext(ctx).WithValues("url", target, "actionID", req.Record.ID)
 	var tries []string
+	var stopped error
 	untrustedSeen := false
 	for n := 1; n <= attempts; n++ {
 		if n > 1 {
-			if err := sleepCtx(ctx, webhookBackoff(n-1)); err != nil {
-				tries = append(tries, "stopped: "+err.Error())
+			if stopped = sleepCtx(ctx, webhookBackoff(n-1)); stopped != nil {
 				break
 			}
 		}
@@ -172,6 +172,9 @@ func (webhook) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 	msg := fmt.Sprintf("POST %s failed after %d %s: %s", target, len(tries), plural(len(tries), "attempt"), strings.Join(tries, "; "))
 	if untrustedSeen {
 		msg += "; it is not retried: the server's certificate is not trusted (set webhook.caBundle to the CA that signed it)"
+	}
+	if stopped != nil {
+		msg += fmt.Sprintf("; stopped before attempt %d: %v", len(tries)+1, stopped)
 	}
 	return failed("%s", msg)
 }

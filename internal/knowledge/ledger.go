@@ -75,6 +75,20 @@ func Complete(st *v1alpha1.AutonomicAppStatus, id string, result v1alpha1.Action
 	}
 }
 
+// Progress records what an effector reported about an intent it has not finished: the
+// record stays Pending and keeps no finish time. An unchanged message changes nothing.
+func Progress(st *v1alpha1.AutonomicAppStatus, id, message string) {
+	rec := Find(st, id)
+	if rec == nil || rec.Result != v1alpha1.ResultPending {
+		return
+	}
+	rec.Message = truncate(message, 1024)
+	if st.LastAction != nil && st.LastAction.ID == id {
+		r := *rec
+		st.LastAction = &r
+	}
+}
+
 // ActionTimes returns the times of the recorded actions, for the rate-limit guard.
 // Dry-run records count too, so DryRun shows what Active would do.
 func ActionTimes(st *v1alpha1.AutonomicAppStatus) []time.Time {

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -128,56 +129,82 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
+// countingReader counts the gets of object sensors.
+func countingReader(c client.WithWatch) (client.Reader, *atomic.Int32) {
+	var n atomic.Int32
+	return interceptor.NewClient(c, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, k client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			n.Add(1)
+			return c.Get(ctx, k, obj, opts...)
+		},
+	}), &n
+}
+
+func objectSensor(name string, interval time.Duration, expr string) v1alpha1.Sensor {
+	return v1alpha1.Sensor{Name: name, Interval: dur(interval), Object: &v1alpha1.ObjectSensor{
+		Ref: v1alpha1.ObjectReference{APIVersion: "v1", Kind: "ConfigMap", Name: "q"}, Expression: expr}}
+}
+
 func TestPollerPollsEachSensorAtItsOwnInterval(t *testing.T) {
-	srv := newProbeServer(t, nil)
-	p := &Poller{Readings: NewReadings()}
+	clk := testingclock.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	c := fake.NewClientBuilder().WithObjects(configMap("shop", "q", map[string]string{"depth": "5"})).Build()
+	p := &Poller{Readings: NewReadings(), APIReader: c, Clock: clk}
 	p.Sync(testApp("web"), []v1alpha1.Sensor{
-		httpSensor("fast", srv.URL+"/fast", 100*time.Millisecond, 0),
-		httpSensor("slow", srv.URL+"/slow", 300*time.Millisecond, 0),
+		objectSensor("fast", 10*time.Second, "double(object.data.depth)"),
+		objectSensor("slow", 30*time.Second, "double(object.data.depth)"),
 	})
+	p.Sync(testApp("api"), []v1alpha1.Sensor{objectSensor("other", 7*time.Second, "double(object.data.depth)")})
 	run(t, p)
-	time.Sleep(1050 * time.Millisecond)
-	fast, slow := srv.times("/fast"), srv.times("/slow")
-	if len(fast) < 9 || len(fast) > 12 || len(slow) < 3 || len(slow) > 5 {
-		t.Fatalf("in 1.05s: %d polls at 100ms and %d at 300ms; want about 11 and 4", len(fast), len(slow))
+	// A poll is in the history once its next poll is scheduled.
+	polls := func(app, sensor string) int { return len(p.Readings.History(key(app), sensor)) }
+	for sec := 0; sec <= 90; sec++ {
+		if sec > 0 {
+			clk.Step(time.Second)
+		}
+		fast, slow, other := sec/10+1, sec/30+1, sec/7+1
+		eventually(t, fmt.Sprintf("at %ds the sensors were polled %d, %d and %d times", sec, fast, slow, other), func() bool {
+			return polls("web", "fast") == fast && polls("web", "slow") == slow && polls("api", "other") == other
+		})
 	}
-	if m := median(gaps(fast)); m < 90*time.Millisecond || m > 130*time.Millisecond {
-		t.Errorf("the 100ms sensor was polled every %s", m)
-	}
-	if m := median(gaps(slow)); m < 280*time.Millisecond || m > 340*time.Millisecond {
-		t.Errorf("the 300ms sensor was polled every %s", m)
-	}
-	vals := p.Readings.Values(key("web"))
-	if _, ok := vals["fast"]; !ok {
-		t.Errorf("values %v lack the fast sensor", vals)
+	for sensor, interval := range map[string]time.Duration{"fast": 10 * time.Second, "slow": 30 * time.Second} {
+		h := p.Readings.History(key("web"), sensor)
+		for i := 1; i < len(h); i++ {
+			if g := h[i].At.Sub(h[i-1].At); g != interval {
+				t.Fatalf("sensor %s was polled %s apart, want %s", sensor, g, interval)
+			}
+		}
 	}
 }
 
 func TestASlowSensorNeverDelaysAnotherAppsFastSensor(t *testing.T) {
-	srv := newProbeServer(t, map[string]time.Duration{"/hang": 2 * time.Second})
-	// Two workers; the slow app has three sensors that never answer within their 200ms
-	// timeout and are due again at once.
+	srv := newProbeServer(t, map[string]time.Duration{"/hang": 5 * time.Second})
+	// Two workers; the slow app has three sensors that never answer within their 500ms
+	// timeout and are due again at once. Were they to take both workers, the fast
+	// sensor would wait about 500ms between polls.
 	p := &Poller{Readings: NewReadings(), Workers: 2}
 	var slow []v1alpha1.Sensor
 	for _, n := range []string{"a", "b", "c"} {
-		slow = append(slow, httpSensor(n, srv.URL+"/hang", 100*time.Millisecond, 200*time.Millisecond))
+		slow = append(slow, httpSensor(n, srv.URL+"/hang", 100*time.Millisecond, 500*time.Millisecond))
 	}
 	p.Sync(testApp("slow"), slow)
 	p.Sync(testApp("fast"), []v1alpha1.Sensor{httpSensor("probe", srv.URL+"/fast", 100*time.Millisecond, 0)})
 	run(t, p)
-	time.Sleep(1200 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
 
 	fast := srv.times("/fast")
-	if len(fast) < 11 {
-		t.Fatalf("the fast sensor was polled %d times in 1.2s at an interval of 100ms", len(fast))
+	if len(fast) < 10 {
+		t.Fatalf("the fast sensor was polled %d times in 1.5s at an interval of 100ms", len(fast))
 	}
-	if g := slices.Max(gaps(fast)); g > 160*time.Millisecond {
+	if g := slices.Max(gaps(fast)); g > 300*time.Millisecond {
 		t.Errorf("the fast sensor waited %s between two polls (gaps %v)", g, gaps(fast))
 	}
-	if n := srv.count("/hang"); n < 3 {
+	if m := median(gaps(fast)); m < 90*time.Millisecond || m > 150*time.Millisecond {
+		t.Errorf("the fast sensor was polled every %s, want 100ms", m)
+	}
+	if n := srv.count("/hang"); n < 2 {
 		t.Errorf("the slow sensors were polled only %d times", n)
 	}
-	want := "GET " + srv.URL + "/hang: no answer within 200ms"
+	want := "GET " + srv.URL + "/hang: no answer within 500ms"
 	for name, r := range p.Readings.Get(key("slow")) {
 		if r.Err != want {
 			t.Errorf("slow sensor %s: error %q, want %q", name, r.Err, want)
@@ -197,12 +224,9 @@ func TestPollsInFlightNeverExceedWorkers(t *testing.T) {
 		p.Sync(testApp("app"+string(rune('a'+i))), []v1alpha1.Sensor{httpSensor("s", srv.URL+"/work", 100*time.Millisecond, 5*time.Second)})
 	}
 	run(t, p)
-	time.Sleep(600 * time.Millisecond)
+	eventually(t, "every sensor was polled three times", func() bool { return srv.count("/work") >= 30 })
 	if m := srv.max(); m != 3 {
 		t.Fatalf("at most %d polls were in flight, want exactly Workers = 3", m)
-	}
-	if n := srv.count("/work"); n < 30 {
-		t.Fatalf("only %d polls in 600ms", n)
 	}
 }
 
@@ -215,7 +239,7 @@ func TestPollsOfOneAppNeverExceedPerApp(t *testing.T) {
 	}
 	p.Sync(testApp("web"), sensors)
 	run(t, p)
-	time.Sleep(600 * time.Millisecond)
+	eventually(t, "every sensor was polled three times", func() bool { return srv.count("/work") >= 18 })
 	if m := srv.max(); m != 2 {
 		t.Fatalf("at most %d polls of one app were in flight, want PerApp = 2", m)
 	}
@@ -238,12 +262,9 @@ func TestSyncRemovingASensorStopsItsPolling(t *testing.T) {
 	if _, ok := p.Readings.Get(key("web"))["b"]; ok {
 		t.Error("the removed sensor's reading is still there")
 	}
-	time.Sleep(300 * time.Millisecond)
+	eventually(t, "the kept sensor was polled 6 more times", func() bool { return srv.count("/a") >= keptAt+6 })
 	if n := srv.count("/b"); n > removedAt+1 {
 		t.Errorf("the removed sensor was polled %d more times", n-removedAt)
-	}
-	if n := srv.count("/a"); n < keptAt+4 {
-		t.Errorf("the kept sensor was polled only %d more times in 300ms", n-keptAt)
 	}
 	if _, ok := p.Readings.Get(key("web"))["b"]; ok {
 		t.Error("the removed sensor's reading came back")
@@ -262,30 +283,22 @@ func TestSyncRemovingASensorStopsItsPolling(t *testing.T) {
 
 func TestNotifyIsCalledOnChangeAndNotOnAnUnchangedValue(t *testing.T) {
 	c := fake.NewClientBuilder().WithObjects(configMap("shop", "q", map[string]string{"depth": "5"})).Build()
-	var gets atomic.Int32
-	reader := interceptor.NewClient(c, interceptor.Funcs{
-		Get: func(ctx context.Context, c client.WithWatch, k client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-			gets.Add(1)
-			return c.Get(ctx, k, obj, opts...)
-		},
-	})
+	reader, gets := countingReader(c)
 	var notified atomic.Int32
 	p := &Poller{Readings: NewReadings(), APIReader: reader, Notify: func(app types.NamespacedName) {
 		if app == key("web") {
 			notified.Add(1)
 		}
 	}}
-	sensor := v1alpha1.Sensor{Name: "backlog", Interval: dur(50 * time.Millisecond), Object: &v1alpha1.ObjectSensor{
-		Ref: v1alpha1.ObjectReference{APIVersion: "v1", Kind: "ConfigMap", Name: "q"}, Expression: "double(object.data.depth)"}}
-	p.Sync(testApp("web"), []v1alpha1.Sensor{sensor})
+	p.Sync(testApp("web"), []v1alpha1.Sensor{objectSensor("backlog", 50*time.Millisecond, "double(object.data.depth)")})
 	run(t, p)
 	eventually(t, "the first value was heard of", func() bool { return notified.Load() == 1 })
 
 	// Polls that read the same value stay quiet.
 	polled := gets.Load()
-	time.Sleep(300 * time.Millisecond)
-	if gets.Load() < polled+4 || notified.Load() != 1 {
-		t.Fatalf("after %d more polls of an unchanged value, notified %d times; want 1", gets.Load()-polled, notified.Load())
+	eventually(t, "the unchanged value was polled 5 more times", func() bool { return gets.Load() >= polled+5 })
+	if n := notified.Load(); n != 1 {
+		t.Fatalf("notified %d times; want 1", n)
 	}
 
 	// A new value is heard of.
@@ -316,9 +329,12 @@ func TestNotifyIsCalledOnChangeAndNotOnAnUnchangedValue(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the sensor was available again", func() bool { return p.Readings.Get(key("web"))["backlog"].Available() })
-	time.Sleep(60 * time.Millisecond) // the Notify of that poll runs just after the reading is stored
+	// The Notify of that poll runs just after the reading is stored: wait for the next.
+	polled = gets.Load()
+	eventually(t, "the sensor was polled again", func() bool { return gets.Load() >= polled+2 })
 	settled := notified.Load()
-	time.Sleep(300 * time.Millisecond)
+	polled = gets.Load()
+	eventually(t, "the unchanged value was polled 5 more times", func() bool { return gets.Load() >= polled+5 })
 	if n := notified.Load(); n != settled {
 		t.Fatalf("notified %d more times for an unchanged value", n-settled)
 	}
@@ -327,16 +343,9 @@ func TestNotifyIsCalledOnChangeAndNotOnAnUnchangedValue(t *testing.T) {
 func TestSchedulingFollowsTheInjectedClock(t *testing.T) {
 	clk := testingclock.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	c := fake.NewClientBuilder().WithObjects(configMap("shop", "q", map[string]string{"depth": "5", "other": "9"})).Build()
-	var gets atomic.Int32
-	reader := interceptor.NewClient(c, interceptor.Funcs{
-		Get: func(ctx context.Context, c client.WithWatch, k client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-			gets.Add(1)
-			return c.Get(ctx, k, obj, opts...)
-		},
-	})
+	reader, gets := countingReader(c)
 	p := &Poller{Readings: NewReadings(), APIReader: reader, Clock: clk}
-	sensor := v1alpha1.Sensor{Name: "backlog", Interval: dur(time.Minute), Object: &v1alpha1.ObjectSensor{
-		Ref: v1alpha1.ObjectReference{APIVersion: "v1", Kind: "ConfigMap", Name: "q"}, Expression: "double(object.data.depth)"}}
+	sensor := objectSensor("backlog", time.Minute, "double(object.data.depth)")
 	p.Sync(testApp("web"), []v1alpha1.Sensor{sensor})
 	run(t, p)
 
@@ -395,10 +404,7 @@ func TestAPollThatRanWithAReplacedSpecIsThrownAway(t *testing.T) {
 		},
 	})
 	p := &Poller{Readings: NewReadings(), APIReader: reader}
-	sensor := func(expr string) []v1alpha1.Sensor {
-		return []v1alpha1.Sensor{{Name: "x", Interval: dur(time.Hour), Object: &v1alpha1.ObjectSensor{
-			Ref: v1alpha1.ObjectReference{APIVersion: "v1", Kind: "ConfigMap", Name: "q"}, Expression: expr}}}
-	}
+	sensor := func(expr string) []v1alpha1.Sensor { return []v1alpha1.Sensor{objectSensor("x", time.Hour, expr)} }
 	p.Sync(testApp("web"), sensor("double(object.data.old)"))
 	run(t, p)
 	<-entered

@@ -119,7 +119,11 @@ type MetricProposal struct {
 	// Active is true when the value (or the forecast) is above the metric's activation
 	// threshold.
 	Active bool
-	// Replicas is what this metric recommends; meaningful when Available.
+	// Fallback is true when the metric's sensor is unavailable and has failed
+	// onSensorFailure.failureThreshold consecutive polls with onSensorFailure Fallback:
+	// the metric then proposes the fallback replicas.
+	Fallback bool
+	// Replicas is what this metric recommends; meaningful when Available or Fallback.
 	Replicas int32
 	// Message says what the metric shows and asks for, in a clause.
 	Message string
@@ -133,7 +137,8 @@ type AutoscaleDecision struct {
 	// Desired is the replicas to set; equal to Current when nothing changes.
 	Desired int32
 	// Recommended is the metrics' recommendation before stabilization and limits: the
-	// largest metric proposal, zero when every metric is idle, or the fallback replicas.
+	// largest metric proposal (a fallen-back metric proposes the fallback replicas), or
+	// zero when every metric is idle.
 	Recommended int32
 	// Reason is a CamelCase word (the Reason* constants); Message is a sentence a person
 	// can act on.
@@ -169,8 +174,9 @@ func (d AutoscaleDecision) Scale() bool { return d.Desired != d.Current }
 // Around that: a metric whose sensor is unavailable never lets the autoscaler scale down
 // (onSensorFailure Hold, the default; the HPA skips scaling down when a metric is
 // invalid), though another metric may still scale up; with Fallback, once a sensor has
-// failed failureThreshold consecutive polls, the fallback replicas become the
-// recommendation. With minReplicas 0, KEDA-style, the component scales to zero when every
+// failed failureThreshold consecutive polls, its metric proposes the fallback replicas
+// (as KEDA's fallback does, so a working metric asking for more still wins), and until
+// then it holds. With minReplicas 0, KEDA-style, the component scales to zero when every
 // metric is idle (at or below its activation threshold) and is activated to at least one
 // replica, ahead of stabilization and rate policies, as soon as one is not. With
 // predictive set, each metric's forecast replaces its value when higher, so forecasts only
@@ -212,28 +218,29 @@ func Autoscale(in AutoscaleInput) AutoscaleDecision {
 		return d
 	}
 
+	failing := applyFallback(pol.OnSensorFailure, d.Proposals, in.ConsecutiveFailures)
+	var missing []string // unavailable and not fallen back
 	best, active := -1, -1
 	for i, p := range d.Proposals {
-		if !p.Available {
-			continue
-		}
-		if best < 0 || p.Replicas > d.Proposals[best].Replicas {
-			best = i
+		switch {
+		case p.Available || p.Fallback:
+			if best < 0 || p.Replicas > d.Proposals[best].Replicas {
+				best = i
+			}
+		default:
+			missing = append(missing, p.Sensor)
 		}
 		if p.Active && active < 0 {
 			active = i
 		}
 	}
 	idle := len(d.Unavailable) == 0 && active < 0
-	failing := failingSensor(pol.OnSensorFailure, d.Unavailable, in.ConsecutiveFailures)
-	fallback := failing.fallback
+	fallback := len(failing.fellBack) > 0
 
 	minEffective := minR
 	var rec int32
 	switch {
-	case fallback:
-		rec = failing.replicas
-	case len(d.Unavailable) > 0 && (best < 0 || d.Proposals[best].Replicas < cur):
+	case len(missing) > 0 && (best < 0 || d.Proposals[best].Replicas < cur):
 		// Missing data never scales down: hold, and record nothing (the HPA returns an
 		// error before normalizing when a metric is invalid and the rest would scale down).
 		if best >= 0 {
@@ -246,7 +253,7 @@ func Autoscale(in AutoscaleInput) AutoscaleDecision {
 		rec = 0
 	default:
 		rec = d.Proposals[best].Replicas
-		if minR == 0 {
+		if minR == 0 && active >= 0 {
 			// KEDA: while a metric is active, at least one replica stays.
 			minEffective = 1
 		}
@@ -277,11 +284,16 @@ func Autoscale(in AutoscaleInput) AutoscaleDecision {
 	switch {
 	case fallback:
 		d.Reason = ReasonFallback
-		d.Message = fmt.Sprintf("Sensor %s has failed %d consecutive polls (failureThreshold %d): falling back to %s.",
-			failing.sensor, failing.count, failing.threshold, replicas(rec))
-		if desired != rec {
-			d.Message += fmt.Sprintf(" %s goes to %d for now: %s.", target, desired, heldBack(stab, rec, d, b, minEffective, maxR, minR))
+		d.Message = fmt.Sprintf("Sensor %s %s failed %d or more consecutive polls (onSensorFailure.failureThreshold): falling back to %s.",
+			strings.Join(failing.fellBack, ", "), hasHave(failing.fellBack), failing.threshold, replicas(failing.replicas))
+		if !d.Proposals[best].Fallback {
+			d.Message += fmt.Sprintf(" Metric %s, more, so it wins.", driver)
 		}
+		d.Message += " " + movement(target, cur, desired)
+		if desired != rec {
+			d.Message += " for now: " + heldBack(d, b, minEffective, maxR, minR)
+		}
+		d.Message += "."
 	case cur == 0 && desired > 0:
 		d.Reason = ReasonActivated
 		if active >= 0 {
@@ -296,7 +308,7 @@ func Autoscale(in AutoscaleInput) AutoscaleDecision {
 			d.Message = fmt.Sprintf("Activating %s from zero to %s: %s.", target, replicas(desired), driver)
 		}
 		if desired != rec {
-			d.Message += fmt.Sprintf(" The metrics recommend %d, but %s.", rec, heldBack(stab, rec, d, b, minEffective, maxR, minR))
+			d.Message += fmt.Sprintf(" The metrics recommend %d, but %s.", rec, heldBack(d, b, minEffective, maxR, minR))
 		}
 	case d.Limited:
 		d.Reason = ReasonScalingLimited
@@ -304,7 +316,7 @@ func Autoscale(in AutoscaleInput) AutoscaleDecision {
 		if driver != "" {
 			d.Message += " Metric " + driver + "."
 		}
-	case len(d.Unavailable) > 0 && desired == cur:
+	case len(missing) > 0 && desired == cur:
 		d.Reason = ReasonSensorUnavailable
 		d.Message = holdMessage(target, cur, d, best, failing)
 	case desired == 0:
@@ -337,8 +349,8 @@ func Autoscale(in AutoscaleInput) AutoscaleDecision {
 			d.Message += fmt.Sprintf(" The metrics recommend %d, but %s.", rec, windowWhy(d.Stabilization, b, stabUntil))
 		}
 	}
-	if len(d.Unavailable) > 0 && d.Reason != ReasonSensorUnavailable && !fallback {
-		d.Message += fmt.Sprintf(" Sensor %s %s unavailable; the other metrics ask for at least the current replicas.", strings.Join(d.Unavailable, ", "), isAre(d.Unavailable))
+	if len(missing) > 0 && d.Reason != ReasonSensorUnavailable {
+		d.Message += fmt.Sprintf(" Sensor %s %s unavailable; the other metrics ask for at least the current replicas.", strings.Join(missing, ", "), isAre(missing))
 	}
 	d.Message = truncateMessage(d.Message)
 	return d
@@ -592,20 +604,23 @@ func ceilReplicas(x float64) int32 {
 	return clampInt32(floatToInt64(math.Ceil(x)))
 }
 
-type sensorFailure struct {
-	sensor           string
-	count, threshold int32
-	replicas         int32
-	// fallback is true when onSensorFailure is Fallback and sensor has failed threshold
-	// consecutive polls; pending when Fallback is set but no sensor has yet.
-	fallback, pending bool
+// sensorFailures is what onSensorFailure Fallback makes of the unavailable metrics.
+type sensorFailures struct {
+	// fellBack are the sensors that have failed threshold consecutive polls.
+	fellBack []string
+	// pending is the unavailable sensor, not yet fallen back, with the most failures
+	// (count); empty when none or when onSensorFailure is not Fallback.
+	pending             string
+	count               int32
+	threshold, replicas int32
 }
 
-// failingSensor finds the unavailable sensor with the most consecutive failures and says
-// whether onSensorFailure falls back because of it.
-func failingSensor(p *v1alpha1.SensorFailurePolicy, unavailable []string, failures map[string]int32) sensorFailure {
-	var f sensorFailure
-	if p == nil || p.Mode != v1alpha1.SensorFailureFallback || p.Replicas == nil || len(unavailable) == 0 {
+// applyFallback marks the unavailable metrics whose sensors have failed
+// failureThreshold consecutive polls, under onSensorFailure Fallback: each proposes the
+// fallback replicas.
+func applyFallback(p *v1alpha1.SensorFailurePolicy, props []MetricProposal, failures map[string]int32) sensorFailures {
+	var f sensorFailures
+	if p == nil || p.Mode != v1alpha1.SensorFailureFallback || p.Replicas == nil {
 		return f
 	}
 	f.threshold = p.FailureThreshold
@@ -613,20 +628,34 @@ func failingSensor(p *v1alpha1.SensorFailurePolicy, unavailable []string, failur
 		f.threshold = DefaultFailureThreshold
 	}
 	f.replicas = max(*p.Replicas, 0)
-	for _, s := range unavailable {
-		if n := failures[s]; f.sensor == "" || n > f.count {
-			f.sensor, f.count = s, n
+	for i := range props {
+		pr := &props[i]
+		if pr.Available {
+			continue
+		}
+		n := failures[pr.Sensor]
+		if n >= f.threshold {
+			pr.Fallback, pr.Replicas = true, f.replicas
+			pr.Message += fmt.Sprintf(" and has failed %d consecutive polls, so it falls back to %s", n, replicas(f.replicas))
+			f.fellBack = append(f.fellBack, pr.Sensor)
+		} else if f.pending == "" || n > f.count {
+			f.pending, f.count = pr.Sensor, n
 		}
 	}
-	f.fallback = f.count >= f.threshold
-	f.pending = !f.fallback
 	return f
 }
 
-func holdMessage(target string, cur int32, d AutoscaleDecision, best int, f sensorFailure) string {
+func hasHave(items []string) string {
+	if len(items) > 1 {
+		return "have"
+	}
+	return "has"
+}
+
+func holdMessage(target string, cur int32, d AutoscaleDecision, best int, f sensorFailures) string {
 	var why []string
 	for _, p := range d.Proposals {
-		if !p.Available {
+		if !p.Available && !p.Fallback {
 			why = append(why, p.Message)
 		}
 	}
@@ -640,22 +669,20 @@ func holdMessage(target string, cur int32, d AutoscaleDecision, best int, f sens
 			msg += fmt.Sprintf(" The available metrics recommend %d (%s).", r, d.Proposals[best].Message)
 		}
 	}
-	if f.pending {
+	if f.pending != "" {
 		msg += fmt.Sprintf(" onSensorFailure falls back to %s once a sensor has failed %d consecutive polls (%s: %d).",
-			replicas(f.replicas), f.threshold, f.sensor, f.count)
+			replicas(f.replicas), f.threshold, f.pending, f.count)
 	}
 	return truncateMessage(msg)
 }
 
-// heldBack says, in a clause, why the decision does not go all the way to rec.
-func heldBack(stab, rec int32, d AutoscaleDecision, b Behavior, minEffective, maxR, minR int32) string {
+// heldBack says, in a clause, why the decision does not go all the way to rec: a bound
+// or rate policy, or else a stabilization window.
+func heldBack(d AutoscaleDecision, b Behavior, minEffective, maxR, minR int32) string {
 	if d.Limited {
 		return limitWhy(d, b, minEffective, maxR, minR)
 	}
-	if stab != rec {
-		return windowWhy(d.Stabilization, b, d.NextCheck)
-	}
-	return "activation from zero goes to one replica first"
+	return windowWhy(d.Stabilization, b, d.NextCheck)
 }
 
 func movement(target string, cur, desired int32) string {
@@ -686,13 +713,12 @@ func limitWhy(d AutoscaleDecision, b Behavior, minEffective, maxR, minR int32) s
 			return fmt.Sprintf("behavior.scaleUp.selectPolicy is Disabled (%s)", d.Limit)
 		}
 		return fmt.Sprintf("behavior.scaleUp's policies allow no more%s (%s)", until, d.Limit)
-	case ReasonScaleDownLimit:
+	default: // ScaleDownLimit
 		if b.ScaleDown.SelectPolicy == autoscalingv2.DisabledPolicySelect {
 			return fmt.Sprintf("behavior.scaleDown.selectPolicy is Disabled (%s)", d.Limit)
 		}
 		return fmt.Sprintf("behavior.scaleDown's policies allow no fewer%s (%s)", until, d.Limit)
 	}
-	return d.Limit
 }
 
 func windowWhy(reason string, b Behavior, until time.Time) string {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -104,6 +105,7 @@ func TestAutoscale(t *testing.T) {
 		metrics   []MetricInput
 		history   []Recommendation // nil: settled
 		fresh     bool             // no history at all
+		events    []ScaleEvent
 		failures  map[string]int32
 		forecasts map[string]float64
 
@@ -188,6 +190,31 @@ func TestAutoscale(t *testing.T) {
 			current: 3, metrics: []MetricInput{metricReading("latency", 0.01)}, desired: 3, reason: ReasonSensorUnavailable,
 			message: "latency cannot be used"},
 
+		// Targets that cannot be computed make the metric unavailable.
+		{name: "a metric with neither target nor band is unavailable", policy: immediate(webScaler(1, 20, v1alpha1.AutoscaleMetric{Sensor: "queue"})),
+			current: 3, metrics: []MetricInput{metricReading("queue", 1)}, desired: 3, reason: ReasonSensorUnavailable,
+			message: "queue cannot be used: the metric sets neither target nor band"},
+		{name: "a zero target value is unavailable", policy: immediate(webScaler(1, 20, valueMetric("queue", "0"))),
+			current: 3, metrics: []MetricInput{metricReading("queue", 1)}, desired: 3, reason: ReasonSensorUnavailable,
+			message: "target.value must be positive"},
+		{name: "a zero target average is unavailable", policy: immediate(webScaler(1, 20, averageMetric("queue", "0"))),
+			current: 3, metrics: []MetricInput{metricReading("queue", 1)}, desired: 3, reason: ReasonSensorUnavailable,
+			message: "target.averageValue must be positive"},
+		{name: "a zero target utilization is unavailable", policy: immediate(webScaler(1, 20, utilizationMetric("cpu", 0))),
+			current: 3, metrics: []MetricInput{metricReading("cpu", 1)}, desired: 3, reason: ReasonSensorUnavailable,
+			message: "target.averageUtilization must be positive"},
+		{name: "a target with no member set is unavailable", policy: immediate(webScaler(1, 20, v1alpha1.AutoscaleMetric{Sensor: "queue", Target: &v1alpha1.MetricTarget{}})),
+			current: 3, metrics: []MetricInput{metricReading("queue", 1)}, desired: 3, reason: ReasonSensorUnavailable,
+			message: "the target sets none of value, averageValue, averageUtilization"},
+		{name: "a policy without metrics keeps the replicas", policy: immediate(webScaler(1, 20)),
+			current: 3, desired: 3, reason: ReasonSteady, message: "The policy has no metrics: keeping web at 3 replicas."},
+		{name: "a shared policy's component is named generically", policy: func() v1alpha1.AutoscalePolicy {
+			p := immediate(webScaler(1, 20, valueMetric("queue", "100")))
+			p.Component = "*"
+			return p
+		}(), current: 30, metrics: []MetricInput{metricReading("queue", 1)}, desired: 20, reason: ReasonTooManyReplicas,
+			limit: ReasonTooManyReplicas, message: "The component has 30 replicas"},
+
 		// Several metrics: the largest recommendation wins.
 		{name: "the largest recommendation of several metrics wins",
 			policy:  immediate(webScaler(1, 20, cpu50, bandMetric("latency", "0.1", "0.3"))),
@@ -213,6 +240,35 @@ func TestAutoscale(t *testing.T) {
 		{name: "a recommendation below minReplicas is lifted to it", policy: immediate(webScaler(3, 20, cpu50)),
 			current: 5, metrics: []MetricInput{metricReading("cpu", 5)}, desired: 3, reason: ReasonScalingLimited, limit: ReasonTooFewReplicas,
 			message: "Scaling web down from 5 to 3 replicas instead of 1: minReplicas is 3 (TooFewReplicas)."},
+		{name: "scale ups beyond the policies within their period hold further scale ups", policy: immediate(webScaler(1, 50, cpu50)),
+			events:  []ScaleEvent{{Time: asNow.Add(-5 * time.Second), Delta: 10}},
+			current: 12, metrics: []MetricInput{metricReading("cpu", 100)}, desired: 12, reason: ReasonScalingLimited, limit: ReasonScaleUpLimit,
+			message: "Keeping web at 12 replicas instead of 24: behavior.scaleUp's policies allow no more before 2026-03-02T12:00:10Z", nextCheck: 10 * time.Second},
+		{name: "scale downs beyond the policies within their period hold further scale downs",
+			policy: func() v1alpha1.AutoscalePolicy {
+				p := immediate(webScaler(1, 50, cpu50))
+				p.Behavior.ScaleDown.Policies = []autoscalingv2.HPAScalingPolicy{{Type: autoscalingv2.PodsScalingPolicy, Value: 2, PeriodSeconds: 60}}
+				return p
+			}(),
+			events:  []ScaleEvent{{Time: asNow.Add(-20 * time.Second), Delta: -5}},
+			current: 12, metrics: []MetricInput{metricReading("cpu", 10)}, desired: 12, reason: ReasonScalingLimited, limit: ReasonScaleDownLimit,
+			message: "behavior.scaleDown's policies allow no fewer before 2026-03-02T12:00:40Z (ScaleDownLimit)", nextCheck: 40 * time.Second},
+		{name: "a disabled scale up says so", policy: func() v1alpha1.AutoscalePolicy {
+			p := immediate(webScaler(1, 50, cpu50))
+			p.Behavior.ScaleUp.SelectPolicy = selectPolicyOf(autoscalingv2.DisabledPolicySelect)
+			return p
+		}(), current: 10, metrics: []MetricInput{metricReading("cpu", 100)}, desired: 10, reason: ReasonScalingLimited, limit: ReasonScaleUpLimit,
+			message: "behavior.scaleUp.selectPolicy is Disabled (ScaleUpLimit)"},
+		{name: "a scale down part-way through the window goes to the highest recent recommendation",
+			policy:  webScaler(1, 20, cpu50),
+			history: []Recommendation{{Time: asNow.Add(-2 * time.Minute), Replicas: 6}},
+			current: 10, metrics: []MetricInput{metricReading("cpu", 10)}, desired: 6, reason: ReasonScaleDown,
+			message:   "The metrics recommend 2, but higher recommendations within the 5m0s scale-down stabilization window hold it until at least 2026-03-02T12:03:00Z (ScaleDownStabilized).",
+			nextCheck: 3 * time.Minute},
+		{name: "a missing metric and another asking for the current replicas hold",
+			policy:  immediate(webScaler(1, 20, cpu50, valueMetric("queue", "100"))),
+			current: 4, metrics: []MetricInput{unavailableReading("cpu"), metricReading("queue", 100)}, desired: 4, reason: ReasonSensorUnavailable,
+			message: "Holding web at 4 replicas: cpu is unavailable, and missing data never scales down."},
 		{name: "a new autoscaler does not scale down within the scale-down window", policy: webScaler(1, 20, cpu50), fresh: true,
 			current: 8, metrics: []MetricInput{metricReading("cpu", 10)}, desired: 8, reason: ReasonScaleDownStabilized,
 			message:   "higher recommendations within the 5m0s scale-down stabilization window hold it until at least 2026-03-02T12:05:00Z",
@@ -227,6 +283,20 @@ func TestAutoscale(t *testing.T) {
 			current: 3, metrics: []MetricInput{metricReading("backlog", 0)}, desired: 3, reason: ReasonScaleDownStabilized, nextCheck: 4 * time.Minute},
 		{name: "below the activation threshold counts as idle", policy: immediate(webScaler(0, 20, withActivation(valueMetric("queue", "100"), "5"))),
 			current: 2, metrics: []MetricInput{metricReading("queue", 4)}, desired: 0, reason: ReasonScaledToZero},
+		{name: "idle on the way to zero, the scale down follows the window",
+			policy:  webScaler(0, 20, averageMetric("backlog", "10")),
+			history: []Recommendation{{Time: asNow.Add(-4 * time.Minute), Replicas: 2}},
+			current: 5, metrics: []MetricInput{metricReading("backlog", 0)}, desired: 2, reason: ReasonScaleDown,
+			message: "Scaling web down from 5 to 2 replicas: every metric is idle. The metrics recommend 0", nextCheck: time.Minute},
+		{name: "an idle resource metric keeps a component at zero", policy: immediate(webScaler(0, 20, cpu50)),
+			current: 0, metrics: []MetricInput{metricReading("cpu", 0)}, desired: 0, reason: ReasonScaledToZero},
+		{name: "a forecast above the activation threshold activates",
+			policy:  predictive(immediate(webScaler(0, 20, averageMetric("backlog", "10")))),
+			current: 0, metrics: []MetricInput{metricReading("backlog", 0)}, forecasts: map[string]float64{"backlog": 12}, desired: 2, reason: ReasonActivated,
+			message: "backlog is 12, above its activation threshold 0: activating web from zero to 2 replicas."},
+		{name: "an activation threshold that is not a number counts as 0",
+			policy:  immediate(webScaler(0, 20, withActivation(averageMetric("backlog", "10"), "many"))),
+			current: 0, metrics: []MetricInput{metricReading("backlog", 1)}, desired: 1, reason: ReasonActivated},
 		{name: "an idle component stays at zero", policy: immediate(webScaler(0, 20, averageMetric("backlog", "10"))),
 			current: 0, metrics: []MetricInput{metricReading("backlog", 0)}, desired: 0, reason: ReasonScaledToZero,
 			message: "web stays at zero replicas until one crosses its activation threshold"},
@@ -284,12 +354,26 @@ func TestAutoscale(t *testing.T) {
 		{name: "Fallback: at the failure threshold, the fallback replicas are the recommendation",
 			policy:  fallback(immediate(webScaler(1, 20, cpu50)), 5, 3),
 			current: 10, metrics: []MetricInput{unavailableReading("cpu")}, failures: map[string]int32{"cpu": 3}, desired: 5, reason: ReasonFallback,
-			message: "Sensor cpu has failed 3 consecutive polls (failureThreshold 3): falling back to 5 replicas."},
+			message: "Sensor cpu has failed 3 or more consecutive polls (onSensorFailure.failureThreshold): falling back to 5 replicas. Scaling web down from 10 to 5 replicas."},
 		{name: "Fallback: the default threshold is 3", policy: fallback(immediate(webScaler(1, 20, cpu50)), 5, 0),
 			current: 10, metrics: []MetricInput{unavailableReading("cpu")}, failures: map[string]int32{"cpu": 3}, desired: 5, reason: ReasonFallback},
 		{name: "Fallback: the rate policies still apply", policy: fallback(immediate(webScaler(1, 20, cpu50)), 20, 3),
 			current: 2, metrics: []MetricInput{unavailableReading("cpu")}, failures: map[string]int32{"cpu": 4}, desired: 6, reason: ReasonFallback, limit: ReasonScaleUpLimit,
-			message: "web goes to 6 for now: behavior.scaleUp's policies allow no more (ScaleUpLimit)."},
+			message: "falling back to 20 replicas. Scaling web up from 2 to 6 replicas for now: behavior.scaleUp's policies allow no more (ScaleUpLimit)."},
+		{name: "Fallback: a working metric asking for more than the fallback wins",
+			policy:  fallback(immediate(webScaler(1, 20, cpu50, bandMetric("latency", "0.1", "0.3"))), 5, 3),
+			current: 10, metrics: []MetricInput{unavailableReading("cpu"), metricReading("latency", 0.45)}, failures: map[string]int32{"cpu": 3},
+			desired: 15, reason: ReasonFallback,
+			message: "falling back to 5 replicas. Metric latency is 0.45, above the band [0.1, 0.3], and asks for 15 replicas, more, so it wins. Scaling web up from 10 to 15 replicas."},
+		{name: "Fallback: another sensor failing below the threshold still holds",
+			policy:  fallback(immediate(webScaler(1, 20, cpu50, bandMetric("latency", "0.1", "0.3"))), 5, 3),
+			current: 10, metrics: []MetricInput{unavailableReading("cpu"), unavailableReading("latency")}, failures: map[string]int32{"cpu": 3, "latency": 1},
+			desired: 10, reason: ReasonSensorUnavailable,
+			message: "Holding web at 10 replicas: latency is unavailable, and missing data never scales down. The available metrics recommend 5 (cpu is unavailable and has failed 3 consecutive polls, so it falls back to 5 replicas). onSensorFailure falls back to 5 replicas once a sensor has failed 3 consecutive polls (latency: 1)."},
+		{name: "Fallback: several failed sensors fall back together",
+			policy:  fallback(immediate(webScaler(1, 20, cpu50, bandMetric("latency", "0.1", "0.3"))), 5, 3),
+			current: 10, metrics: nil, failures: map[string]int32{"cpu": 3, "latency": 7}, desired: 5, reason: ReasonFallback,
+			message: "Sensor cpu, latency have failed 3 or more consecutive polls"},
 		{name: "Fallback: a sensor that recovered does not fall back", policy: fallback(immediate(webScaler(1, 20, cpu50)), 5, 3),
 			current: 10, metrics: []MetricInput{metricReading("cpu", 50)}, failures: map[string]int32{"cpu": 9}, desired: 10, reason: ReasonSteady},
 
@@ -317,7 +401,7 @@ func TestAutoscale(t *testing.T) {
 				history = settled
 			}
 			in := AutoscaleInput{Now: asNow, Policy: c.policy, CurrentReplicas: c.current, Metrics: c.metrics,
-				History: history, ConsecutiveFailures: c.failures, Forecasts: c.forecasts}
+				History: history, ScaleEvents: c.events, ConsecutiveFailures: c.failures, Forecasts: c.forecasts}
 			d := Autoscale(in)
 			if d.Desired != c.desired || d.Reason != c.reason {
 				t.Fatalf("got %d (%s), want %d (%s): %s", d.Desired, d.Reason, c.desired, c.reason, d.Message)
@@ -408,6 +492,37 @@ func TestAutoscaleMessageFitsStatus(t *testing.T) {
 	}
 }
 
+func TestTruncateMessage(t *testing.T) {
+	long := strings.Repeat("é", maxMessageLength)
+	got := truncateMessage(long)
+	if len(got) > maxMessageLength || !strings.HasSuffix(got, "…") || !utf8.ValidString(got) {
+		t.Fatalf("truncated to %d bytes, valid %v", len(got), utf8.ValidString(got))
+	}
+	if short := "Keeping web at 3 replicas."; truncateMessage(short) != short {
+		t.Fatal("a short message was changed")
+	}
+}
+
+func TestNumericEdges(t *testing.T) {
+	for _, c := range []struct {
+		in   float64
+		want int32
+	}{{math.NaN(), 0}, {-3, 0}, {0, 0}, {0.01, 1}, {2, 2}, {2.0001, 3}, {math.Inf(1), math.MaxInt32}, {1e300, math.MaxInt32}} {
+		if got := ceilReplicas(c.in); got != c.want {
+			t.Errorf("ceilReplicas(%v) = %d, want %d", c.in, got, c.want)
+		}
+	}
+	if floatToInt64(math.Inf(-1)) != math.MinInt64 || floatToInt64(-2.7) != -2 {
+		t.Error("floatToInt64 does not truncate and saturate")
+	}
+	if got := num(0.30000000000000004); got != "0.3" {
+		t.Errorf("num(0.3...) = %q", got)
+	}
+	if got := num(1e20); got != "1e+20" {
+		t.Errorf("num(1e20) = %q", got)
+	}
+}
+
 // FuzzAutoscale drives the recommender with arbitrary policies, readings and histories
 // and checks the invariants every decision keeps.
 func FuzzAutoscale(f *testing.F) {
@@ -431,9 +546,14 @@ func FuzzAutoscale(f *testing.F) {
 		} else if d.Desired < minR || d.Desired > maxR {
 			t.Fatalf("desired %d outside [%d, %d] (%s: %s)", d.Desired, minR, maxR, d.Reason, d.Message)
 		}
-		hold := p.OnSensorFailure == nil || p.OnSensorFailure.Mode != v1alpha1.SensorFailureFallback || d.Reason != ReasonFallback
-		if len(d.Unavailable) > 0 && hold && cur >= minR && cur <= maxR && d.Desired < cur {
+		// A metric that is unavailable and has not fallen back (onSensorFailure Hold, or
+		// Fallback below its threshold) never lets the replicas go down.
+		missing := slices.ContainsFunc(d.Proposals, func(m MetricProposal) bool { return !m.Available && !m.Fallback })
+		if missing && cur >= minR && cur <= maxR && d.Desired < cur {
 			t.Fatalf("missing data scaled down from %d to %d (%s: %s)", cur, d.Desired, d.Reason, d.Message)
+		}
+		if missing && d.Reason == ReasonScaleDown {
+			t.Fatalf("a scale down with missing data: %s", d.Message)
 		}
 		if d.Desired == 0 && cur > 0 && len(d.Unavailable) > 0 && d.Reason != ReasonFallback {
 			t.Fatalf("scaled to zero with sensors unavailable: %s", d.Message)

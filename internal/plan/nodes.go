@@ -61,7 +61,7 @@ func NodeStates(nodes []corev1.Node) []NodeState {
 		n := &nodes[i]
 		out = append(out, NodeState{
 			Name:          n.Name,
-			Ready:         nodeReady(n),
+			Ready:         NodeReady(n),
 			Unschedulable: n.Spec.Unschedulable,
 			ActionID:      n.Annotations[v1alpha1.ActionIDAnnotation],
 		})
@@ -69,7 +69,9 @@ func NodeStates(nodes []corev1.Node) []NodeState {
 	return out
 }
 
-func nodeReady(n *corev1.Node) bool {
+// NodeReady is the node's Ready condition: True is Ready; False, Unknown (the kubelet
+// stopped posting) and a missing condition are NotReady.
+func NodeReady(n *corev1.Node) bool {
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
 			return c.Status == corev1.ConditionTrue

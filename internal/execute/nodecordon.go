@@ -1,0 +1,56 @@
+package execute
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+func init() { register(KindCordonNode, cordonNode{}) }
+
+// cordonNode marks the nodes that host a component's unhealthy pods unschedulable, so
+// no new pod lands there; the pods already there keep running. It stamps the action id
+// on each node, which is how the node guard knows the app holds it.
+type cordonNode struct{}
+
+func (cordonNode) prepare(req Request) (Prepared, error) {
+	return prepareNodes(req, req.Action.CordonNode, "cordon", false)
+}
+
+func (cordonNode) execute(ctx context.Context, e *Effectors, req Request) Outcome {
+	if len(req.Record.Objects) == 0 {
+		return failed("The ledger record names no nodes to cordon")
+	}
+	var cordoned, already, gone, problems []string
+	for i, name := range req.Record.Objects {
+		if err := ctx.Err(); err != nil {
+			problems = append(problems, fmt.Sprintf("Stopped before cordoning %s: %v", namesOf(req.Record.Objects[i:]), err))
+			break
+		}
+		switch res, msg := e.cordon(ctx, name, req.Record.ID); res {
+		case nodeCordoned:
+			cordoned = append(cordoned, name)
+		case nodeWasCordoned:
+			already = append(already, name)
+		case nodeGone:
+			gone = append(gone, name)
+		default:
+			problems = append(problems, strings.TrimSuffix(msg, "."))
+		}
+	}
+
+	summary := fmt.Sprintf("Cordoned %d of %d nodes", len(cordoned), len(req.Record.Objects))
+	if len(cordoned) > 0 {
+		summary += " (" + namesOf(cordoned) + ")"
+	}
+	if len(already) > 0 {
+		summary += fmt.Sprintf("; %d already cordoned by this action (%s)", len(already), namesOf(already))
+	}
+	if len(gone) > 0 {
+		summary += fmt.Sprintf("; %d gone from the cluster (%s)", len(gone), namesOf(gone))
+	}
+	if len(problems) > 0 {
+		return failed("%s. %s", strings.Join(problems, "; "), summary)
+	}
+	return succeeded("%s", summary)
+}

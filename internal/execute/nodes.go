@@ -1,0 +1,170 @@
+package execute
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/monitor"
+)
+
+// What cordonNode and drainNode share: which nodes they take, and the cordon itself.
+
+// defaultMaxNodes is NodeAction.maxNodes when unset (the CRD defaults it too).
+const defaultMaxNodes = 1
+
+// prepareNodes fixes the nodes a node action takes: those that host the component's
+// unhealthy pods, most affected first, at most maxNodes. drain says whether the action
+// evicts, which makes the component's pods on those nodes the pods it disrupts.
+func prepareNodes(req Request, a *v1alpha1.NodeAction, verb string, drain bool) (Prepared, error) {
+	w, err := workloadOf(req)
+	if err != nil {
+		return Prepared{}, err
+	}
+	limit := defaultMaxNodes
+	if a.MaxNodes > 0 {
+		limit = int(a.MaxNodes)
+	}
+	// The Request carries no Node objects yet, so a node's readiness shows through its
+	// pods: the node lifecycle controller marks every pod of a NotReady node not ready
+	// in the same pass in which it marks the node.
+	names := nodeCandidates(req.Target.Pods, nil, min(limit, maxObjects))
+	if len(names) == 0 {
+		return Prepared{}, fmt.Errorf("no unhealthy pod of %s is bound to a node, so there is no node to %s", w, verb)
+	}
+	p := Prepared{Target: nodesTarget(names), Objects: names, Disruptive: true}
+	if drain {
+		p.Pods = podsOnNodes(req.Target.Pods, names)
+	}
+	return p, nil
+}
+
+// nodeCandidates picks the nodes of a component's pods that look sick, given the pods
+// and the nodes known to be NotReady (nil when unknown). A node is a candidate when it
+// is NotReady and hosts a pod of the component, or when it hosts an unhealthy pod
+// (monitor.PodUnhealthy). NotReady nodes come first, then the nodes with the most
+// unhealthy pods, then by name; at most limit are taken. Terminating pods and pods not
+// yet bound to a node say nothing about a node.
+func nodeCandidates(pods []corev1.Pod, notReady map[string]bool, limit int) []string {
+	type node struct {
+		name      string
+		notReady  bool
+		unhealthy int
+	}
+	byName := map[string]*node{}
+	for i := range pods {
+		p := &pods[i]
+		if p.DeletionTimestamp != nil || p.Spec.NodeName == "" {
+			continue
+		}
+		sick, down := monitor.PodUnhealthy(p), notReady[p.Spec.NodeName]
+		if !sick && !down {
+			continue
+		}
+		n := byName[p.Spec.NodeName]
+		if n == nil {
+			n = &node{name: p.Spec.NodeName, notReady: down}
+			byName[n.name] = n
+		}
+		if sick {
+			n.unhealthy++
+		}
+	}
+	nodes := make([]*node, 0, len(byName))
+	for _, n := range byName {
+		nodes = append(nodes, n)
+	}
+	slices.SortFunc(nodes, func(a, b *node) int {
+		if a.notReady != b.notReady {
+			if a.notReady {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(cmp.Compare(b.unhealthy, a.unhealthy), cmp.Compare(a.name, b.name))
+	})
+	names := make([]string, 0, min(len(nodes), limit))
+	for _, n := range nodes[:min(len(nodes), limit)] {
+		names = append(names, n.name)
+	}
+	return names
+}
+
+// podsOnNodes counts the component's pods on the nodes that are not terminating yet.
+func podsOnNodes(pods []corev1.Pod, nodes []string) int {
+	n := 0
+	for i := range pods {
+		if pods[i].DeletionTimestamp == nil && slices.Contains(nodes, pods[i].Spec.NodeName) {
+			n++
+		}
+	}
+	return n
+}
+
+// nodesTarget names the nodes of a node action for the ledger's target: Node/a, or
+// "Nodes a, b" for several, within the ledger's 512 characters.
+func nodesTarget(names []string) string {
+	if len(names) == 1 {
+		return "Node/" + names[0]
+	}
+	return truncate("Nodes "+strings.Join(names, ", "), 512)
+}
+
+// cordonResult is what became of one node a node action cordons.
+type cordonResult int
+
+const (
+	// nodeCordoned: this call cordoned the node and stamped it.
+	nodeCordoned cordonResult = iota
+	// nodeWasCordoned: the node was already cordoned by this action.
+	nodeWasCordoned
+	// nodeGone: the node no longer exists; nothing of it is left to take away.
+	nodeGone
+	nodeCordonFailed
+)
+
+// cordon marks a node unschedulable and stamps the action id on it, in one merge patch
+// whose bytes depend only on the id, so a repeat is a no-op on the server. A node the
+// action already cordoned is not written again. A node someone else cordoned is stamped
+// too: from now on it is also this action's, and counts against the app's maxNodes.
+func (e *Effectors) cordon(ctx context.Context, name, id string) (cordonResult, string) {
+	node := &corev1.Node{}
+	if err := e.Client.Get(ctx, client.ObjectKey{Name: name}, node); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nodeGone, ""
+		}
+		return nodeCordonFailed, fmt.Sprintf("Could not read Node/%s: %v", name, err)
+	}
+	if node.Spec.Unschedulable && node.Annotations[v1alpha1.ActionIDAnnotation] == id {
+		return nodeWasCordoned, ""
+	}
+	log.FromContext(ctx).Info("Cordoning node", "node", klog.KObj(node), "actionID", id)
+	if err := e.patch(ctx, node, types.MergePatchType, cordonPatch(id)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nodeGone, ""
+		}
+		return nodeCordonFailed, fmt.Sprintf("Could not cordon Node/%s: %v", name, err)
+	}
+	return nodeCordoned, ""
+}
+
+// cordonPatch is the merge patch of a cordon: spec.unschedulable and the action id.
+func cordonPatch(id string) []byte {
+	return mustJSON(map[string]any{
+		"metadata": map[string]any{"annotations": map[string]string{v1alpha1.ActionIDAnnotation: id}},
+		"spec":     map[string]any{"unschedulable": true},
+	})
+}
+
+// namesOf joins names for a message: a, b, c.
+func namesOf(names []string) string { return strings.Join(names, ", ") }
