@@ -49,6 +49,7 @@ func main() {
 		maxConcurrentRecon   int
 		stormThresholdString string
 		stormMinUnhealthy    int
+		sensorWorkers        int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to, "+
 		"for example :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
@@ -70,6 +71,7 @@ func main() {
 	flag.IntVar(&maxConcurrentRecon, "max-concurrent-reconciles", 4, "How many apps are reconciled at once.")
 	flag.StringVar(&stormThresholdString, "storm-threshold", "50%", "When more than this share of managed apps is "+
 		"unhealthy at once, disruptive actions stop cluster-wide.")
+	flag.IntVar(&sensorWorkers, "sensor-workers", 8, "How many sensor polls run at once, across all apps.")
 	flag.IntVar(&stormMinUnhealthy, "storm-min-unhealthy", controllers.DefaultStormMinUnhealthy, "The storm breaker "+
 		"engages only when at least this many apps are unhealthy, besides --storm-threshold.")
 	opts := zap.Options{Development: false}
@@ -130,6 +132,7 @@ func main() {
 		MaxConcurrentReconciles: maxConcurrentRecon,
 		StormThreshold:          stormThreshold,
 		StormMinUnhealthy:       stormMinUnhealthy,
+		SensorWorkers:           sensorWorkers,
 		EnableWebhooks:          enableWebhooks,
 	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")

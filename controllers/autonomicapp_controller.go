@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -67,6 +68,14 @@ type AppReconciler struct {
 	Metrics   *Metrics
 	// Storm is the cluster-wide storm breaker.
 	Storm *stormBreaker
+	// Poller polls the apps' sensors; Readings holds what it read. Both may be nil
+	// (then polled sensors are never available).
+	Poller   *monitor.Poller
+	Readings *monitor.Readings
+	// notify brings an app back when one of its sensors changes.
+	notify *notifier
+
+	autoscalers autoscaleMemory
 
 	triggers *triggers
 }
@@ -87,6 +96,7 @@ func (r *AppReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		Watches(&v1alpha1.HealingPolicy{}, r.sharedPolicyHandler(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.ClusterHealingPolicy{}, r.sharedPolicyHandler(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.Storm.flips, allApps(r.Client))).
+		WatchesRawSource(r.notify).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Named("autonomicapp").
 		Complete(r)
@@ -254,6 +264,10 @@ func (r *AppReconciler) waitForCache(ctx context.Context, key types.NamespacedNa
 func (r *AppReconciler) forget(key types.NamespacedName) {
 	r.triggers.forget(key)
 	r.Storm.forget(context.Background(), key)
+	r.autoscalers.forget(key)
+	if r.Poller != nil {
+		r.Poller.Forget(key)
+	}
 	r.Metrics.SymptomActive.DeletePartialMatch(map[string]string{"namespace": key.Namespace, "app": key.Name})
 }
 
@@ -268,6 +282,10 @@ func (r *AppReconciler) reconcile(ctx context.Context, s *session) (time.Time, e
 		return time.Time{}, err
 	}
 	s.view, s.merged = mergedView(app, shared)
+	if r.Poller != nil {
+		r.Poller.Sync(s.view, s.view.Spec.Sensors)
+	}
+	r.sensorStatus(s)
 
 	// Monitor.
 	components, err := r.Gatherer.Gather(ctx, app)
@@ -327,6 +345,45 @@ func (r *AppReconciler) lookupApp(ctx context.Context, ns string) func(string) *
 	}
 }
 
+// sensorStatus reports the last reading of every declared sensor, in spec order.
+func (r *AppReconciler) sensorStatus(s *session) {
+	readings := r.readings(types.NamespacedName{Namespace: s.app.Namespace, Name: s.app.Name})
+	out := make([]v1alpha1.SensorStatus, 0, len(s.view.Spec.Sensors))
+	for _, sn := range s.view.Spec.Sensors {
+		if rd, ok := readings[sn.Name]; ok {
+			out = append(out, rd.Status(sn.Name))
+		} else {
+			out = append(out, v1alpha1.SensorStatus{Name: sn.Name, Error: "Not polled yet."})
+		}
+	}
+	if len(out) == 0 {
+		out = nil
+	}
+	s.app.Status.Sensors = out
+}
+
+// sensorsCondition says which sensors are unavailable and why.
+func (r *AppReconciler) sensorsCondition(s *session) {
+	if len(s.view.Spec.Sensors) == 0 {
+		r.setCondition(s, v1alpha1.ConditionSensorsAvailable, true, v1alpha1.ReasonNoSensors, "The app declares no polled sensors; component sensors are event-driven.")
+		return
+	}
+	var bad []string
+	for _, ss := range s.app.Status.Sensors {
+		if ss.Error != "" {
+			bad = append(bad, fmt.Sprintf("%s (%s)", ss.Name, strings.TrimSuffix(ss.Error, ".")))
+		}
+	}
+	if len(bad) > 0 {
+		r.setCondition(s, v1alpha1.ConditionSensorsAvailable, false, v1alpha1.ReasonSensorsUnavailable,
+			fmt.Sprintf("%d of %d sensors are unavailable: %s. Symptoms read them as absent, and autoscalers do not scale down on missing data.",
+				len(bad), len(s.view.Spec.Sensors), joinList(bad)))
+		return
+	}
+	r.setCondition(s, v1alpha1.ConditionSensorsAvailable, true, v1alpha1.ReasonSensorsAvailable,
+		fmt.Sprintf("All %d sensors are available.", len(s.view.Spec.Sensors)))
+}
+
 func missingComponents(cs []monitor.Component) string {
 	for _, c := range cs {
 		if !c.Status.Found {
@@ -370,6 +427,11 @@ func (r *AppReconciler) analyze(s *session) map[string]bool {
 		return active
 	}
 	in := analyze.Input{Components: map[string]map[string]any{}, Sensors: map[string]float64{}, App: appVars(app, s.components)}
+	for name, rd := range r.readings(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}) {
+		if rd.Available() {
+			in.Sensors[name] = rd.Value
+		}
+	}
 	for _, c := range s.components {
 		in.Components[c.Name] = analyze.ComponentVars(c.Status, c.Ref == nil)
 	}
@@ -785,9 +847,7 @@ func (r *AppReconciler) finishStatus(s *session, healthy bool, healthMsg string)
 	} else {
 		r.setCondition(s, v1alpha1.ConditionNeedsAttention, false, v1alpha1.ReasonNothingNeeded, "No policy needs a person.")
 	}
-	if len(s.view.Spec.Sensors) == 0 {
-		r.setCondition(s, v1alpha1.ConditionSensorsAvailable, true, v1alpha1.ReasonNoSensors, "The app declares no polled sensors; component sensors are event-driven.")
-	}
+	r.sensorsCondition(s)
 	_, pausedAnno := app.Annotations[v1alpha1.PausedAnnotation]
 	switch {
 	case app.Spec.Mode == v1alpha1.ModePaused:

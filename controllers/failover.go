@@ -194,7 +194,7 @@ func failoverCandidate(spec v1alpha1.FailoverCandidate, c *monitor.Component) pl
 	st := c.Status
 	fc.Found, fc.Healthy = true, st.Healthy
 	fc.ReadyReplicas, fc.DesiredReplicas = st.ReadyReplicas, st.DesiredReplicas
-	fc.Failing = st.CrashLoopingPods > 0 || st.RolloutStuck
+	fc.CrashLoopingPods, fc.RolloutStuck = st.CrashLoopingPods, st.RolloutStuck
 	sel, podLabels := execute.WorkloadSelector(c.Workload)
 	if sel != nil {
 		fc.MatchLabels, fc.MatchExpressions = sel.MatchLabels, len(sel.MatchExpressions) > 0

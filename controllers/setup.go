@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	metricsv "k8s.io/metrics/pkg/client/clientset/versioned"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -33,6 +35,8 @@ type Options struct {
 	// StormMinUnhealthy is how many apps must be unhealthy, besides the share, before
 	// the storm breaker engages.
 	StormMinUnhealthy int
+	// SensorWorkers bounds how many sensor polls run at once.
+	SensorWorkers int
 	// EnableWebhooks registers the validating webhook.
 	EnableWebhooks bool
 	// Clock is the controllers' one clock; default the real one.
@@ -99,6 +103,23 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Storm: newStormBreaker(opts.StormThreshold, opts.StormMinUnhealthy, countApps(mgr.GetClient()),
 			DefaultMetrics.StormActive),
 		triggers: newTriggers(),
+	}
+	r.notify = newNotifier(func(k types.NamespacedName) { r.triggers.mark(k, opts.Clock.Now()) })
+	metricsClient, err := metricsv.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return fmt.Errorf("creating the metrics.k8s.io client: %w", err)
+	}
+	r.Readings = monitor.NewReadings()
+	r.Poller = &monitor.Poller{
+		Readings:  r.Readings,
+		Reader:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Metrics:   metricsClient.MetricsV1beta1(),
+		Workers:   opts.SensorWorkers,
+		Notify:    r.notify.Notify,
+	}
+	if err := mgr.Add(r.Poller); err != nil {
+		return fmt.Errorf("adding the sensor poller: %w", err)
 	}
 	if err := r.SetupWithManager(mgr, opts.MaxConcurrentReconciles); err != nil {
 		return fmt.Errorf("setting up the AutonomicApp controller: %w", err)

@@ -92,6 +92,7 @@ var _ = BeforeSuite(func() {
 		Storm:     newStormBreaker(0.5, DefaultStormMinUnhealthy, countApps(mgr.GetClient()), nil),
 		triggers:  newTriggers(),
 	}
+	r.notify = newNotifier(nil)
 	Expect(r.SetupWithManager(mgr, 2)).To(Succeed())
 	Expect(ctrl.NewWebhookManagedBy(mgr, &v1alpha1.AutonomicApp{}).WithValidator(&AppValidator{Reader: mgr.GetClient()}).Complete()).To(Succeed())
 

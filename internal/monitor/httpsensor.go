@@ -82,7 +82,7 @@ func (hp *httpProbe) read(ctx context.Context, _ types.NamespacedName, timeout t
 	resp, err := hp.p.httpProbe.Do(req)
 	if err == nil {
 		_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, maxProbeBody))
-		resp.Body.Close()
+		_ = resp.Body.Close()
 	}
 	latency := hp.p.Clock.Since(start)
 	if err != nil {

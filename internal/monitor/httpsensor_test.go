@@ -46,7 +46,7 @@ func TestHTTPSensorReadsLatencyAndFailsOnStatusOrTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	closed := "http://" + l.Addr().String() + "/"
-	l.Close()
+	_ = l.Close()
 
 	ms := func(d int) *metav1.Duration { return &metav1.Duration{Duration: time.Duration(d) * time.Millisecond} }
 	cases := []struct {

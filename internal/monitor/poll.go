@@ -64,8 +64,9 @@ func Timeout(s *v1alpha1.Sensor) time.Duration {
 //	queue ──Get──> worker: still declared? due? app under PerApp? ──> probe.read(ctx)
 //	      <──AddAfter(interval)── worker ──record──> Readings ──Notify(app)──> reconcile
 //
-// A key whose sensor was removed or changed since it was queued is dropped when popped,
-// and the result of a poll that ran with a spec replaced meanwhile is thrown away.
+// Sync keeps a copy of each sensor's spec and a version that changes with its probe. A
+// key whose sensor is no longer declared is dropped when popped, and the result of a
+// poll that ran under a version replaced meanwhile is thrown away.
 type Poller struct {
 	// Readings receives the outcome of every poll.
 	Readings *Readings
@@ -220,11 +221,11 @@ func (p *Poller) Start(ctx context.Context) error {
 
 // Sync declares the sensors of an app: the app's own and those merged in from the
 // healing policies that select it. Call it on every reconcile; it is idempotent and
-// cheap when nothing changed. A new sensor is polled at once. A sensor whose interval
-// alone changed keeps its readings and is rescheduled from its last poll. A sensor whose
-// probe changed (anything but the interval) measures something else now: its readings
-// and history are dropped and it is polled at once. A sensor no longer declared stops
-// being polled and its readings are dropped. Sync(app, nil) stops polling the app.
+// cheap when nothing changed. A new sensor is polled at once. A sensor whose schedule
+// alone changed (interval, timeout) keeps its readings and is rescheduled from its last
+// poll. A sensor whose probe changed (anything else) measures something else now: its
+// readings and history are dropped and it is polled at once. A sensor no longer declared
+// stops being polled and its readings are dropped. Sync(app, nil) stops polling the app.
 func (p *Poller) Sync(app *v1alpha1.AutonomicApp, sensors []v1alpha1.Sensor) {
 	p.init()
 	appKey := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
@@ -304,10 +305,11 @@ func (p *Poller) Forget(app types.NamespacedName) {
 }
 
 // sameProbe says whether two specs of a sensor measure the same thing, differing at
-// most in their interval.
+// most in their schedule: the interval and the timeout.
 func sameProbe(a, b *v1alpha1.Sensor) bool {
 	x, y := *a, *b
 	x.Interval, y.Interval = nil, nil
+	x.Timeout, y.Timeout = nil, nil
 	return equality.Semantic.DeepEqual(&x, &y)
 }
 

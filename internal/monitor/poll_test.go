@@ -374,6 +374,14 @@ func TestSchedulingFollowsTheInjectedClock(t *testing.T) {
 	// An interval change keeps the history.
 	eventually(t, "the sensor was polled at its new interval", func() bool { return history() == 3 })
 
+	// So does a timeout change, which polls no sooner.
+	sensor.Timeout = dur(3 * time.Second)
+	p.Sync(testApp("web"), []v1alpha1.Sensor{sensor})
+	time.Sleep(100 * time.Millisecond)
+	if n, h := gets.Load(), history(); n != 3 || h != 3 {
+		t.Fatalf("a timeout change caused a poll (%d gets) or dropped the history (%d samples)", n, h)
+	}
+
 	// A changed probe is polled at once, and the old readings go.
 	sensor.Object.Expression = "double(object.data.other)"
 	p.Sync(testApp("web"), []v1alpha1.Sensor{sensor})

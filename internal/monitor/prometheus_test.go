@@ -53,7 +53,7 @@ func fakePrometheus(t *testing.T, answers map[string]promAnswer) (addr string, t
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(a.status)
-		fmt.Fprint(w, a.body)
+		_, _ = fmt.Fprint(w, a.body)
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL, timeouts

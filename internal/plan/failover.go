@@ -79,9 +79,10 @@ type FailoverCandidate struct {
 	Healthy bool
 	// ReadyReplicas and DesiredReplicas count the component's pods.
 	ReadyReplicas, DesiredReplicas int32
-	// Failing is true when waiting will not make the candidate ready: crash-looping pods
-	// or a rollout past its progress deadline.
-	Failing bool
+	// CrashLoopingPods and RolloutStuck say that waiting will not make the candidate
+	// ready: a standby in either state is not waited for.
+	CrashLoopingPods int32
+	RolloutStuck     bool
 	// MatchLabels is the workload's spec.selector.matchLabels: what the Service selects
 	// when this candidate is primary.
 	MatchLabels map[string]string
@@ -273,7 +274,7 @@ func (e *election) cold(c *FailoverCandidate) bool {
 
 // starting: the standby the policy scaled up, still worth waiting for.
 func (e *election) starting(c *FailoverCandidate) bool {
-	return c != nil && c == e.warming && !e.warmExpiry && c.Found && c.DesiredReplicas > 0 && !c.Failing &&
+	return c != nil && c == e.warming && !e.warmExpiry && c.Found && c.DesiredReplicas > 0 && !failing(c) &&
 		e.in.Demoted[c.Component] == "" && !e.usable(c)
 }
 
@@ -452,11 +453,16 @@ func (e *election) describe(c *FailoverCandidate) string {
 		return "scaled to 0"
 	case c == e.warming && e.warmExpiry && !e.usable(c):
 		return fmt.Sprintf("%d of %d ready, not ready within %s of being scaled up", c.ReadyReplicas, c.DesiredReplicas, StandbyReadyTimeout)
-	case c.Failing:
-		return fmt.Sprintf("%d of %d ready, crash-looping or its rollout stuck", c.ReadyReplicas, c.DesiredReplicas)
+	case c.RolloutStuck:
+		return fmt.Sprintf("%d of %d ready, its rollout past its progress deadline", c.ReadyReplicas, c.DesiredReplicas)
+	case c.CrashLoopingPods > 0:
+		return fmt.Sprintf("%d of %d ready, %d crash-looping", c.ReadyReplicas, c.DesiredReplicas, c.CrashLoopingPods)
 	}
 	return fmt.Sprintf("%d of %d ready", c.ReadyReplicas, c.DesiredReplicas)
 }
+
+// failing: waiting will not make the candidate ready.
+func failing(c *FailoverCandidate) bool { return c.CrashLoopingPods > 0 || c.RolloutStuck }
 
 // invalidSelectors refuses candidates a Service cannot select on their own: a selector
 // with matchExpressions or none at all, or one that also selects another candidate's pods.

@@ -21,7 +21,7 @@ func foHealthy(c string, weight, n int32) FailoverCandidate {
 
 func foDown(c string, weight, desired int32) FailoverCandidate {
 	f := foHealthy(c, weight, desired)
-	f.Healthy, f.ReadyReplicas, f.Failing = false, 0, true
+	f.Healthy, f.ReadyReplicas, f.CrashLoopingPods = false, 0, desired
 	return f
 }
 
@@ -92,7 +92,7 @@ func TestElect(t *testing.T) {
 			in:    foIn(foSelects("web"), foDown("web", 100, 3), foHealthy("web-standby", 50, 3)),
 			phase: PhaseMoveTraffic, primary: "web", elected: "web-standby", comp: "web-standby", from: "web",
 			state: v1alpha1.PolicyActing, reason: ReasonPrimaryUnhealthy,
-			message: "web is unhealthy (0 of 3 ready, crash-looping or its rollout stuck); moving traffic to web-standby (weight 50)."},
+			message: "web is unhealthy (0 of 3 ready, 3 crash-looping); moving traffic to web-standby (weight 50)."},
 		{name: "a primary that is only partly ready is unhealthy too",
 			in:    foIn(foSelects("web"), foStarting("web", 100, 2, 3), foHealthy("web-standby", 50, 3)),
 			phase: PhaseMoveTraffic, primary: "web", comp: "web-standby", from: "web", elected: "web-standby",
@@ -153,7 +153,7 @@ func TestElect(t *testing.T) {
 		{name: "no candidate can take traffic: keep the current primary and say so",
 			in:    foIn(foSelects("web"), foDown("web", 100, 3), foDown("web-standby", 50, 3)),
 			phase: PhaseSteady, primary: "web", state: v1alpha1.PolicyWaiting, reason: ReasonNoHealthyCandidate,
-			message: "The primary web cannot take traffic (0 of 3 ready, crash-looping or its rollout stuck) and no other candidate can (web-standby: 0 of 3 ready, crash-looping or its rollout stuck); Service/web keeps selecting web"},
+			message: "The primary web cannot take traffic (0 of 3 ready, 3 crash-looping) and no other candidate can (web-standby: 0 of 3 ready, 3 crash-looping); Service/web keeps selecting web"},
 		{name: "a standby at zero is not scaled up without scaleStandby",
 			in:     foIn(foSelects("web"), foDown("web", 100, 3), foZero("web-standby", 50)),
 			mutate: func(in *FailoverInput) { in.ScaleStandby = false },
@@ -162,7 +162,7 @@ func TestElect(t *testing.T) {
 		{name: "no primary and nothing healthy: the Service is left alone",
 			in:    foIn(map[string]string{"app": "legacy"}, foDown("a", 100, 1), foDown("b", 100, 1)),
 			phase: PhaseSteady, state: v1alpha1.PolicyWaiting, reason: ReasonNoHealthyCandidate,
-			message: "No candidate can take traffic (a: 0 of 1 ready, crash-looping or its rollout stuck; b: 0 of 1 ready, crash-looping or its rollout stuck); Service/web is left as it is"},
+			message: "No candidate can take traffic (a: 0 of 1 ready, 1 crash-looping; b: 0 of 1 ready, 1 crash-looping); Service/web is left as it is"},
 		{name: "ties in weight go to the earlier candidate",
 			in:    foIn(foSelects("web"), foDown("web", 100, 3), foHealthy("eu", 50, 3), foHealthy("us", 50, 3)),
 			phase: PhaseMoveTraffic, primary: "web", elected: "eu", comp: "eu", from: "web", state: v1alpha1.PolicyActing},

@@ -174,7 +174,85 @@ var _ = Describe("failover", func() {
 		Expect(records(getApp(failover.ns, "shop"), "failover")).To(HaveLen(3), "no change after recovery")
 		logf("[Failover] status after recovery: %s", p.Message)
 	})
+
+	It("runs a failover policy from a ladder: the primary counts as failed while the episode is open", func() {
+		ns := newNamespace("failover-ladder")
+		createDeployment(ns, "web", "registry.local/shop/web:good", 3)
+		createDeployment(ns, "web-standby", "registry.local/shop/web:good", 2)
+		Expect(k8s.Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"},
+				Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+		})).To(Succeed())
+		waitRunning(ns, "web", ":good", 3)
+		waitRunning(ns, "web-standby", ":good", 2)
+		// A symptom the pods' readiness does not see: web runs fewer replicas than it
+		// should. The ladder's answer is to fail over; selection Best would otherwise keep
+		// (and bring back) the healthy web of higher weight.
+		Expect(k8s.Create(ctx, &v1alpha1.AutonomicApp{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"},
+			Spec: v1alpha1.AutonomicAppSpec{
+				Components: []v1alpha1.Component{workload("web", "web"), workload("web-standby", "web-standby")},
+				Healing: v1alpha1.Healing{
+					Symptoms: []v1alpha1.Symptom{{Name: "Shrunk", Expression: "components.web.desiredReplicas < 3"}},
+					Policies: []v1alpha1.Policy{
+						{Name: "heal-web", Remediate: &v1alpha1.RemediatePolicy{When: []string{"Shrunk"}, Steps: []v1alpha1.RemediationStep{
+							step(v1alpha1.Action{Failover: &v1alpha1.FailoverAction{Policy: "web-failover"}}, time.Minute)}}},
+						{Name: "web-failover", Failover: &v1alpha1.FailoverPolicy{
+							Service:      "web",
+							Candidates:   []v1alpha1.FailoverCandidate{{Component: "web", Weight: 100}, {Component: "web-standby", Weight: 50}},
+							Selection:    v1alpha1.SelectionBest,
+							ScaleStandby: ptr.To(false),
+						}},
+					},
+				},
+			},
+		})).To(Succeed())
+		Eventually(func() string { return policyStatus(getApp(ns, "shop"), "web-failover").Primary }).
+			WithTimeout(30 * time.Second).Should(Equal("web"))
+
+		By("the symptom becomes active: the ladder's failover step moves traffic off the healthy web")
+		scaleDeployment(ns, "web", 2)
+		Eventually(func(g Gomega) {
+			g.Expect(serviceSelector(ns)).To(HaveKeyWithValue("app", "web-standby"))
+			a := getApp(ns, "shop")
+			g.Expect(policyStatus(a, "web-failover").Primary).To(Equal("web-standby"))
+			rs := records(a, "failover")
+			g.Expect(rs).To(HaveLen(2))
+			g.Expect(rs[0].Policy).To(Equal("heal-web"))
+			g.Expect(rs[0].Step).To(Equal(int32(1)))
+			g.Expect(rs[0].Target).To(Equal("Service/web away from web"))
+			g.Expect(rs[0].Result).To(Equal(v1alpha1.ResultSucceeded), rs[0].Message)
+			g.Expect(rs[1].Policy).To(Equal("web-failover"))
+			g.Expect(rs[1].Target).To(Equal("Service/web -> web-standby"))
+			g.Expect(rs[1].Reason).To(ContainSubstring("heal-web treats the primary web as failed while its episode is open"))
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		Consistently(func() map[string]string { return serviceSelector(ns) }).WithTimeout(3*time.Second).
+			Should(HaveKeyWithValue("app", "web-standby"), "Best moved back to web while the episode was open")
+		Expect(specReplicas(ns, "web")).To(BeEquivalentTo(2), "scaleStandby false: the old primary keeps its replicas")
+
+		By("the symptom clears: the episode closes, and Best moves back to web")
+		scaleDeployment(ns, "web", 3)
+		Eventually(func(g Gomega) {
+			g.Expect(serviceSelector(ns)).To(HaveKeyWithValue("app", "web"))
+			a := getApp(ns, "shop")
+			g.Expect(policyStatus(a, "heal-web").Reason).To(Equal("Healed"))
+			g.Expect(policyStatus(a, "web-failover").Primary).To(Equal("web"))
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		Expect(specReplicas(ns, "web-standby")).To(BeEquivalentTo(2))
+	})
 })
+
+func scaleDeployment(ns, name string, n int32) {
+	Eventually(func() error {
+		d := &appsv1.Deployment{}
+		if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, d); err != nil {
+			return err
+		}
+		d.Spec.Replicas = ptr.To(n)
+		return k8s.Update(context.Background(), d)
+	}).Should(Succeed())
+}
 
 func serviceSelector(ns string) map[string]string {
 	svc := &corev1.Service{}
