@@ -4,6 +4,10 @@
 // or workload change to exactly the apps that watch it, and the transform that trims
 // cached objects to what the sensors read.
 //
-// It reads only from the cache and never writes; it does not judge: symptoms over the
-// sensors are the analyzer's, and decisions are the planner's.
+// It also polls the apps' external sensors (Prometheus, metrics.k8s.io, HTTP, and single
+// objects read through a non-caching reader) on a work queue of its own, into an
+// in-memory Readings store the reconciler reads.
+//
+// It never writes to the API server; it does not judge: symptoms over the sensors are
+// the analyzer's, and decisions are the planner's.
 package monitor

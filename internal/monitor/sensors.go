@@ -90,8 +90,7 @@ func ComputeStatus(c *Component) v1alpha1.ComponentStatus {
 		for _, cs := range containerStatuses(p) {
 			s.Restarts += cs.RestartCount
 		}
-		switch {
-		case p.Status.Phase == corev1.PodPending:
+		if p.Status.Phase == corev1.PodPending {
 			s.PendingPods++
 		}
 		if p.Status.Phase == corev1.PodRunning && PodReady(p) {

@@ -34,7 +34,8 @@ func trimPodSpec(s *corev1.PodSpec) {
 	trim := func(cs []corev1.Container) []corev1.Container {
 		out := make([]corev1.Container, len(cs))
 		for i, c := range cs {
-			out[i] = corev1.Container{Name: c.Name, Image: c.Image, Resources: c.Resources}
+			// RestartPolicy marks a sidecar, whose requests count for the pod.
+			out[i] = corev1.Container{Name: c.Name, Image: c.Image, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
 		}
 		return out
 	}
