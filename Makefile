@@ -68,6 +68,7 @@ fuzz: ## Run each fuzz target briefly on top of its committed corpus.
 .PHONY: test-e2e
 test-e2e: ## End-to-end suite against the local control plane with kwok nodes (no Docker needed).
 	$(TOOLS) cluster >/dev/null
+	$(TOOLS) prometheus
 	$(GO) test ./test/e2e/... -timeout 40m -count=1 -v -ginkgo.v $(GOTEST_FLAGS)
 
 .PHONY: test-e2e-kind

@@ -91,6 +91,8 @@ func (r *AppReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.appsOfWorkload)).
 		Watches(&appsv1.ReplicaSet{}, handler.EnqueueRequestsFromMapFunc(r.appsOfWorkload)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.appsOfPod)).
+		// A node turning Ready or a cordon lifted may let a held node action through.
+		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.appsHeldByNodes), builder.WithPredicates(nodeAvailabilityChanged)).
 		// A runJob action's Job is controlled by its app: its completion brings the app back.
 		Owns(&batchv1.Job{}).
 		Watches(&v1alpha1.HealingPolicy{}, r.sharedPolicyHandler(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -671,6 +673,19 @@ func (r *AppReconciler) act(ctx context.Context, s *session, in actInput) (actRe
 	if v := plan.CheckGuards(r.guardInput(s), disruptive, s.now); v.Held {
 		return actResult{Held: v}, nil
 	}
+	if na := nodeAction(in.Action); na != nil && len(ready) > 0 {
+		var candidates []string
+		for _, p := range ready {
+			candidates = append(candidates, p.p.Objects...)
+		}
+		v, err := r.nodeGuard(ctx, s, na, candidates)
+		if err != nil {
+			return actResult{}, err
+		}
+		if v.Held {
+			return actResult{Held: v}, nil
+		}
+	}
 
 	detected := metav1.NewTime(s.triggeredAt)
 	newRecord := func(component string) v1alpha1.ActionRecord {
@@ -770,7 +785,10 @@ func (r *AppReconciler) execute(ctx context.Context, s *session, rec v1alpha1.Ac
 		// effector again. A watch on what it changed (the Job) brings the app back when it
 		// finishes; the deadline is when it fails by its timeout.
 		knowledge.Progress(&s.app.Status, rec.ID, out.Message)
-		if d := execute.PendingDeadline(req); !d.IsZero() {
+		if t := execute.DrainRetryAt(req, r.Clock.Now()); !t.IsZero() {
+			// A drain polls the budgets that refused it; nothing else wakes the app.
+			s.requeueAt(t)
+		} else if d := execute.PendingDeadline(req); !d.IsZero() {
 			s.requeueAt(d)
 		} else {
 			s.requeueAt(r.Clock.Now().Add(pendingRecheck))

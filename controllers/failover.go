@@ -3,14 +3,18 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
@@ -51,20 +55,27 @@ func (r *AppReconciler) failover(ctx context.Context, s *session, pol v1alpha1.P
 
 	action := v1alpha1.Action{Failover: &v1alpha1.FailoverAction{Policy: pol.Name}}
 	target := s.component(d.Component)
-	p, perr := r.Effectors.PrepareFailover(execute.Request{App: app, Action: action, Target: target},
+	id := knowledge.NewID(pol.Name, s.now)
+	p, perr := r.Effectors.PrepareFailover(execute.Request{App: app, Action: action, Target: target,
+		Record: &v1alpha1.ActionRecord{ID: id, Time: metav1.NewTime(s.now)}},
 		execute.FailoverChange{Phase: d.Phase, Service: pol.Failover.Service, From: d.From, Replicas: d.Replicas})
 
-	// The same change as the policy's last record: in DryRun it is recorded once, and
-	// after a failure it waits before the next attempt.
+	// The same change as the policy's last record: in DryRun it is recorded once; after
+	// a failure it waits before the next attempt; after a success it is not made again
+	// while the cache may not show it yet.
 	if last := lastFailoverRecord(app, pol.Name); last != nil && perr == nil && last.Target == p.Target {
 		if last.Result == v1alpha1.ResultSkipped {
 			st.LastAction = last.ID
 			st.Message = knowledge.Truncate("DryRun, nothing is changed: "+d.Message, 1024)
 			return st, nil
 		}
-		if wait, until := plan.RetryFailoverChange(last.Result, last.Time.Time, s.now); wait {
+		if wait, until := plan.RepeatFailoverChange(last.Result, last.Time.Time, s.now); wait {
 			s.requeueAt(until)
-			return r.failoverFailed(s, pol.Name, old, st, d, last, until), nil
+			st.LastAction = last.ID
+			if last.Result == v1alpha1.ResultFailed {
+				return r.failoverFailed(s, pol.Name, old, st, d, last, until), nil
+			}
+			return st, nil
 		}
 	}
 
@@ -82,7 +93,7 @@ func (r *AppReconciler) failover(ctx context.Context, s *session, pol v1alpha1.P
 
 	var ready []preparedTarget
 	if perr == nil {
-		ready = []preparedTarget{{target: target, p: p}}
+		ready = []preparedTarget{{target: target, p: p, id: id}}
 	}
 	res, err := r.carryOut(ctx, s, actInput{Policy: pol.Name, Action: action, Reason: d.Message}, ready, perr)
 	if err != nil {
@@ -292,6 +303,17 @@ func (r *AppReconciler) failoverActionOf(s *session, rec v1alpha1.ActionRecord) 
 		}
 	}
 	return v1alpha1.Action{}, nil, false
+}
+
+// failoverServiceChanged lets through the Service events a failover policy cares about:
+// a Service created or deleted, or its selector changed.
+var failoverServiceChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		o, ok1 := e.ObjectOld.(*corev1.Service)
+		n, ok2 := e.ObjectNew.(*corev1.Service)
+		return !ok1 || !ok2 || !maps.Equal(o.Spec.Selector, n.Spec.Selector)
+	},
+	GenericFunc: func(event.GenericEvent) bool { return false },
 }
 
 // appsOfService maps a Service to the apps whose failover policies name it, so that a

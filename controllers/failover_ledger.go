@@ -22,10 +22,13 @@ import (
 	"github.com/homeostat-dev/homeostat/internal/plan"
 )
 
-// preparedTarget is one target of a decided action with what Prepare fixed for it.
+// preparedTarget is one target of a decided action with what Prepare fixed for it, and
+// the id its record will have (fixed before Prepare, so an effector can name what it
+// creates after it).
 type preparedTarget struct {
 	target *monitor.Component
 	p      execute.Prepared
+	id     string
 }
 
 // carryOut records the intents of a decided action that the guards let through and
@@ -64,6 +67,9 @@ func (r *AppReconciler) carryOut(ctx context.Context, s *session, in actInput, r
 	recs := make([]v1alpha1.ActionRecord, 0, len(ready))
 	for _, p := range ready {
 		rec := newRecord(componentName(p.target))
+		if p.id != "" {
+			rec.ID = p.id
+		}
 		rec.Target, rec.Objects, rec.Replicas = p.p.Target, p.p.Objects, p.p.Replicas
 		if rec.DryRun {
 			rec.Result, rec.Message, rec.FinishedAt = v1alpha1.ResultSkipped, "DryRun: the action was decided and recorded; nothing was changed.", &rec.Time

@@ -2,9 +2,14 @@
 # tools.sh builds the pinned tools Homeostat needs from the Go module proxy into a cache
 # outside the clone, keyed by version. A second run finds them and does nothing.
 #
-#   hack/tools.sh [controller-gen|kubernetes|etcd|kwok|envtest|golangci-lint|all]...
+#   hack/tools.sh [controller-gen|kubernetes|etcd|kwok|envtest|golangci-lint|prometheus|all]...
 #   hack/tools.sh path <tool>     prints the absolute path of one binary (building it first)
 #   hack/tools.sh envtest-dir     prints the KUBEBUILDER_ASSETS directory (building it first)
+#
+# prometheus is the one tool not built here: it is Debian's package, which the e2e
+# autoscaling specs run (the tests start their own server; the package's service is never
+# started). As root it is installed with apt-get when missing; otherwise the script says
+# how to install it.
 #
 # The cache lives in $HOMEOSTAT_CACHE (default: ${XDG_CACHE_HOME:-$HOME/.cache}/homeostat).
 set -euo pipefail
@@ -146,6 +151,33 @@ GO
   rm -rf "$mod" "$dir"; mv "$dir.tmp" "$dir"
 }
 
+# ensure_prometheus makes sure a prometheus binary is on PATH: Debian's package, installed
+# with apt-get when run as root. The package's service is not started: a policy-rc.d that
+# denies every start is in place while apt-get runs, unless one exists already.
+ensure_prometheus() {
+  command -v prometheus >/dev/null && return 0
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    log "prometheus is not installed. Install Debian's package as root:"
+    log "  apt-get update && apt-get install -y --no-install-recommends prometheus"
+    log "or put a prometheus binary (2.x or later) on PATH."
+    exit 1
+  fi
+  lock prometheus
+  command -v prometheus >/dev/null && return 0
+  log "installing Debian's prometheus package (its service is not started)"
+  local policy=/usr/sbin/policy-rc.d ours=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# hack/tools.sh: no service starts while prometheus is installed\nexit 101\n' > "$policy"
+    chmod 755 "$policy"; ours=1
+  fi
+  local rc=0
+  { DEBIAN_FRONTEND=noninteractive apt-get update &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; } >&2 || rc=$?
+  [ $ours = 1 ] && rm -f "$policy"
+  [ $rc = 0 ] || { log "installing prometheus failed (apt-get exited $rc)"; exit $rc; }
+  command -v prometheus >/dev/null || { log "prometheus is installed but not on PATH"; exit 1; }
+}
+
 # envtest assembles the KUBEBUILDER_ASSETS directory: kube-apiserver, etcd and kubectl.
 build_envtest() {
   build_kubernetes; build_etcd
@@ -164,6 +196,7 @@ tool_path() {
     kwok|kwokctl) build_kwok; echo "$CACHE/kwok/$KWOK_VERSION/$1" ;;
     etcd) build_etcd; echo "$CACHE/etcd/$ETCD_VERSION/etcd" ;;
     kube-apiserver|kube-controller-manager|kube-scheduler) build_kubernetes; echo "$CACHE/kubernetes/$KUBERNETES_VERSION/$1" ;;
+    prometheus) ensure_prometheus; command -v prometheus ;;
     *) log "unknown tool $1"; exit 2 ;;
   esac
 }
@@ -176,6 +209,7 @@ build() {
     etcd) build_etcd ;;
     kwok) build_kwok ;;
     envtest) build_envtest ;;
+    prometheus) ensure_prometheus ;;
     cluster) build_kubernetes; build_etcd; build_kwok ;;
     all) build_controller_gen; build_kubernetes; build_etcd; build_kwok; build_envtest ;;
     *) log "unknown tool $1"; exit 2 ;;

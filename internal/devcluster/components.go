@@ -67,14 +67,17 @@ func apiserverArgs(dir string, p clusterPorts, pk *pki, disableQPSLimits bool) [
 		// The default admission plugins are on; NodeRestriction is what a real cluster adds.
 		"--enable-admission-plugins=NodeRestriction",
 		"--allow-privileged=true",
-		// The aggregation layer, so that an APIService (a fake metrics API, say) can be added.
-		"--requestheader-client-ca-file=" + pk.path(caFile),
+		// The aggregation layer, so that an APIService (the metrics.k8s.io of
+		// internal/devcluster/metricsapi, say) can be added. The apiserver proxies to it with
+		// the front proxy's certificate, of a CA of its own, and publishes that CA and
+		// these headers in kube-system/extension-apiserver-authentication.
+		"--requestheader-client-ca-file=" + pk.path(frontProxyCAFile),
 		"--requestheader-allowed-names=" + frontProxyUser,
 		"--requestheader-username-headers=X-Remote-User",
 		"--requestheader-group-headers=X-Remote-Group",
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
-		"--proxy-client-cert-file=" + pk.path(frontProxyUser+".crt"),
-		"--proxy-client-key-file=" + pk.path(frontProxyUser+".key"),
+		"--proxy-client-cert-file=" + pk.path(frontProxyCertFile),
+		"--proxy-client-key-file=" + pk.path(frontProxyKeyFile),
 		"--profiling=false",
 	}
 	if disableQPSLimits {

@@ -19,8 +19,14 @@ import (
 
 // pki holds the credentials of one cluster, made fresh at every start: a CA, serving
 // certificates for the apiserver and for the controller manager and scheduler, a client
-// certificate for every user (the front proxy among them) and the service-account signing
-// key pair.
+// certificate for every user, the service-account signing key pair, and the aggregation
+// layer's own CA with the front proxy's client certificate.
+//
+// The front proxy (the apiserver proxying a request to an aggregated API server such as
+// metrics.k8s.io) has a CA of its own, as kubeadm sets it up: an aggregated server trusts
+// that CA to assert any user in X-Remote-User, so no certificate of the cluster CA, which
+// every user has, may pass for the front proxy, and the front proxy's certificate is no
+// user of the cluster.
 type pki struct {
 	dir   string
 	ca    keyPair
@@ -46,7 +52,6 @@ var clientUsers = []user{
 	{name: "system:kube-controller-manager", groups: []string{"system:masters"}},
 	{name: "system:kube-scheduler"},
 	{name: "kwok-controller", groups: []string{"system:masters"}},
-	{name: "front-proxy-client"},
 }
 
 const (
@@ -57,7 +62,10 @@ const (
 	componentsKeyFile  = "components.key"
 	serviceAccountPriv = "sa.key"
 	serviceAccountPub  = "sa.pub"
-	frontProxyUser     = "front-proxy-client"
+	frontProxyCAFile   = "front-proxy-ca.crt"
+	frontProxyUser     = "front-proxy-client" // the common name of the front proxy's client certificate
+	frontProxyCertFile = "front-proxy-client.crt"
+	frontProxyKeyFile  = "front-proxy-client.key"
 )
 
 // serviceIP is the first address of the service range, the ClusterIP of the `kubernetes`
@@ -70,47 +78,16 @@ func newPKI(dir string) (*pki, error) {
 		return nil, err
 	}
 	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := newCA("homeostat-devcluster-ca", now)
 	if err != nil {
 		return nil, err
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "homeostat-devcluster-ca"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.AddDate(1, 0, 0),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	frontProxyCA, err := newCA("homeostat-devcluster-front-proxy-ca", now)
 	if err != nil {
 		return nil, err
 	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, err
-	}
-	p := &pki{dir: dir, users: map[string]keyPair{}}
-	if p.ca, err = encodePair(caDER, caKey); err != nil {
-		return nil, err
-	}
-
-	issue := func(tmpl *x509.Certificate) (keyPair, error) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return keyPair{}, err
-		}
-		tmpl.SerialNumber = serial()
-		tmpl.NotBefore = now.Add(-time.Hour)
-		tmpl.NotAfter = now.AddDate(1, 0, 0)
-		tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, key.Public(), caKey)
-		if err != nil {
-			return keyPair{}, err
-		}
-		return encodePair(der, key)
-	}
+	p := &pki{dir: dir, ca: ca.pair, users: map[string]keyPair{}}
+	issue := func(tmpl *x509.Certificate) (keyPair, error) { return ca.issue(tmpl, now) }
 
 	serving, err := issue(&x509.Certificate{
 		Subject:     pkix.Name{CommonName: "kube-apiserver"},
@@ -131,12 +108,22 @@ func newPKI(dir string) (*pki, error) {
 	if err != nil {
 		return nil, err
 	}
+	frontProxy, err := frontProxyCA.issue(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: frontProxyUser},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, now)
+	if err != nil {
+		return nil, err
+	}
 	files := map[string][]byte{
 		caFile:             p.ca.certPEM,
 		apiserverCertFile:  serving.certPEM,
 		apiserverKeyFile:   serving.keyPEM,
 		componentsCertFile: components.certPEM,
 		componentsKeyFile:  components.keyPEM,
+		frontProxyCAFile:   frontProxyCA.pair.certPEM,
+		frontProxyCertFile: frontProxy.certPEM,
+		frontProxyKeyFile:  frontProxy.keyPEM,
 	}
 	for _, u := range clientUsers {
 		kp, err := issue(&x509.Certificate{
@@ -170,6 +157,60 @@ func newPKI(dir string) (*pki, error) {
 		}
 	}
 	return p, nil
+}
+
+// certAuthority is a CA that issues certificates.
+type certAuthority struct {
+	pair keyPair
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+// newCA creates a self-signed CA, valid for a year.
+func newCA(name string, now time.Time) (*certAuthority, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(1, 0, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	pair, err := encodePair(der, key)
+	if err != nil {
+		return nil, err
+	}
+	return &certAuthority{pair: pair, cert: cert, key: key}, nil
+}
+
+// issue signs a certificate of a new key for tmpl's names and usages, valid for a year.
+func (ca *certAuthority) issue(tmpl *x509.Certificate, now time.Time) (keyPair, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return keyPair{}, err
+	}
+	tmpl.SerialNumber = serial()
+	tmpl.NotBefore = now.Add(-time.Hour)
+	tmpl.NotAfter = now.AddDate(1, 0, 0)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		return keyPair{}, err
+	}
+	return encodePair(der, key)
 }
 
 // path returns the path of one of the files written by newPKI.

@@ -23,6 +23,8 @@ const (
 	IndexWorkload = "homeostat.workload"
 	// IndexChild indexes apps by the child apps they name.
 	IndexChild = "homeostat.child"
+	// IndexPodNode indexes pods by the node they run on, for drains.
+	IndexPodNode = "spec.nodeName"
 )
 
 // OwnerKey is the owner index key of a controller reference.
@@ -60,6 +62,14 @@ func childIndex(o client.Object) []string {
 	return keys
 }
 
+// podNodeIndex returns the node a pod runs on.
+func podNodeIndex(o client.Object) []string {
+	if p, ok := o.(*corev1.Pod); ok && p.Spec.NodeName != "" {
+		return []string{p.Spec.NodeName}
+	}
+	return nil
+}
+
 // SetupIndexes registers the indexes the monitor and the event mapping use.
 func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	for _, i := range []struct {
@@ -71,6 +81,7 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 		{&appsv1.ReplicaSet{}, IndexOwner, ownerIndex},
 		{&v1alpha1.AutonomicApp{}, IndexWorkload, workloadIndex},
 		{&v1alpha1.AutonomicApp{}, IndexChild, childIndex},
+		{&corev1.Pod{}, IndexPodNode, podNodeIndex},
 	} {
 		if err := idx.IndexField(ctx, i.obj, i.name, i.fn); err != nil {
 			return fmt.Errorf("indexing %T by %s: %w", i.obj, i.name, err)

@@ -20,6 +20,8 @@ func Trim(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *corev1.Pod:
 		trimPodSpec(&o.Spec)
+	case *corev1.Node:
+		o.Status.Images = nil
 	case *appsv1.Deployment:
 		delete(o.Annotations, corev1.LastAppliedConfigAnnotation)
 	}

@@ -43,6 +43,10 @@ const StandbyReadyTimeout = 5 * time.Minute
 // again: a refused write is retried, but never in a tight loop.
 const FailoverRetryDelay = 10 * time.Second
 
+// FailoverSettleDelay is how long a change that took effect is not made again: the time
+// the informer cache may take to show it.
+const FailoverSettleDelay = 2 * time.Second
+
 // Failover reasons: a CamelCase word for the policy's state.
 const (
 	ReasonPrimaryHealthy       = "PrimaryHealthy"
@@ -547,13 +551,20 @@ func ContinuesFailover(d FailoverDecision, latest *FailoverChange) bool {
 	return false
 }
 
-// RetryFailoverChange says whether a change whose last attempt was recorded with result
-// at time 'at' must wait: a failed change is retried after FailoverRetryDelay, not at
-// every reconcile. until is when it may run.
-func RetryFailoverChange(result v1alpha1.ActionResult, at, now time.Time) (wait bool, until time.Time) {
-	if result != v1alpha1.ResultFailed {
+// RepeatFailoverChange says whether a policy must wait before it makes again the change
+// its last record made (the same target), recorded at 'at' with result: a change that
+// failed is tried again FailoverRetryDelay after, never in a tight loop; one that took
+// effect is not made again within FailoverSettleDelay, while the informer cache may not
+// show it yet (after that, a change someone reverted is made again). until is when it
+// may run.
+func RepeatFailoverChange(result v1alpha1.ActionResult, at, now time.Time) (wait bool, until time.Time) {
+	switch result {
+	case v1alpha1.ResultFailed:
+		until = at.Add(FailoverRetryDelay)
+	case v1alpha1.ResultSucceeded:
+		until = at.Add(FailoverSettleDelay)
+	default:
 		return false, time.Time{}
 	}
-	until = at.Add(FailoverRetryDelay)
 	return now.Before(until), until
 }

@@ -400,23 +400,26 @@ func TestContinuesFailover(t *testing.T) {
 	}
 }
 
-func TestRetryFailoverChange(t *testing.T) {
+func TestRepeatFailoverChange(t *testing.T) {
 	cases := []struct {
 		name   string
 		result v1alpha1.ActionResult
 		since  time.Duration
 		wait   bool
+		until  time.Duration
 	}{
-		{"a failure is not retried at once", v1alpha1.ResultFailed, time.Second, true},
-		{"a failure is retried after the delay", v1alpha1.ResultFailed, FailoverRetryDelay, false},
-		{"a success never waits", v1alpha1.ResultSucceeded, 0, false},
+		{"a failure is not retried at once", v1alpha1.ResultFailed, time.Second, true, FailoverRetryDelay},
+		{"a failure is retried after the delay", v1alpha1.ResultFailed, FailoverRetryDelay, false, FailoverRetryDelay},
+		{"a change that took effect is not made again while the cache may lag", v1alpha1.ResultSucceeded, time.Second, true, FailoverSettleDelay},
+		{"a change someone reverted is made again after the settle delay", v1alpha1.ResultSucceeded, FailoverSettleDelay, false, FailoverSettleDelay},
+		{"a pending record never waits here", v1alpha1.ResultPending, 0, false, 0},
 	}
 	for _, tc := range cases {
-		wait, until := RetryFailoverChange(tc.result, foT0, foT0.Add(tc.since))
+		wait, until := RepeatFailoverChange(tc.result, foT0, foT0.Add(tc.since))
 		if wait != tc.wait {
 			t.Errorf("%s: wait = %v", tc.name, wait)
 		}
-		if wait && !until.Equal(foT0.Add(FailoverRetryDelay)) {
+		if tc.until != 0 && !until.Equal(foT0.Add(tc.until)) {
 			t.Errorf("%s: until = %v", tc.name, until)
 		}
 	}

@@ -217,6 +217,30 @@ func stopKubelet(name string) {
 		g.Expect(n.Spec.Taints).To(ContainElement(HaveField("Key", corev1.TaintNodeNotReady)),
 			"the node lifecycle controller has seen the node NotReady")
 	}).WithTimeout(30 * time.Second).Should(Succeed())
+	// The node lifecycle controller marks pods not ready only when a node's heartbeat goes
+	// stale (Unknown); a kubelet that still reports, but whose runtime died, reports its
+	// pods not ready itself. kwok no longer manages the node, so the test does it.
+	var pods corev1.PodList
+	Expect(k8s.List(ctx, &pods, client.MatchingFields{"spec.nodeName": name})).To(Succeed())
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		Eventually(func() error {
+			cur := &corev1.Pod{}
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), cur); err != nil {
+				return client.IgnoreNotFound(err)
+			}
+			now := metav1.Now()
+			for j := range cur.Status.Conditions {
+				if c := &cur.Status.Conditions[j]; c.Type == corev1.PodReady || c.Type == corev1.ContainersReady {
+					c.Status, c.Reason, c.LastTransitionTime = corev1.ConditionFalse, "ContainersNotReady", now
+				}
+			}
+			for j := range cur.Status.ContainerStatuses {
+				cur.Status.ContainerStatuses[j].Ready = false
+			}
+			return k8s.Status().Update(ctx, cur)
+		}).Should(Succeed())
+	}
 }
 
 // createSpreadDeployment creates a Deployment on the spec's pool, one pod per node at
