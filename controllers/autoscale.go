@@ -200,4 +200,3 @@ func (r *AppReconciler) readings(key types.NamespacedName) map[string]monitor.Re
 	}
 	return r.Readings.Get(key)
 }
-
