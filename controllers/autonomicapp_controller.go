@@ -91,6 +91,8 @@ func (r *AppReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.appsOfWorkload)).
 		Watches(&appsv1.ReplicaSet{}, handler.EnqueueRequestsFromMapFunc(r.appsOfWorkload)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.appsOfPod)).
+		// A failover policy's Service: a selector someone else changed is set back at once.
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.appsOfService), builder.WithPredicates(failoverServiceChanged)).
 		// A node turning Ready or a cordon lifted may let a held node action through.
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.appsHeldByNodes), builder.WithPredicates(nodeAvailabilityChanged)).
 		// A runJob action's Job is controlled by its app: its completion brings the app back.
@@ -498,6 +500,9 @@ func (r *AppReconciler) resumePending(ctx context.Context, s *session) error {
 }
 
 func (r *AppReconciler) actionOf(s *session, rec v1alpha1.ActionRecord) (v1alpha1.Action, *monitor.Component, bool) {
+	if a, target, ok := r.failoverActionOf(s, rec); ok {
+		return a, target, true
+	}
 	for _, p := range s.view.Spec.Policies {
 		if p.Name != rec.Policy || p.Remediate == nil || rec.Step < 1 || int(rec.Step) > len(p.Remediate.Steps) {
 			continue
@@ -623,6 +628,11 @@ func (r *AppReconciler) remediate(ctx context.Context, s *session, pol v1alpha1.
 		}
 		return st, nil
 	}
+	if d.Action.Failover != nil {
+		// The named failover policy acts on the demotion; when it ran earlier in this
+		// pass, it runs again at once.
+		s.requeueAt(s.now)
+	}
 	return plan.Acted(d, res.LastID, s.now), nil
 }
 
@@ -649,27 +659,21 @@ type actResult struct {
 // anything changes, then runs the effectors and records their outcomes. In DryRun the
 // records are written as Skipped and nothing runs.
 func (r *AppReconciler) act(ctx context.Context, s *session, in actInput) (actResult, error) {
-	app := s.app
-	type prepared struct {
-		target *monitor.Component
-		p      execute.Prepared
-		id     string
-	}
-	var ready []prepared
+	var ready []preparedTarget
 	var firstErr error
 	for _, t := range s.targets(in.Action) {
 		// The id is fixed before Prepare, so an effector can name what it will create
 		// after it (runJob's Job) in the record's target and objects.
 		id := knowledge.NewID(in.Policy, s.now)
-		p, err := r.Effectors.Prepare(execute.Request{App: app, Action: in.Action, Target: t,
+		p, err := r.Effectors.Prepare(execute.Request{App: s.app, Action: in.Action, Target: t,
 			Record: &v1alpha1.ActionRecord{ID: id, Time: metav1.NewTime(s.now)}})
 		if err != nil {
 			firstErr = cmp.Or(firstErr, err)
 			continue
 		}
-		ready = append(ready, prepared{target: t, p: p, id: id})
+		ready = append(ready, preparedTarget{target: t, p: p, id: id})
 	}
-	disruptive := slices.ContainsFunc(ready, func(p prepared) bool { return p.p.Disruptive })
+	disruptive := slices.ContainsFunc(ready, func(p preparedTarget) bool { return p.p.Disruptive })
 	if v := plan.CheckGuards(r.guardInput(s), disruptive, s.now); v.Held {
 		return actResult{Held: v}, nil
 	}
@@ -687,6 +691,30 @@ func (r *AppReconciler) act(ctx context.Context, s *session, in actInput) (actRe
 		}
 	}
 
+	return r.carryOut(ctx, s, in, ready, firstErr)
+}
+
+// preparedTarget is one target of a decided action with what Prepare fixed for it, and
+// the id its record will have (fixed before Prepare, so an effector can name what it
+// creates after it).
+type preparedTarget struct {
+	target *monitor.Component
+	p      execute.Prepared
+	id     string
+}
+
+// carryOut records the intents of a decided action that the guards let through and
+// carries them out under the ledger's rules: one record per prepared target, all written
+// to status before anything changes, then the effectors and their outcomes. In DryRun the
+// records are written as Skipped and nothing runs. With no target prepared, the action is
+// recorded once as Failed with prepareErr (so a ladder moves on, and a failover waits
+// before it tries again).
+func (r *AppReconciler) carryOut(ctx context.Context, s *session, in actInput, ready []preparedTarget, prepareErr error) (actResult, error) {
+	app := s.app
+	who := fmt.Sprintf("Policy %s", in.Policy)
+	if in.Step > 0 {
+		who = fmt.Sprintf("Policy %s step %d", in.Policy, in.Step)
+	}
 	detected := metav1.NewTime(s.triggeredAt)
 	newRecord := func(component string) v1alpha1.ActionRecord {
 		return v1alpha1.ActionRecord{
@@ -697,24 +725,29 @@ func (r *AppReconciler) act(ctx context.Context, s *session, in actInput) (actRe
 	}
 	if len(ready) == 0 {
 		// Nothing to act on: the step is recorded as failed, so the ladder moves on.
+		if prepareErr == nil {
+			prepareErr = fmt.Errorf("the action has no target")
+		}
 		rec := newRecord(in.Action.Component())
-		rec.Result, rec.Message, rec.FinishedAt = v1alpha1.ResultFailed, knowledge.Truncate(firstErr.Error(), 1024), &rec.Time
+		rec.Result, rec.Message, rec.FinishedAt = v1alpha1.ResultFailed, knowledge.Truncate(prepareErr.Error(), 1024), &rec.Time
 		knowledge.Record(&app.Status, rec)
 		r.countAction(rec)
-		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "ActionFailed", rec.Action, "Policy %s step %d: %s", in.Policy, in.Step, firstErr.Error())
+		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "ActionFailed", rec.Action, "%s: %s", who, prepareErr.Error())
 		return actResult{LastID: rec.ID}, nil
 	}
 
 	recs := make([]v1alpha1.ActionRecord, 0, len(ready))
 	for _, p := range ready {
 		rec := newRecord(componentName(p.target))
-		rec.ID = p.id
+		if p.id != "" {
+			rec.ID = p.id
+		}
 		rec.Target, rec.Objects, rec.Replicas = p.p.Target, p.p.Objects, p.p.Replicas
 		if rec.DryRun {
 			rec.Result, rec.Message, rec.FinishedAt = v1alpha1.ResultSkipped, "DryRun: the action was decided and recorded; nothing was changed.", &rec.Time
 			r.countAction(rec)
-			r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "DryRun", rec.Action, "Policy %s step %d would run %s on %s: %s",
-				in.Policy, in.Step, rec.Action, rec.Target, in.Reason)
+			r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "DryRun", rec.Action, "%s would run %s on %s: %s",
+				who, rec.Action, rec.Target, in.Reason)
 		}
 		knowledge.Record(&app.Status, rec)
 		recs = append(recs, rec)

@@ -61,9 +61,15 @@ func (r *AppReconciler) failover(ctx context.Context, s *session, pol v1alpha1.P
 		execute.FailoverChange{Phase: d.Phase, Service: pol.Failover.Service, From: d.From, Replicas: d.Replicas})
 
 	// The same change as the policy's last record: in DryRun it is recorded once; after
-	// a failure it waits before the next attempt; after a success it is not made again
-	// while the cache may not show it yet.
-	if last := lastFailoverRecord(app, pol.Name); last != nil && perr == nil && last.Target == p.Target {
+	// a failure (of the effect, or of Prepare with the same error) it waits before the
+	// next attempt; after a success it is not made again while the cache may not show it.
+	same := func(last *v1alpha1.ActionRecord) bool {
+		if perr != nil {
+			return last.Target == "" && last.Message == knowledge.Truncate(perr.Error(), 1024)
+		}
+		return last.Target == p.Target
+	}
+	if last := lastFailoverRecord(app, pol.Name); last != nil && same(last) {
 		if last.Result == v1alpha1.ResultSkipped {
 			st.LastAction = last.ID
 			st.Message = knowledge.Truncate("DryRun, nothing is changed: "+d.Message, 1024)

@@ -37,6 +37,11 @@ func ValidateMerged(app *v1alpha1.AutonomicApp, fromShared func(policy string) b
 	for _, s := range app.Spec.Symptoms {
 		v.symptoms = append(v.symptoms, s.Name)
 	}
+	for _, p := range app.Spec.Policies {
+		if p.Failover != nil {
+			v.failovers = append(v.failovers, p.Name)
+		}
+	}
 	for i, s := range app.Spec.Sensors {
 		if s.Resource != nil {
 			v.component(fmt.Sprintf("spec.sensors[%d].resource.component", i),
@@ -52,6 +57,7 @@ func ValidateMerged(app *v1alpha1.AutonomicApp, fromShared func(policy string) b
 type appValidator struct {
 	decl       Declared
 	symptoms   []string
+	failovers  []string
 	errs       []FieldError
 	fromShared func(policy string) bool
 	// shared is true while checking a policy that came from a shared policy.
@@ -103,6 +109,12 @@ func (v *appValidator) action(path, owner string, a v1alpha1.Action) {
 		v.component(path+".cordonNode.component", owner, "cordonNode", a.CordonNode.Component)
 	case a.DrainNode != nil:
 		v.component(path+".drainNode.component", owner, "drainNode", a.DrainNode.Component)
+	case a.Failover != nil:
+		if !slices.Contains(v.failovers, a.Failover.Policy) {
+			v.errs = append(v.errs, FieldError{Field: path + ".failover.policy", Message: fmt.Sprintf(
+				"%s: failover names policy %q, which is not a failover policy of this app (%s)%s", owner, a.Failover.Policy,
+				listOr("failover policies", "the app has none", sortedCopy(v.failovers)), suggest(a.Failover.Policy, v.failovers))})
+		}
 	}
 }
 

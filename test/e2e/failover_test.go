@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/controllers"
 )
 
 // The failover scenario runs twice side by side, in two namespaces with the same objects:
@@ -240,6 +241,126 @@ var _ = Describe("failover", func() {
 			g.Expect(policyStatus(a, "web-failover").Primary).To(Equal("web"))
 		}).WithTimeout(30 * time.Second).Should(Succeed())
 		Expect(specReplicas(ns, "web-standby")).To(BeEquivalentTo(2))
+	})
+
+	It("records in DryRun the change it would make, once, and changes nothing", func() {
+		ns := newNamespace("failover-dryrun")
+		web := deployment(ns, "web", "registry.local/shop/web:good", 2)
+		web.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+		Expect(k8s.Create(ctx, web)).To(Succeed())
+		createDeployment(ns, "web-standby", "registry.local/shop/web:good", 0)
+		Expect(k8s.Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"},
+				Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+		})).To(Succeed())
+		waitRunning(ns, "web", ":good", 2)
+		Expect(k8s.Create(ctx, &v1alpha1.AutonomicApp{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"},
+			Spec: v1alpha1.AutonomicAppSpec{
+				Mode:       v1alpha1.ModeDryRun,
+				Components: []v1alpha1.Component{workload("web", "web"), workload("web-standby", "web-standby")},
+				Healing: v1alpha1.Healing{Policies: []v1alpha1.Policy{{Name: "web-failover", Failover: &v1alpha1.FailoverPolicy{
+					Service:    "web",
+					Candidates: []v1alpha1.FailoverCandidate{{Component: "web", Weight: 100}, {Component: "web-standby", Weight: 50}},
+				}}}},
+			},
+		})).To(Succeed())
+		Eventually(func() string { return policyStatus(getApp(ns, "shop"), "web-failover").Primary }).
+			WithTimeout(30 * time.Second).Should(Equal("web"))
+
+		setImage(ns, "web", "registry.local/shop/web:bad")
+		Eventually(func(g Gomega) {
+			a := getApp(ns, "shop")
+			rs := records(a, "failover")
+			g.Expect(rs).To(HaveLen(1))
+			g.Expect(rs[0].Result).To(Equal(v1alpha1.ResultSkipped))
+			g.Expect(rs[0].DryRun).To(BeTrue())
+			g.Expect(rs[0].Target).To(Equal("Deployment/web-standby from 0 to 2 replicas (standby for Service/web)"))
+			p := policyStatus(a, "web-failover")
+			g.Expect(p.Message).To(HavePrefix("DryRun, nothing is changed: web is unhealthy"))
+			g.Expect(p.Primary).To(Equal("web"))
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		Consistently(func(g Gomega) {
+			g.Expect(records(getApp(ns, "shop"), "failover")).To(HaveLen(1), "the same decision is recorded once")
+			g.Expect(specReplicas(ns, "web-standby")).To(BeEquivalentTo(0))
+			g.Expect(serviceSelector(ns)).To(HaveKeyWithValue("app", "web"))
+		}).WithTimeout(5 * time.Second).Should(Succeed())
+	})
+
+	It("moves traffic once when the manager dies between a failover's intent and its effect", func() {
+		ns := newNamespace("failover-crash")
+		web := deployment(ns, "web", "registry.local/shop/web:good", 2)
+		web.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+		Expect(k8s.Create(ctx, web)).To(Succeed())
+		// A warm standby: the failover's first change is the traffic move itself.
+		createDeployment(ns, "web-standby", "registry.local/shop/web:good", 2)
+		Expect(k8s.Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"},
+				Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+		})).To(Succeed())
+		waitRunning(ns, "web", ":good", 2)
+		waitRunning(ns, "web-standby", ":good", 2)
+		Expect(k8s.Create(ctx, &v1alpha1.AutonomicApp{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"},
+			Spec: v1alpha1.AutonomicAppSpec{
+				Components: []v1alpha1.Component{workload("web", "web"), workload("web-standby", "web-standby")},
+				Healing: v1alpha1.Healing{Policies: []v1alpha1.Policy{{Name: "web-failover", Failover: &v1alpha1.FailoverPolicy{
+					Service:      "web",
+					Candidates:   []v1alpha1.FailoverCandidate{{Component: "web", Weight: 100}, {Component: "web-standby", Weight: 50}},
+					ScaleStandby: ptr.To(false),
+				}}}},
+			},
+		})).To(Succeed())
+		Eventually(func() string { return policyStatus(getApp(ns, "shop"), "web-failover").Primary }).
+			WithTimeout(30 * time.Second).Should(Equal("web"))
+
+		By("restarting the manager with a hook that exits right after a failover intent is recorded")
+		mgr.stop()
+		Expect(mgr.start([]string{controllers.CrashAfterIntentEnv + "=failover"})).To(Succeed())
+		DeferCleanup(func() {
+			// Whatever happened, the next spec gets a manager without the hook.
+			mgr.stop()
+			Expect(mgr.start(nil)).To(Succeed())
+		})
+		setImage(ns, "web", "registry.local/shop/web:bad")
+		code, err := mgr.wait(60 * time.Second)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(code).To(Equal(3), "the manager exits through the test hook")
+		rs := records(getApp(ns, "shop"), "failover")
+		Expect(rs).To(HaveLen(1))
+		intent := rs[0]
+		Expect(intent.Result).To(Equal(v1alpha1.ResultPending), "the intent is in the ledger before the effect")
+		Expect(intent.Target).To(Equal("Service/web -> web-standby"))
+		Expect(serviceSelector(ns)).To(HaveKeyWithValue("app", "web"), "nothing was changed before the crash")
+
+		By("starting the manager again: the move happens, once")
+		started := time.Now()
+		Expect(mgr.start(nil)).To(Succeed())
+		var moved v1alpha1.ActionRecord
+		Eventually(func(g Gomega) {
+			g.Expect(serviceSelector(ns)).To(HaveKeyWithValue("app", "web-standby"))
+			var done []v1alpha1.ActionRecord
+			for _, r := range records(getApp(ns, "shop"), "failover") {
+				g.Expect(r.Result).NotTo(Equal(v1alpha1.ResultPending), "%s is still pending", r.ID)
+				if r.Result == v1alpha1.ResultSucceeded {
+					done = append(done, r)
+				}
+			}
+			g.Expect(done).To(HaveLen(1), "exactly one move took effect")
+			moved = done[0]
+		}).WithTimeout(60 * time.Second).Should(Succeed())
+		svc := &corev1.Service{}
+		Expect(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "web"}, svc)).To(Succeed())
+		Expect(svc.Annotations).To(HaveKeyWithValue(v1alpha1.ActionIDAnnotation, moved.ID))
+		if moved.ID == intent.ID {
+			logf("the recorded intent %s was carried on after the restart, %s after the manager started", intent.ID, time.Since(started))
+		} else {
+			logf("the recorded intent %s was closed as %s; the move was made anew as %s, %s after the manager started",
+				intent.ID, records(getApp(ns, "shop"), "failover")[0].Result, moved.ID, time.Since(started))
+		}
+		Expect(policyStatus(getApp(ns, "shop"), "web-failover").Primary).To(Equal("web-standby"))
 	})
 })
 
