@@ -216,6 +216,10 @@ type session struct {
 	triggeredAt time.Time
 	next        time.Time
 	components  []monitor.Component
+	// childWorkloads stands in for child-app components where a workload is needed (a
+	// failover between two child apps): the child's first workload component, healthy
+	// when the child app is.
+	childWorkloads map[string]*monitor.Component
 	wrote       bool
 }
 
@@ -297,6 +301,9 @@ func (r *AppReconciler) reconcile(ctx context.Context, s *session) (time.Time, e
 		return time.Time{}, err
 	}
 	s.components = components
+	if err := r.gatherChildWorkloads(ctx, s); err != nil {
+		return time.Time{}, err
+	}
 	st.Components = make([]v1alpha1.ComponentStatus, 0, len(components))
 	for _, c := range components {
 		st.Components = append(st.Components, c.Status)
@@ -336,6 +343,33 @@ func (r *AppReconciler) reconcile(ctx context.Context, s *session) (time.Time, e
 	}
 	r.finishStatus(s, healthy, healthMsg)
 	return s.next, nil
+}
+
+// gatherChildWorkloads finds, for each child-app component, the child's first workload
+// component, so a parent's failover policy can move traffic between child apps.
+func (r *AppReconciler) gatherChildWorkloads(ctx context.Context, s *session) error {
+	s.childWorkloads = map[string]*monitor.Component{}
+	for _, c := range s.components {
+		if c.Child == nil {
+			continue
+		}
+		inner, err := r.Gatherer.Gather(ctx, c.Child)
+		if err != nil {
+			return err
+		}
+		for i := range inner {
+			if inner[i].Ref == nil {
+				continue
+			}
+			w := inner[i]
+			w.Name = c.Name
+			w.Status.Name = c.Name
+			w.Status.Healthy = w.Status.Healthy && c.Status.Healthy
+			s.childWorkloads[c.Name] = &w
+			break
+		}
+	}
+	return nil
 }
 
 // lookupApp reads apps of a namespace from the cache, for the hierarchy check.
@@ -517,6 +551,9 @@ func (r *AppReconciler) actionOf(s *session, rec v1alpha1.ActionRecord) (v1alpha
 }
 
 func (s *session) component(name string) *monitor.Component {
+	if c, ok := s.childWorkloads[name]; ok {
+		return c
+	}
 	for i := range s.components {
 		if s.components[i].Name == name {
 			return &s.components[i]
@@ -616,7 +653,12 @@ func (r *AppReconciler) remediate(ctx context.Context, s *session, pol v1alpha1.
 		// An earlier intent could not be finished this pass; never stack another on it.
 		return old, nil
 	}
-	res, err := r.act(ctx, s, actInput{Policy: pol.Name, Step: d.Step, Action: *d.Action, Reason: d.Message})
+	res, err := r.act(ctx, s, actInput{Policy: pol.Name, Step: d.Step, Action: *d.Action, Reason: d.Message,
+		Acted: func(id string) {
+			st := plan.Acted(d, id, s.now)
+			st.Source = s.merged.Sources[plan.EntryPolicy+"/"+pol.Name]
+			app.Status.Policies = mergePolicy(app.Status.Policies, st)
+		}})
 	if err != nil {
 		return old, err
 	}
@@ -643,6 +685,12 @@ type actInput struct {
 	Action v1alpha1.Action
 	// Reason says why, in a sentence, for the ledger.
 	Reason string
+	// Acted, when set, puts the policy's state after the action (its step acted, with the
+	// id of the last record) into status, so that it is written with the intents, in the
+	// same status write. A manager that dies between the intent and the outcome then finds
+	// both the Pending record and the step it belongs to: it finishes the record and waits
+	// out the step, instead of acting on the step again under a new id.
+	Acted func(lastID string)
 }
 
 // actResult says what act did.
@@ -757,7 +805,11 @@ func (r *AppReconciler) carryOut(ctx context.Context, s *session, in actInput, r
 		return actResult{LastID: last}, nil
 	}
 
-	// Knowledge first: the intents are durable before anything changes.
+	// Knowledge first: the intents, and the step they act on, are durable before anything
+	// changes.
+	if in.Acted != nil {
+		in.Acted(last)
+	}
 	if err := s.flush(ctx); err != nil {
 		return actResult{}, err
 	}

@@ -120,6 +120,12 @@ func (r *AppReconciler) autoscale(ctx context.Context, s *session, pol v1alpha1.
 	}
 	memKey := key.String() + "/" + pol.Name
 	mem := r.autoscalers.get(memKey)
+	if n := len(mem.history); n > 0 {
+		// The app is reconciled whenever a reading or the replicas change, so the last
+		// recommendation stood until now: record it again, or a load that held longer
+		// than the scale-down window would scale down at once when it falls.
+		mem.history = append(mem.history, plan.Recommendation{Time: s.now, Replicas: mem.history[n-1].Replicas})
+	}
 	in.History, in.ScaleEvents = mem.history, mem.events
 	d := plan.Autoscale(in)
 	mem.history = d.History

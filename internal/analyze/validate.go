@@ -62,6 +62,8 @@ type appValidator struct {
 	fromShared func(policy string) bool
 	// shared is true while checking a policy that came from a shared policy.
 	shared bool
+	// allowApp is true while checking a use that accepts a child-app component.
+	allowApp bool
 }
 
 func (v *appValidator) policy(path string, p v1alpha1.Policy) {
@@ -89,9 +91,13 @@ func (v *appValidator) policy(path string, p v1alpha1.Policy) {
 		v.component(path+".autoscale.component", owner, "an autoscale policy", a.Component)
 	}
 	if f := p.Failover; f != nil {
+		// A failover candidate may be a child app: traffic then goes to the pods of the
+		// child's first workload component.
+		v.allowApp = true
 		for j, c := range f.Candidates {
 			v.component(fmt.Sprintf("%s.failover.candidates[%d].component", path, j), owner, "a failover candidate", c.Component)
 		}
+		v.allowApp = false
 	}
 }
 
@@ -136,6 +142,8 @@ func (v *appValidator) component(path, owner, user, name string) {
 		msg = fmt.Sprintf("%s: %s names component %q, which is not a component of this app (%s)%s",
 			owner, user, name, listOr("declared components", "no components are declared", slices.Sorted(maps.Keys(v.decl.Components))),
 			suggest(name, slices.Collect(maps.Keys(v.decl.Components))))
+	case kind != Workload && v.allowApp:
+		return
 	case kind != Workload:
 		msg = fmt.Sprintf("%s: %s names component %q, which is a child AutonomicApp; %s needs a workload component (%s)",
 			owner, user, name, user, listOr("workload components", "the app has none", workloads))

@@ -35,8 +35,9 @@
 //     every request before it proxies it. /healthz, /livez and /readyz are open.
 //   - Discovery as an aggregated server serves it (APIGroupList, APIGroup,
 //     APIResourceList, JSON), and an empty OpenAPI v2 and v3, so the aggregator's
-//     discovery and OpenAPI controllers are satisfied. Objects are JSON, or protobuf for a
-//     client that accepts only protobuf.
+//     discovery and OpenAPI controllers are satisfied. Objects are in the first of JSON and
+//     protobuf that the request's Accept header lists (JSON for */*); Tables are not
+//     served, so kubectl falls back to JSON.
 //
 // What it never does: listen on or dial anything but 127.0.0.1, watch (metrics-server
 // does not either), or write an object other than its Service and APIService.
