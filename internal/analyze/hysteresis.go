@@ -56,7 +56,7 @@ func Step(prev v1alpha1.SymptomStatus, ev Evaluation, forDur, clearFor time.Dura
 	}
 	pendingSince := now
 	if prev.PendingSince != nil && !prev.PendingSince.IsZero() && !prev.PendingSince.After(now) {
-		pendingSince = prev.PendingSince.Time.Truncate(time.Second)
+		pendingSince = prev.PendingSince.Truncate(time.Second)
 	}
 	due := pendingSince.Add(max(wait, 0))
 	if !now.Before(due) {
