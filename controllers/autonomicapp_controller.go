@@ -78,11 +78,17 @@ type AppReconciler struct {
 	autoscalers autoscaleMemory
 
 	triggers *triggers
+	// cacheHealth says when the informer cache may be stale (a watch failed and has not
+	// listed again); nil when the cache does not report it.
+	cacheHealth *cacheHealth
 }
 
 // SetupWithManager watches apps, their workloads and pods, and child apps. Every watch
 // maps a change to exactly the apps that name it, through the cache indexes.
 func (r *AppReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.AutonomicApp{}, indexHeldByNodes, heldByNodesIndex); err != nil {
+		return fmt.Errorf("indexing apps by the node guard's hold: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.AutonomicApp{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
@@ -156,7 +162,8 @@ func (r *AppReconciler) appsOf(ctx context.Context, ns string, owners []monitor.
 
 func (r *AppReconciler) parentsOfChild(ctx context.Context, o client.Object) []reconcile.Request {
 	var apps v1alpha1.AutonomicAppList
-	if err := r.List(ctx, &apps, client.InNamespace(o.GetNamespace()), client.MatchingFields{monitor.IndexChild: o.GetName()}); err != nil {
+	if err := r.List(ctx, &apps, client.InNamespace(o.GetNamespace()), client.MatchingFields{monitor.IndexChild: o.GetName()},
+		client.UnsafeDisableDeepCopy); err != nil {
 		logf.FromContext(ctx).Error(err, "Listing the parents of an app failed", "app", klogKey(o))
 		return nil
 	}
@@ -220,7 +227,7 @@ type session struct {
 	// failover between two child apps): the child's first workload component, healthy
 	// when the child app is.
 	childWorkloads map[string]*monitor.Component
-	wrote       bool
+	wrote          bool
 }
 
 func (s *session) requeueAt(t time.Time) {
@@ -901,6 +908,7 @@ func (r *AppReconciler) guardInput(s *session) plan.GuardInput {
 	}
 	_, g.PausedAnnotation = app.Annotations[v1alpha1.PausedAnnotation]
 	g.Storm = r.Storm.engaged()
+	g.StaleCache, g.StaleCacheRecheck = r.cacheHealth.stale()
 	if gd := s.view.Spec.Guards; gd != nil {
 		g.Cooldown = durationOf(gd.Cooldown)
 		g.MaxActions = gd.MaxActions

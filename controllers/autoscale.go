@@ -106,7 +106,7 @@ func (r *AppReconciler) autoscale(ctx context.Context, s *session, pol v1alpha1.
 	}
 	for _, m := range a.Metrics {
 		rd, ok := readings[m.Sensor]
-		in.Metrics = append(in.Metrics, plan.MetricInput{Sensor: m.Sensor, Value: rd.Value, Available: ok && rd.Available()})
+		in.Metrics = append(in.Metrics, metricInput(m.Sensor, rd, ok))
 		in.ConsecutiveFailures[m.Sensor] = int32(rd.ConsecutiveFailures)
 		if a.Predictive != nil && r.Readings != nil {
 			var samples []plan.Sample
@@ -161,6 +161,19 @@ func (r *AppReconciler) autoscale(ctx context.Context, s *session, pol v1alpha1.
 	}
 	r.autoscalers.put(memKey, mem)
 	return st, nil
+}
+
+// metricInput is a sensor's reading as the plan reads a metric. A resource sensor's
+// reading carries the pods behind its average, so the plan applies the HPA's
+// missing-data rules to the pods that reported no metric or are not ready; for other
+// sensors the pods are unknown and the current replicas count as ready.
+func metricInput(sensor string, rd monitor.Reading, ok bool) plan.MetricInput {
+	in := plan.MetricInput{Sensor: sensor, Value: rd.Value, Available: ok && rd.Available()}
+	if p := rd.Pods; p != nil {
+		// The pods of one workload, so within int32 as its replicas are.
+		in.ReadyPods, in.MissingPods, in.UnreadyPods = int32(p.Ready), int32(p.Missing), int32(p.Unready)
+	}
+	return in
 }
 
 // otherAutoscaler names an HPA or a KEDA ScaledObject that targets the component's

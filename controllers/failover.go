@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"maps"
 	"time"
 
@@ -34,6 +35,16 @@ import (
 // where it stood.
 func (r *AppReconciler) failover(ctx context.Context, s *session, pol v1alpha1.Policy, old v1alpha1.PolicyStatus) (v1alpha1.PolicyStatus, error) {
 	app := s.app
+	for _, c := range pol.Failover.Candidates {
+		if child := childNotYetJudged(s, c.Component); child != "" {
+			// A child app that has not been reconciled has no health yet: electing now
+			// could move traffic away from a primary that is fine.
+			st := old
+			st.Name, st.State, st.Reason = pol.Name, v1alpha1.PolicyWaiting, "CandidateNotJudged"
+			st.Message = fmt.Sprintf("Child app %s has not reported its health yet; the election waits for it.", child)
+			return st, nil
+		}
+	}
 	in, err := r.failoverInput(ctx, s, pol, old)
 	if err != nil {
 		return old, err
@@ -340,4 +351,19 @@ func (r *AppReconciler) appsOfService(ctx context.Context, o client.Object) []re
 		}
 	}
 	return r.enqueue(keys)
+}
+
+// childNotYetJudged names the child app of a candidate component whose health is not
+// known yet (not reconciled at its current generation), or "".
+func childNotYetJudged(s *session, component string) string {
+	for _, c := range s.components {
+		if c.Name != component || c.Child == nil {
+			continue
+		}
+		h := meta.FindStatusCondition(c.Child.Status.Conditions, v1alpha1.ConditionHealthy)
+		if h == nil || c.Child.Status.ObservedGeneration != c.Child.Generation {
+			return c.Child.Name
+		}
+	}
+	return ""
 }

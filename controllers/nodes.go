@@ -52,19 +52,29 @@ func heldByNodes(a *v1alpha1.AutonomicApp) bool {
 	})
 }
 
+// indexHeldByNodes indexes the apps the node guard holds under "true", so a node event
+// finds them without reading every app: a manager that starts sees one event per node,
+// and with a scan each of them copied every app of the cluster.
+const indexHeldByNodes = "homeostat.heldByNodes"
+
+func heldByNodesIndex(o client.Object) []string {
+	if a, ok := o.(*v1alpha1.AutonomicApp); ok && heldByNodes(a) {
+		return []string{"true"}
+	}
+	return nil
+}
+
 // appsHeldByNodes maps a node whose readiness or cordon changed to the apps whose node
 // action the node guard holds.
 func (r *AppReconciler) appsHeldByNodes(ctx context.Context, _ client.Object) []reconcile.Request {
 	var apps v1alpha1.AutonomicAppList
-	if err := r.List(ctx, &apps); err != nil {
+	if err := r.List(ctx, &apps, client.MatchingFields{indexHeldByNodes: "true"}, client.UnsafeDisableDeepCopy); err != nil {
 		logf.FromContext(ctx).Error(err, "Listing the apps held by the node guard failed")
 		return nil
 	}
-	var keys []types.NamespacedName
+	keys := make([]types.NamespacedName, 0, len(apps.Items))
 	for i := range apps.Items {
-		if heldByNodes(&apps.Items[i]) {
-			keys = append(keys, types.NamespacedName{Namespace: apps.Items[i].Namespace, Name: apps.Items[i].Name})
-		}
+		keys = append(keys, types.NamespacedName{Namespace: apps.Items[i].Namespace, Name: apps.Items[i].Name})
 	}
 	return r.enqueue(keys)
 }

@@ -47,6 +47,9 @@ type Options struct {
 // reads a Secret only with get, when a webhook action names it.
 func ConfigureCache(o *cache.Options) {
 	o.DefaultTransform = monitor.Trim
+	// A failed watch makes the cache stale until its reflector lists again; the guards
+	// hold every action meanwhile.
+	o.DefaultWatchErrorHandler = defaultCacheHealth.handleWatchError
 	// Only the Jobs of runJob actions are cached, not every Job of the cluster.
 	if o.ByObject == nil {
 		o.ByObject = map[client.Object]cache.ByObject{}
@@ -102,7 +105,8 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Metrics: DefaultMetrics,
 		Storm: newStormBreaker(opts.StormThreshold, opts.StormMinUnhealthy, countApps(mgr.GetClient()),
 			DefaultMetrics.StormActive),
-		triggers: newTriggers(),
+		triggers:    newTriggers(),
+		cacheHealth: defaultCacheHealth,
 	}
 	r.notify = newNotifier(func(k types.NamespacedName) { r.triggers.mark(k, opts.Clock.Now()) })
 	metricsClient, err := metricsv.NewForConfig(mgr.GetConfig())

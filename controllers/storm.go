@@ -111,7 +111,7 @@ func (b *stormBreaker) evaluate(ctx context.Context) bool {
 func allApps(r client.Reader) handler.TypedEventHandler[client.Object, reconcile.Request] {
 	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
 		var apps v1alpha1.AutonomicAppList
-		if err := r.List(ctx, &apps); err != nil {
+		if err := r.List(ctx, &apps, client.UnsafeDisableDeepCopy); err != nil {
 			return nil
 		}
 		out := make([]reconcile.Request, 0, len(apps.Items))
@@ -126,7 +126,7 @@ func allApps(r client.Reader) handler.TypedEventHandler[client.Object, reconcile
 func countApps(r client.Reader) func(context.Context) int {
 	return func(ctx context.Context) int {
 		var apps v1alpha1.AutonomicAppList
-		if err := r.List(ctx, &apps); err != nil {
+		if err := r.List(ctx, &apps, client.UnsafeDisableDeepCopy); err != nil {
 			return 0
 		}
 		return len(apps.Items)

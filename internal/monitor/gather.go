@@ -173,9 +173,12 @@ func (g Gatherer) gatherWorkload(ctx context.Context, ns string, ref *v1alpha1.W
 }
 
 // AppsForWorkload returns the apps that name the workload (kind/name) in the namespace.
+// It runs for every pod and workload event and reads only the apps' names, so it reads
+// the cached apps without copying them.
 func AppsForWorkload(ctx context.Context, r client.Reader, ns, kind, name string) ([]types.NamespacedName, error) {
 	var apps v1alpha1.AutonomicAppList
-	if err := r.List(ctx, &apps, client.InNamespace(ns), client.MatchingFields{IndexWorkload: OwnerKey(kind, name)}); err != nil {
+	if err := r.List(ctx, &apps, client.InNamespace(ns), client.MatchingFields{IndexWorkload: OwnerKey(kind, name)},
+		client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	out := make([]types.NamespacedName, 0, len(apps.Items))

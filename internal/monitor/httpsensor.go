@@ -68,14 +68,14 @@ func newHTTPProbe(p *Poller, spec *v1alpha1.HTTPSensor) probe {
 
 func (*httpProbe) release() {}
 
-func (hp *httpProbe) read(ctx context.Context, _ types.NamespacedName, timeout time.Duration) (float64, error) {
+func (hp *httpProbe) read(ctx context.Context, _ types.NamespacedName, timeout time.Duration) (float64, *PodCounts, error) {
 	// The request's own timeout, within the poll's.
 	timeout = min(timeout, hp.timeout)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, hp.url, nil)
 	if err != nil {
-		return 0, fmt.Errorf("GET %s: %w", hp.shown, err)
+		return 0, nil, fmt.Errorf("GET %s: %w", hp.shown, err)
 	}
 	req.Header.Set("User-Agent", "homeostat-sensor")
 	start := hp.p.Clock.Now()
@@ -87,18 +87,18 @@ func (hp *httpProbe) read(ctx context.Context, _ types.NamespacedName, timeout t
 	latency := hp.p.Clock.Since(start)
 	if err != nil {
 		if timedOut(ctx, err) {
-			return 0, fmt.Errorf("GET %s: no answer within %s", hp.shown, timeout)
+			return 0, nil, fmt.Errorf("GET %s: no answer within %s", hp.shown, timeout)
 		}
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
 			err = uerr.Err // its text repeats the method and the unredacted URL
 		}
-		return 0, fmt.Errorf("GET %s: %w", hp.shown, err)
+		return 0, nil, fmt.Errorf("GET %s: %w", hp.shown, err)
 	}
 	if !hp.accepts(resp.StatusCode) {
-		return 0, fmt.Errorf("GET %s answered %s; expected %s", hp.shown, resp.Status, hp.expectedText())
+		return 0, nil, fmt.Errorf("GET %s answered %s; expected %s", hp.shown, resp.Status, hp.expectedText())
 	}
-	return latency.Seconds(), nil
+	return latency.Seconds(), nil, nil
 }
 
 func (hp *httpProbe) accepts(code int) bool {

@@ -89,7 +89,7 @@ func TestHTTPSensorReadsLatencyAndFailsOnStatusOrTimeout(t *testing.T) {
 			// The poll's own timeout is longer than the request's.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			got, err := pr.read(ctx, types.NamespacedName{}, 5*time.Second)
+			got, _, err := pr.read(ctx, types.NamespacedName{}, 5*time.Second)
 			if tc.wantErr != "" {
 				if err == nil || err.Error() != tc.wantErr {
 					t.Fatalf("got %v, %v\nwant error %s", got, err, tc.wantErr)
@@ -114,7 +114,7 @@ func TestHTTPSensorRequestIsBoundedByThePollTimeoutToo(t *testing.T) {
 	pr := newHTTPProbe(p, &v1alpha1.HTTPSensor{URL: srv.URL})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	_, err := pr.read(ctx, types.NamespacedName{}, 100*time.Millisecond)
+	_, _, err := pr.read(ctx, types.NamespacedName{}, 100*time.Millisecond)
 	if want := "GET " + srv.URL + ": no answer within 100ms"; err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
 	}
@@ -126,7 +126,7 @@ func TestHTTPSensorErrorsRedactTheURLPassword(t *testing.T) {
 	p := &Poller{}
 	p.init()
 	u := strings.Replace(srv.URL, "http://", "http://probe:secret@", 1)
-	_, err := newHTTPProbe(p, &v1alpha1.HTTPSensor{URL: u}).read(context.Background(), types.NamespacedName{}, time.Second)
+	_, _, err := newHTTPProbe(p, &v1alpha1.HTTPSensor{URL: u}).read(context.Background(), types.NamespacedName{}, time.Second)
 	if err == nil || strings.Contains(err.Error(), "secret") || !strings.Contains(err.Error(), "probe:xxxxx@") {
 		t.Fatalf("got %v", err)
 	}

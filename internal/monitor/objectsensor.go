@@ -148,28 +148,28 @@ func newObjectProbe(p *Poller, ns string, spec *v1alpha1.ObjectSensor) probe {
 
 func (*objectProbe) release() {}
 
-func (op *objectProbe) read(ctx context.Context, _ types.NamespacedName, timeout time.Duration) (float64, error) {
+func (op *objectProbe) read(ctx context.Context, _ types.NamespacedName, timeout time.Duration) (float64, *PodCounts, error) {
 	if op.p.APIReader == nil {
-		return 0, errors.New("the poller has no API reader for object sensors")
+		return 0, nil, errors.New("the poller has no API reader for object sensors")
 	}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(op.gvk)
 	if err := op.p.APIReader.Get(ctx, types.NamespacedName{Namespace: op.ns, Name: op.ref.Name}, u); err != nil {
 		switch {
 		case apierrors.IsNotFound(err):
-			return 0, fmt.Errorf("%s not found in namespace %s", op.what, op.ns)
+			return 0, nil, fmt.Errorf("%s not found in namespace %s", op.what, op.ns)
 		case apierrors.IsForbidden(err):
-			return 0, fmt.Errorf("reading %s is forbidden: the operator's RBAC must allow get on %s (%w)", op.what, op.gvk.GroupKind(), err)
+			return 0, nil, fmt.Errorf("reading %s is forbidden: the operator's RBAC must allow get on %s (%w)", op.what, op.gvk.GroupKind(), err)
 		case meta.IsNoMatchError(err):
-			return 0, fmt.Errorf("reading %s: the cluster serves no kind %s in %s", op.what, op.gvk.Kind, op.gvk.GroupVersion())
+			return 0, nil, fmt.Errorf("reading %s: the cluster serves no kind %s in %s", op.what, op.gvk.Kind, op.gvk.GroupVersion())
 		case timedOut(ctx, err):
-			return 0, fmt.Errorf("reading %s: no answer within %s", op.what, timeout)
+			return 0, nil, fmt.Errorf("reading %s: no answer within %s", op.what, timeout)
 		}
-		return 0, fmt.Errorf("reading %s: %w", op.what, err)
+		return 0, nil, fmt.Errorf("reading %s: %w", op.what, err)
 	}
 	v, err := EvalObjectExpression(ctx, op.prg, u.Object)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op.what, err)
+		return 0, nil, fmt.Errorf("%s: %w", op.what, err)
 	}
-	return v, nil
+	return v, nil, nil
 }

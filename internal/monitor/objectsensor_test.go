@@ -83,7 +83,7 @@ func TestObjectSensorEvaluatesCELOverTheFetchedObject(t *testing.T) {
 			pr := newObjectProbe(p, "shop", &v1alpha1.ObjectSensor{Ref: ref, Expression: tc.expr})
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			got, err := pr.read(ctx, types.NamespacedName{Namespace: "shop", Name: "app"}, 5*time.Second)
+			got, _, err := pr.read(ctx, types.NamespacedName{Namespace: "shop", Name: "app"}, 5*time.Second)
 			switch {
 			case tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr):
 				t.Fatalf("got %v, %v\nwant error %s", got, err, tc.wantErr)
@@ -112,7 +112,7 @@ func TestObjectSensorReadsDirectlyAndSaysWhenRBACForbidsIt(t *testing.T) {
 		Ref:        v1alpha1.ObjectReference{APIVersion: "example.com/v1", Kind: "Queue", Name: "orders"},
 		Expression: "double(object.status.depth)",
 	})
-	_, err := pr.read(context.Background(), types.NamespacedName{}, time.Second)
+	_, _, err := pr.read(context.Background(), types.NamespacedName{}, time.Second)
 	want := `reading Queue "orders" is forbidden: the operator's RBAC must allow get on Queue.example.com ` +
 		`(queues.example.com "orders" is forbidden: no RBAC policy matched)`
 	if err == nil || err.Error() != want || gets != 1 {

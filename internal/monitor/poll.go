@@ -138,11 +138,12 @@ type sensorState struct {
 	parked         bool
 }
 
-// probe reads one sensor once, under ctx, whose deadline is timeout from now. Sync
-// builds it when the sensor's spec changes; the workers never run two reads of one
-// probe at once.
+// probe reads one sensor once, under ctx, whose deadline is timeout from now: its
+// value and, for a resource sensor alone, the pods behind it (nil for other kinds).
+// Sync builds it when the sensor's spec changes; the workers never run two reads of
+// one probe at once.
 type probe interface {
-	read(ctx context.Context, app types.NamespacedName, timeout time.Duration) (float64, error)
+	read(ctx context.Context, app types.NamespacedName, timeout time.Duration) (float64, *PodCounts, error)
 	// release frees what the probe shares with others (a cached Prometheus client).
 	release()
 }
@@ -346,7 +347,7 @@ func (p *Poller) process(ctx context.Context, key sensorKey) {
 
 	start := p.Clock.Now()
 	pctx, cancel := context.WithTimeout(ctx, timeout)
-	value, err := pr.read(pctx, key.app, timeout)
+	value, pods, err := pr.read(pctx, key.app, timeout)
 	cancel()
 	end := p.Clock.Now()
 
@@ -362,7 +363,7 @@ func (p *Poller) process(ctx context.Context, key sensorKey) {
 		st.lastStart = start
 		st.due = start.Add(st.interval)
 		p.queue.AddAfter(key, st.due.Sub(end))
-		changed = p.Readings.record(key.app, key.sensor, value, err, end)
+		changed = p.Readings.record(key.app, key.sensor, value, pods, err, end)
 	}
 	p.mu.Unlock()
 
@@ -410,8 +411,8 @@ func (p *Poller) newProbe(ns string, s *v1alpha1.Sensor) probe {
 // failingProbe always fails with err.
 type failingProbe struct{ err error }
 
-func (f failingProbe) read(context.Context, types.NamespacedName, time.Duration) (float64, error) {
-	return 0, f.err
+func (f failingProbe) read(context.Context, types.NamespacedName, time.Duration) (float64, *PodCounts, error) {
+	return 0, nil, f.err
 }
 func (failingProbe) release() {}
 

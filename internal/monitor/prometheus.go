@@ -69,7 +69,7 @@ func (pp *prometheusProbe) release() {
 	}
 }
 
-func (pp *prometheusProbe) read(ctx context.Context, _ types.NamespacedName, timeout time.Duration) (float64, error) {
+func (pp *prometheusProbe) read(ctx context.Context, _ types.NamespacedName, timeout time.Duration) (float64, *PodCounts, error) {
 	// The timeout is also sent to Prometheus, so it stops evaluating a query nobody
 	// waits for any more.
 	v, _, _, err := pp.client.api.Query(ctx, pp.query, time.Time{}, promv1.WithTimeout(timeout))
@@ -77,15 +77,16 @@ func (pp *prometheusProbe) read(ctx context.Context, _ types.NamespacedName, tim
 		var perr *promv1.Error
 		switch {
 		case timedOut(ctx, err):
-			return 0, fmt.Errorf("prometheus at %s did not answer within %s", pp.shown, timeout)
+			return 0, nil, fmt.Errorf("prometheus at %s did not answer within %s", pp.shown, timeout)
 		case errors.As(err, &perr) && perr.Type == promv1.ErrBadResponse:
-			return 0, fmt.Errorf("prometheus at %s sent an answer the sensor cannot read: %s", pp.shown, perr.Msg)
+			return 0, nil, fmt.Errorf("prometheus at %s sent an answer the sensor cannot read: %s", pp.shown, perr.Msg)
 		case errors.As(err, &perr):
-			return 0, fmt.Errorf("prometheus at %s answered %s", pp.shown, promErrorText(perr))
+			return 0, nil, fmt.Errorf("prometheus at %s answered %s", pp.shown, promErrorText(perr))
 		}
-		return 0, fmt.Errorf("querying prometheus at %s: %w", pp.shown, err)
+		return 0, nil, fmt.Errorf("querying prometheus at %s: %w", pp.shown, err)
 	}
-	return PrometheusValue(v)
+	value, err := PrometheusValue(v)
+	return value, nil, err
 }
 
 // PrometheusValue is the number a sensor reads from a query's result: a scalar, or the

@@ -111,7 +111,7 @@ func TestPrometheusSensorReadsAScalarOrOneSampleAndExplainsAnythingElse(t *testi
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			start := time.Now()
-			got, err := pr.read(ctx, types.NamespacedName{}, timeout)
+			got, _, err := pr.read(ctx, types.NamespacedName{}, timeout)
 			if elapsed := time.Since(start); elapsed > time.Second {
 				t.Errorf("the poll took %s, beyond its timeout", elapsed)
 			}
@@ -155,7 +155,7 @@ func TestPrometheusErrorsRedactTheAddressPassword(t *testing.T) {
 	pr := p.newPrometheusProbe(&v1alpha1.PrometheusSensor{Address: "http://user:secret@127.0.0.1:1", Query: "up"})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_, err := pr.read(ctx, types.NamespacedName{}, time.Second)
+	_, _, err := pr.read(ctx, types.NamespacedName{}, time.Second)
 	if err == nil || strings.Contains(err.Error(), "secret") || !strings.Contains(err.Error(), "http://user:xxxxx@127.0.0.1:1") {
 		t.Fatalf("got %v", err)
 	}

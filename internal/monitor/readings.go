@@ -41,6 +41,27 @@ type Reading struct {
 	At time.Time
 	// ConsecutiveFailures counts failed polls since the last success.
 	ConsecutiveFailures int
+	// Pods details the pods behind Value, for the HPA's missing-data rules; set only by
+	// resource sensors, whose value is an average over a component's pods, and nil for
+	// every other kind. Like Value, it is the last good poll's.
+	Pods *PodCounts
+}
+
+// PodCounts are the pods of a component behind a resource sensor's value, grouped as
+// the HPA groups them (groupPods) for its missing-data rules: terminating and finished
+// pods are left out, pending pods are unready, a pod without a metric is missing, a
+// pod that is not ready is unready, and the rest are ready.
+type PodCounts struct {
+	// Ready are the ready pods that reported a metric: the value is their average.
+	Ready int
+	// Missing are the running pods that reported no metric (just started, or not
+	// scraped yet): the HPA counts them as using 100% of their request on a scale down
+	// and 0% on a scale up.
+	Missing int
+	// Unready are the pending pods, and the running pods that are not ready but
+	// reported a metric: the HPA counts them as using 0% on a scale up and ignores them
+	// otherwise.
+	Unready int
 }
 
 // Available says whether the sensor has a current value.
@@ -92,7 +113,9 @@ func (r *Readings) Get(app types.NamespacedName) map[string]Reading {
 	defer r.mu.RUnlock()
 	out := make(map[string]Reading, len(r.apps[app]))
 	for name, rec := range r.apps[app] {
-		out[name] = rec.last
+		rd := rec.last
+		rd.Pods = clonePods(rd.Pods)
+		out[name] = rd
 	}
 	return out
 }
@@ -140,11 +163,12 @@ func (r *Readings) forgetSensor(app types.NamespacedName, sensor string) {
 	}
 }
 
-// record stores the outcome of one poll at time at and says whether the controller
-// should hear of it: the sensor became available or unavailable, its value changed, its
-// error changed, or it failed again with at most maxNotifiedFailures failures in a row.
-// A poll that read the same value as before changes nothing worth a reconcile.
-func (r *Readings) record(app types.NamespacedName, sensor string, value float64, err error, at time.Time) bool {
+// record stores the outcome of one poll at time at (value and pods, or err) and says
+// whether the controller should hear of it: the sensor became available or
+// unavailable, its value or pod counts changed, its error changed, or it failed again
+// with at most maxNotifiedFailures failures in a row. A poll that read the same as
+// before changes nothing worth a reconcile.
+func (r *Readings) record(app types.NamespacedName, sensor string, value float64, pods *PodCounts, err error, at time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	recs := r.apps[app]
@@ -160,9 +184,9 @@ func (r *Readings) record(app types.NamespacedName, sensor string, value float64
 	}
 	old := rec.last
 	if err == nil {
-		rec.last = Reading{Value: value, At: at}
+		rec.last = Reading{Value: value, At: at, Pods: clonePods(pods)}
 		rec.history = appendSample(rec.history, Sample{At: at, Value: value})
-		return !known || !old.Available() || old.Value != value
+		return !known || !old.Available() || old.Value != value || !samePods(old.Pods, pods)
 	}
 	msg := err.Error()
 	if msg == "" {
@@ -171,6 +195,22 @@ func (r *Readings) record(app types.NamespacedName, sensor string, value float64
 	rec.last.Err = msg
 	rec.last.ConsecutiveFailures = old.ConsecutiveFailures + 1
 	return !known || old.Err != msg || rec.last.ConsecutiveFailures <= maxNotifiedFailures
+}
+
+// clonePods copies the counts, so the store shares no memory with a probe or a caller.
+func clonePods(p *PodCounts) *PodCounts {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	return &c
+}
+
+func samePods(a, b *PodCounts) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // appendSample adds s and drops the samples beyond the history's bounds.

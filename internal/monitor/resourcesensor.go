@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -45,50 +46,55 @@ type resourceProbe struct {
 
 func (*resourceProbe) release() {}
 
-func (rp *resourceProbe) read(ctx context.Context, appKey types.NamespacedName, timeout time.Duration) (float64, error) {
+func (rp *resourceProbe) read(ctx context.Context, appKey types.NamespacedName, timeout time.Duration) (float64, *PodCounts, error) {
 	if rp.p.Metrics == nil {
-		return 0, errors.New("the poller has no metrics.k8s.io client for resource sensors")
+		return 0, nil, errors.New("the poller has no metrics.k8s.io client for resource sensors")
 	}
 	if rp.p.Reader == nil {
-		return 0, errors.New("the poller has no reader for resource sensors")
+		return 0, nil, errors.New("the poller has no reader for resource sensors")
 	}
 	app := &v1alpha1.AutonomicApp{}
 	if err := rp.p.Reader.Get(ctx, appKey, app); err != nil {
-		return 0, fmt.Errorf("reading the app: %w", err)
+		return 0, nil, fmt.Errorf("reading the app: %w", err)
 	}
 	pods, err := rp.p.PodsOf(ctx, app, rp.spec.Component)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	ready := readyPods(pods)
-	if len(ready) == 0 {
-		return 0, fmt.Errorf("component %q has no ready pods to measure", rp.spec.Component)
+	if !slices.ContainsFunc(pods, func(p corev1.Pod) bool { return measurable(&p) }) {
+		return 0, nil, fmt.Errorf("component %q has no ready pods to measure", rp.spec.Component)
 	}
+	// The metrics of unready pods are asked for too: they tell an unready pod from a
+	// missing one.
 	list, err := rp.p.Metrics.PodMetricses(appKey.Namespace).List(ctx, metav1.ListOptions{
-		LabelSelector: sharedLabels(ready).String(),
+		LabelSelector: sharedLabels(slices.DeleteFunc(slices.Clone(pods), func(p corev1.Pod) bool { return left(&p) })).String(),
 	})
 	if err != nil {
 		switch {
 		case timedOut(ctx, err):
-			return 0, fmt.Errorf("listing pod metrics from metrics.k8s.io: no answer within %s", timeout)
+			return 0, nil, fmt.Errorf("listing pod metrics from metrics.k8s.io: no answer within %s", timeout)
 		case apierrors.IsNotFound(err):
-			return 0, fmt.Errorf("listing pod metrics from metrics.k8s.io: %w (is metrics-server installed?)", err)
+			return 0, nil, fmt.Errorf("listing pod metrics from metrics.k8s.io: %w (is metrics-server installed?)", err)
 		}
-		return 0, fmt.Errorf("listing pod metrics from metrics.k8s.io: %w", err)
+		return 0, nil, fmt.Errorf("listing pod metrics from metrics.k8s.io: %w", err)
 	}
-	return Utilization(ready, list.Items, corev1.ResourceName(rp.spec.Resource), rp.spec.Component)
+	value, counts, err := Utilization(pods, list.Items, corev1.ResourceName(rp.spec.Resource), rp.spec.Component)
+	if err != nil {
+		return 0, nil, err
+	}
+	return value, &counts, nil
 }
 
-// readyPods keeps the pods that count for utilization: running, ready and not
+// measurable says whether a pod counts for utilization: running, ready and not
 // terminating.
-func readyPods(pods []corev1.Pod) []corev1.Pod {
-	var out []corev1.Pod
-	for _, p := range pods {
-		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && PodReady(&p) {
-			out = append(out, p)
-		}
-	}
-	return out
+func measurable(p *corev1.Pod) bool {
+	return !left(p) && p.Status.Phase == corev1.PodRunning && PodReady(p)
+}
+
+// left says whether a pod is left out of the count altogether, as the HPA leaves it
+// out: it is terminating, or finished (failed or succeeded).
+func left(p *corev1.Pod) bool {
+	return p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded
 }
 
 // sharedLabels is a selector of the labels every pod carries: the pods of one workload
@@ -108,48 +114,68 @@ func sharedLabels(pods []corev1.Pod) labels.Selector {
 	return labels.SelectorFromSet(common)
 }
 
-// Utilization is the HPA's resource utilization of a component's ready pods, in percent
-// of their requests: the usage summed over the ready pods that have metrics, divided by
-// the requests of those same pods, times 100. A ready pod without metrics (just started,
-// or not scraped yet) is left out, as the HPA leaves it out of the average. A ready pod
+// Utilization is the HPA's resource utilization of a component's pods, in percent of
+// their requests, and the pods behind it. The value is the usage summed over the ready
+// pods that have metrics, divided by the requests of those same pods, times 100. The
+// pods are grouped as the HPA's groupPods groups them, in this order: a terminating or
+// finished pod is left out; a pending pod is unready; a pod without a metric (just
+// started, or not scraped yet) is missing; a pod that is not running and ready is
+// unready; the rest are ready. Only the ready ones make the average; the counts let the
+// autoscaler apply the HPA's missing-data rules to the rest (see PodCounts). A ready pod
 // that requests no amount of the resource makes the utilization undefined: that is an
 // error, in the HPA's words ("missing request for cpu in container app of Pod web-1").
 //
 // Requests are the pod-level requests when the pod sets them (KEP-2837), otherwise the
 // sum over its containers and restartable init containers (sidecars); usage is the sum
-// over the containers metrics-server reports. Unlike the HPA, unready pods are ignored
-// for memory too, and the result keeps its fraction.
-func Utilization(ready []corev1.Pod, metrics []metricsapi.PodMetrics, resource corev1.ResourceName, component string) (float64, error) {
-	requests := make(map[string]int64, len(ready))
-	for i := range ready {
-		r, err := podRequest(&ready[i], resource)
-		if err != nil {
-			return 0, err
+// over the containers metrics-server reports, and a pod whose metrics lack a container's
+// usage has no metric, as the HPA's metrics client reads it. Unlike the HPA, unready
+// pods are set aside for memory too, not only for CPU and not only in their first
+// minutes, and the result keeps its fraction.
+func Utilization(pods []corev1.Pod, metrics []metricsapi.PodMetrics, resource corev1.ResourceName, component string) (float64, PodCounts, error) {
+	usages := make(map[string]int64, len(metrics))
+	for i := range metrics {
+		if u, ok := podUsage(&metrics[i], resource); ok {
+			usages[metrics[i].Name] = u
 		}
-		requests[ready[i].Name] = r
 	}
+	var counts PodCounts
 	var usage, requested int64
-	measured := 0
-	for _, m := range metrics {
-		req, ok := requests[m.Name]
-		if !ok {
-			continue // not a ready pod of the component
+	ready := 0
+	for i := range pods {
+		p := &pods[i]
+		u, measured := usages[p.Name]
+		if measurable(p) {
+			// Every ready pod must request the resource, measured or not, as the HPA
+			// requires of the pods it counts.
+			req, err := podRequest(p, resource)
+			if err != nil {
+				return 0, PodCounts{}, err
+			}
+			if measured {
+				usage += u
+				requested += req
+			}
+			ready++
 		}
-		u, ok := podUsage(&m, resource)
-		if !ok {
-			continue
+		switch {
+		case left(p):
+		case p.Status.Phase == corev1.PodPending:
+			counts.Unready++
+		case !measured:
+			counts.Missing++
+		case !measurable(p):
+			counts.Unready++
+		default:
+			counts.Ready++
 		}
-		usage += u
-		requested += req
-		measured++
 	}
 	switch {
-	case measured == 0:
-		return 0, fmt.Errorf("metrics.k8s.io has no %s metrics for the %d ready pods of component %q", resource, len(ready), component)
+	case counts.Ready == 0:
+		return 0, counts, fmt.Errorf("metrics.k8s.io has no %s metrics for the %d ready pods of component %q", resource, ready, component)
 	case requested == 0:
-		return 0, fmt.Errorf("the ready pods of component %q request no %s", component, resource)
+		return 0, counts, fmt.Errorf("the ready pods of component %q request no %s", component, resource)
 	}
-	return float64(usage) * 100 / float64(requested), nil
+	return float64(usage) * 100 / float64(requested), counts, nil
 }
 
 // podRequest is a pod's request of the resource in milli-units, as the HPA computes it.

@@ -101,19 +101,20 @@ func TestUtilizationIsTheHPAsAverageOverReadyPods(t *testing.T) {
 		pods     []corev1.Pod
 		metrics  []*metricsapi.PodMetrics
 		want     float64
+		counts   PodCounts // the pods behind want
 		wantErr  string
 	}{
 		{name: "usage over requests of the ready pods with metrics",
 			resource: corev1.ResourceCPU,
 			pods:     []corev1.Pod{webPod("a", true, "100m", "64Mi"), webPod("b", true, "300m", "64Mi")},
 			metrics:  []*metricsapi.PodMetrics{podMetrics("a", withHash("a"), usage("50m", "32Mi")), podMetrics("b", withHash("b"), usage("250m", "16Mi"))},
-			want:     75}, // (50+250) / (100+300)
+			want:     75, counts: PodCounts{Ready: 2}}, // (50+250) / (100+300)
 		{name: "memory the same way",
 			resource: corev1.ResourceMemory,
 			pods:     []corev1.Pod{webPod("a", true, "100m", "64Mi"), webPod("b", true, "300m", "64Mi")},
 			metrics:  []*metricsapi.PodMetrics{podMetrics("a", withHash("a"), usage("50m", "32Mi")), podMetrics("b", withHash("b"), usage("250m", "16Mi"))},
-			want:     37.5}, // (32+16) / (64+64)
-		{name: "unready, pending and terminating pods are left out, and so are their requests",
+			want:     37.5, counts: PodCounts{Ready: 2}}, // (32+16) / (64+64)
+		{name: "unready, pending and terminating pods are left out of the average, and so are their requests",
 			resource: corev1.ResourceCPU,
 			pods: []corev1.Pod{
 				webPod("a", true, "100m", ""),
@@ -123,29 +124,55 @@ func TestUtilizationIsTheHPAsAverageOverReadyPods(t *testing.T) {
 			},
 			metrics: []*metricsapi.PodMetrics{podMetrics("a", withHash("a"), usage("80m", "1Mi")), podMetrics("b", withHash("b"), usage("900m", "1Mi")),
 				podMetrics("c", withHash("c"), usage("900m", "1Mi")), podMetrics("d", withHash("d"), usage("900m", "1Mi"))},
-			want: 80},
+			want: 80, counts: PodCounts{Ready: 1, Unready: 2}}, // the terminating pod is not counted at all
 		{name: "a ready pod without metrics yet is left out of the average",
 			resource: corev1.ResourceCPU,
 			pods:     []corev1.Pod{webPod("a", true, "100m", ""), webPod("b", true, "100m", "")},
 			metrics:  []*metricsapi.PodMetrics{podMetrics("a", withHash("a"), usage("120m", "1Mi"))},
-			want:     120},
+			want:     120, counts: PodCounts{Ready: 1, Missing: 1}},
+		{name: "three ready pods, two at 150% and one without metrics: 150 over two ready, one missing (the HPA's 3 -> 6)",
+			resource: corev1.ResourceCPU,
+			pods:     []corev1.Pod{webPod("a", true, "100m", ""), webPod("b", true, "100m", ""), webPod("c", true, "100m", "")},
+			metrics:  []*metricsapi.PodMetrics{podMetrics("a", withHash("a"), usage("150m", "1Mi")), podMetrics("b", withHash("b"), usage("150m", "1Mi"))},
+			want:     150, counts: PodCounts{Ready: 2, Missing: 1}},
+		{name: "the pods are grouped in the HPA's order: pending is unready, then no metric is missing, then not ready is unready",
+			resource: corev1.ResourceCPU,
+			pods: []corev1.Pod{
+				webPod("ready", true, "100m", ""),
+				webPod("pending", false, "100m", "", func(p *corev1.Pod) { p.Status.Phase = corev1.PodPending }),
+				webPod("starting", false, "100m", ""), // running, not ready, no metric yet: missing
+				webPod("warming", false, "100m", ""),  // running, not ready, with a metric: unready
+				webPod("no-usage", true, "100m", ""),  // ready, but its metrics lack the resource: missing
+				webPod("failed", false, "100m", "", func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed }),
+				webPod("done", false, "100m", "", func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }),
+				webPod("gone", true, "100m", "", func(p *corev1.Pod) { p.DeletionTimestamp = ptr.To(metav1.Now()) }),
+			},
+			metrics: []*metricsapi.PodMetrics{
+				podMetrics("ready", withHash("ready"), usage("40m", "1Mi")),
+				podMetrics("pending", withHash("pending"), usage("900m", "1Mi")),
+				podMetrics("warming", withHash("warming"), usage("900m", "1Mi")),
+				podMetrics("no-usage", withHash("no-usage"), corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Mi")}),
+				podMetrics("failed", withHash("failed"), usage("900m", "1Mi")),
+				podMetrics("gone", withHash("gone"), usage("900m", "1Mi")),
+			},
+			want: 40, counts: PodCounts{Ready: 1, Missing: 2, Unready: 2}},
 		{name: "metrics of pods of other workloads are ignored",
 			resource: corev1.ResourceCPU,
 			pods:     []corev1.Pod{webPod("a", true, "100m", "")},
 			metrics:  []*metricsapi.PodMetrics{podMetrics("a", withHash("a"), usage("10m", "1Mi")), podMetrics("web-other", withHash("a"), usage("990m", "1Mi"))},
-			want:     10},
+			want:     10, counts: PodCounts{Ready: 1}},
 		{name: "sidecars count in requests and usage",
 			resource: corev1.ResourceCPU,
 			pods:     []corev1.Pod{webPod("a", true, "100m", "", sidecar)},
 			metrics:  []*metricsapi.PodMetrics{podMetrics("a", withHash("a"), usage("50m", "1Mi"), usage("50m", "1Mi"))},
-			want:     50},
+			want:     50, counts: PodCounts{Ready: 1}},
 		{name: "pod-level requests win over the containers'",
 			resource: corev1.ResourceCPU,
 			pods: []corev1.Pod{webPod("a", true, "", "", func(p *corev1.Pod) {
 				p.Spec.Resources = &corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}}
 			})},
 			metrics: []*metricsapi.PodMetrics{podMetrics("a", withHash("a"), usage("250m", "1Mi"))},
-			want:    25},
+			want:    25, counts: PodCounts{Ready: 1}},
 		{name: "a ready pod without a request is an error, in the HPA's words",
 			resource: corev1.ResourceCPU,
 			pods:     []corev1.Pod{webPod("a", true, "100m", ""), webPod("b", true, "", "64Mi")},
@@ -181,15 +208,15 @@ func TestUtilizationIsTheHPAsAverageOverReadyPods(t *testing.T) {
 			}
 			p.init()
 			pr := &resourceProbe{p: p, spec: v1alpha1.ResourceSensor{Component: "web", Resource: v1alpha1.ResourceName(tc.resource)}}
-			got, err := pr.read(context.Background(), types.NamespacedName{Namespace: "shop", Name: "app"}, time.Second)
+			got, pods, err := pr.read(context.Background(), types.NamespacedName{Namespace: "shop", Name: "app"}, time.Second)
 			switch {
-			case tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr):
-				t.Fatalf("got %v, %v\nwant error %s", got, err, tc.wantErr)
-			case tc.wantErr == "" && (err != nil || got != tc.want):
-				t.Fatalf("got %v, %v; want %v", got, err, tc.want)
+			case tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr || pods != nil):
+				t.Fatalf("got %v, %+v, %v\nwant error %s and no pod counts", got, pods, err, tc.wantErr)
+			case tc.wantErr == "" && (err != nil || got != tc.want || pods == nil || *pods != tc.counts):
+				t.Fatalf("got %v, %+v, %v; want %v, %+v", got, pods, err, tc.want, tc.counts)
 			}
-			// The selector is the labels the ready pods share: their pod-template-hash
-			// too when they all have the same one.
+			// The selector is the labels the pods share: their pod-template-hash too
+			// when they all have the same one.
 			for _, s := range *selectors {
 				if !strings.HasPrefix(s, "app=web") {
 					t.Errorf("pod metrics were listed with selector %q, want the labels the pods share", s)
@@ -214,7 +241,7 @@ func TestResourceSensorSaysWhenMetricsServerIsMissing(t *testing.T) {
 	}
 	p.init()
 	pr := &resourceProbe{p: p, spec: v1alpha1.ResourceSensor{Component: "web", Resource: v1alpha1.ResourceCPU}}
-	_, err := pr.read(context.Background(), types.NamespacedName{Namespace: "shop", Name: "app"}, time.Second)
+	_, _, err := pr.read(context.Background(), types.NamespacedName{Namespace: "shop", Name: "app"}, time.Second)
 	want := "listing pod metrics from metrics.k8s.io: the server could not find the requested resource (is metrics-server installed?)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)

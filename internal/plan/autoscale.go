@@ -534,17 +534,22 @@ func utilizationReplicas(value float64, target, cur int32, r MetricInput, b Beha
 		return ceilReplicas(ratio * float64(ready)), "", nil
 	}
 	sum, pods := value*float64(ready), ready
+	var counted []string // what the recomputed average assumes, for the message
 	if missing > 0 {
 		switch {
 		case ratio < 1:
-			sum += float64(max(100, target)) * float64(missing)
+			fill := max(100, target)
+			sum += float64(fill) * float64(missing)
 			pods += missing
+			counted = append(counted, fmt.Sprintf("%s without a metric as %d%%", podCount(missing), fill))
 		case ratio > 1:
 			pods += missing
+			counted = append(counted, podCount(missing)+" without a metric as 0%")
 		}
 	}
 	if scaleUpWithUnready {
 		pods += unready
+		counted = append(counted, fmt.Sprintf("%s not ready as 0%%", podCount(unready)))
 	}
 	newRatio := math.Floor(sum/float64(pods)) / float64(target)
 	if b.within(newRatio) || (ratio < 1 && newRatio > 1) || (ratio > 1 && newRatio < 1) {
@@ -556,7 +561,14 @@ func utilizationReplicas(value float64, target, cur int32, r MetricInput, b Beha
 		// Counting more pods would reverse the direction: hold.
 		return cur, damped, nil
 	}
-	return n, "", nil
+	return n, ", counting " + strings.Join(counted, " and "), nil
+}
+
+func podCount(n int64) string {
+	if n == 1 {
+		return "1 pod"
+	}
+	return fmt.Sprintf("%d pods", n)
 }
 
 // bandReplicas keeps a metric between watermarks, as Apache Brooklyn's AutoScalerPolicy:

@@ -13,6 +13,7 @@ import (
 // Guard reasons, in the order the guards are checked.
 const (
 	ReasonPaused           = "Paused"
+	ReasonStaleCache       = "StaleCache"
 	ReasonStorm            = v1alpha1.ReasonStormDetected
 	ReasonCooldown         = "Cooldown"
 	ReasonRateLimited      = "RateLimited"
@@ -25,6 +26,12 @@ type GuardInput struct {
 	Mode v1alpha1.Mode
 	// PausedAnnotation is true when the app carries the paused annotation.
 	PausedAnnotation bool
+	// StaleCache, when not empty, says in a sentence why the manager's view of the
+	// cluster may be old: a watch of its cache failed (the API server was unreachable) and
+	// has not listed again since. Every action waits; StaleCacheRecheck is when to look
+	// again.
+	StaleCache        string
+	StaleCacheRecheck time.Time
 	// Storm is true while the cluster-wide storm breaker holds disruptive actions.
 	Storm bool
 	// Cooldown is the least time between two actions of the app.
@@ -57,14 +64,18 @@ type Verdict struct {
 }
 
 // CheckGuards decides whether an action may run now. Guards are checked in a fixed
-// order: pause, storm breaker, cooldown, rate limit, unhealthy share. The storm breaker
-// and the unhealthy share hold only disruptive actions.
+// order: pause, stale cache, storm breaker, cooldown, rate limit, unhealthy share. The
+// storm breaker and the unhealthy share hold only disruptive actions.
 func CheckGuards(g GuardInput, disruptive bool, now time.Time) Verdict {
 	if g.Mode == v1alpha1.ModePaused {
 		return Verdict{Held: true, Reason: ReasonPaused, Message: "The app's mode is Paused: no action is taken until it is Active or DryRun."}
 	}
 	if g.PausedAnnotation {
 		return Verdict{Held: true, Reason: ReasonPaused, Message: fmt.Sprintf("The app carries the %s annotation: no action is taken until it is removed.", v1alpha1.PausedAnnotation)}
+	}
+	if g.StaleCache != "" {
+		return Verdict{Held: true, Reason: ReasonStaleCache, Until: g.StaleCacheRecheck,
+			Message: g.StaleCache + " No action runs on a view of the cluster that may be old."}
 	}
 	if disruptive && g.Storm {
 		return Verdict{Held: true, Reason: ReasonStorm, Message: "Too many apps in the cluster are unhealthy at once: disruptive actions are suspended cluster-wide until the share falls."}

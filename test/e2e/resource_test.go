@@ -97,12 +97,9 @@ var _ = Describe("the resource sensor on a real metrics.k8s.io API", Ordered, Co
 		Expect(users).To(ContainElement(And(HavePrefix("system:kube-controller-manager?"), ContainSubstring("app%3Dtwin"))), "the HPA controller")
 	})
 
-	// Pending: the resource sensor reads the value alone, so the autoscaler cannot apply
-	// the HPA's missing-pod rule, which internal/plan has (MetricInput.ReadyPods,
-	// MissingPods, UnreadyPods) but controllers/autoscale.go does not fill. Today web
-	// goes 3 -> 7 where the HPA goes 3 -> 6 (the spec above logs both). Run it with
-	// -ginkgo.focus='counts a ready pod' once the sensor's pod counts reach the plan.
-	PIt("counts a ready pod without metrics as 0% on a scale-up, as the HPA does", func() {
+	// The sensor's reading carries the pods behind its value (2 ready with metrics, 1
+	// missing), and the autoscaler applies the HPA's missing-pod rule to them.
+	It("counts a ready pod without metrics as 0% on a scale-up, as the HPA does", func() {
 		ns := newNamespace("resource-missing")
 		createDeployment(ns, "web", image, 3)
 		web := resourceReadyPods(ns, "web", 3)
