@@ -56,7 +56,7 @@ lint: ## golangci-lint (built from the module proxy into the cache on first use)
 
 .PHONY: test
 test: manifests generate fmt vet ## Unit tests, envtest suites, the admission suite, brief fuzzing and the e2e suite on the local control plane.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test $(GOTEST_FLAGS) ./api/... ./config/... ./controllers/... ./hack/... ./internal/... ./test/admission/...
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test $(GOTEST_FLAGS) ./api/... ./cmd/... ./config/... ./controllers/... ./hack/... ./internal/... ./test/admission/... ./test/bench/...
 	$(MAKE) fuzz
 	$(MAKE) test-e2e
 
@@ -64,6 +64,7 @@ test: manifests generate fmt vet ## Unit tests, envtest suites, the admission su
 fuzz: ## Run each fuzz target briefly on top of its committed corpus.
 	$(GO) test ./internal/analyze/ -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/plan/ -run '^$$' -fuzz '^FuzzRemediate$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/plan/ -run '^$$' -fuzz '^FuzzAutoscale$$' -fuzztime $(FUZZTIME)
 
 .PHONY: test-e2e
 test-e2e: ## End-to-end suite against the local control plane with kwok nodes (no Docker needed).
@@ -80,7 +81,7 @@ test-e2e-kind: ## The same e2e suite against a kind cluster (needs Docker): crea
 .PHONY: bench
 bench: ## Benchmarks on the local control plane; writes bench/report.md and bench/report.json.
 	$(TOOLS) cluster >/dev/null
-	$(GO) test ./test/bench/... -timeout 80m -count=1 -v -run Bench
+	HOMEOSTAT_BENCH=1 $(GO) test ./test/bench/... -timeout 120m -count=1 -v
 
 ##@ Build
 

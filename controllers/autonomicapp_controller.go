@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -78,6 +79,9 @@ type AppReconciler struct {
 	autoscalers autoscaleMemory
 
 	triggers *triggers
+	// written holds, per app, the resourceVersion of this manager's last status write,
+	// until the app's next reconcile has seen the cache catch up with it.
+	written sync.Map
 	// cacheHealth says when the informer cache may be stale (a watch failed and has not
 	// listed again); nil when the cache does not report it.
 	cacheHealth *cacheHealth
@@ -178,6 +182,13 @@ func (r *AppReconciler) parentsOfChild(ctx context.Context, o client.Object) []r
 // Intents are written before effectors run, so a reconcile that acts writes status
 // more than once; one that changes nothing writes nothing.
 func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if rv, ok := r.written.Load(req.NamespacedName); ok {
+		// This reconcile must not read the status from before the last one's writes: a
+		// stale ledger would resume an intent that already finished. The wait is here, not
+		// after the write, so the worker is free meanwhile; by now it is usually over.
+		r.waitForCache(ctx, req.NamespacedName, rv.(string))
+		r.written.CompareAndDelete(req.NamespacedName, rv)
+	}
 	app := &v1alpha1.AutonomicApp{}
 	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -197,11 +208,6 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	}
 	if err != nil {
 		return ctrl.Result{}, err
-	}
-	if s.wrote {
-		// The next reconcile of this app must not read the status from before this one's
-		// writes: a stale ledger would resume an intent that already finished.
-		r.waitForCache(ctx, req.NamespacedName, s.app.ResourceVersion)
 	}
 	if !next.IsZero() {
 		return ctrl.Result{RequeueAfter: max(next.Sub(r.Clock.Now()), 10*time.Millisecond)}, nil
@@ -227,7 +233,6 @@ type session struct {
 	// failover between two child apps): the child's first workload component, healthy
 	// when the child app is.
 	childWorkloads map[string]*monitor.Component
-	wrote          bool
 }
 
 func (s *session) requeueAt(t time.Time) {
@@ -247,13 +252,13 @@ func (s *session) flush(ctx context.Context) error {
 		return fmt.Errorf("writing status: %w", err)
 	}
 	s.base = s.app.DeepCopy()
-	s.wrote = true
+	s.r.written.Store(types.NamespacedName{Namespace: s.app.Namespace, Name: s.app.Name}, s.app.ResourceVersion)
 	return nil
 }
 
 // waitForCache waits, briefly, until the informer cache holds the app at the
-// resourceVersion this reconcile wrote (or a newer one), as Cluster API does after its
-// own writes.
+// resourceVersion the last reconcile wrote (or a newer one), as Cluster API does after
+// its own writes. It reads the cached app without copying it.
 func (r *AppReconciler) waitForCache(ctx context.Context, key types.NamespacedName, rv string) {
 	want, err := strconv.ParseUint(rv, 10, 64)
 	if err != nil {
@@ -262,7 +267,7 @@ func (r *AppReconciler) waitForCache(ctx context.Context, key types.NamespacedNa
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		app := &v1alpha1.AutonomicApp{}
-		if err := r.Get(ctx, key, app); err != nil {
+		if err := r.Get(ctx, key, app, client.UnsafeDisableDeepCopy); err != nil {
 			return
 		}
 		if got, err := strconv.ParseUint(app.ResourceVersion, 10, 64); err != nil || got >= want {
@@ -278,6 +283,7 @@ func (r *AppReconciler) waitForCache(ctx context.Context, key types.NamespacedNa
 
 func (r *AppReconciler) forget(key types.NamespacedName) {
 	r.triggers.forget(key)
+	r.written.Delete(key)
 	r.Storm.forget(context.Background(), key)
 	r.autoscalers.forget(key)
 	if r.Poller != nil {

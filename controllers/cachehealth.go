@@ -11,78 +11,99 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 
 	"github.com/homeostat-dev/homeostat/internal/knowledge"
 )
 
-// reflectorRetryBound is the longest a client-go reflector waits before it retries a
-// failed list or watch: its backoff grows from 0.8 s to a cap of 30 s with up to 100%
-// jitter (k8s.io/client-go/tools/cache/reflector.go), so under 60 s, and a few seconds
-// more for the list itself. A watch that failed has either listed again by then or
-// failed again.
-const reflectorRetryBound = 65 * time.Second
+// cacheCatchUp is how long an informer is still counted stale after its list or watch
+// succeeds again: the time to replace its store with the list, or to deliver the events
+// it missed.
+const cacheCatchUp = time.Second
 
 // staleCacheRecheck is how soon an action held by a stale cache is looked at again.
 const staleCacheRecheck = time.Second
 
-// cacheHealth knows when the manager's cache may be stale. The informers' watches break
-// when the API server is unreachable; each reflector then retries after a backoff that
-// grows to 30-60 s, so a cache can lag the cluster by up to a minute after the API server
-// is back, while reads from it succeed. The benchmark TestBenchFaultsAPIServerOutage
-// (test/bench) caught an action taken in that window on pods deleted a minute before.
+// cacheHealth knows when the manager's informer cache may be stale. When the API server
+// is unreachable, an informer's watch breaks and its reflector retries with a backoff
+// that grows to 30-60 s (k8s.io/client-go/tools/cache/reflector.go); a refused
+// connection does not even count as a watch error, so nothing is logged or reported.
+// Reads from the cache go on succeeding, with data that can be a minute old after the
+// API server is back. The benchmark TestBenchFaultsAPIServerOutage (test/bench) caught a
+// restartPods intent, written then, that named pods deleted 56 s earlier.
 //
-// The cache's watch error handler reports each failure here. A watch counts as failed
-// until its reflector has listed or watched something newer than what it held when it
-// failed (its last synced resource version moves), or, at the latest,
-// reflectorRetryBound after the last failure of any watch. While one does, the guards
+// Every informer's list and watch calls pass through watching, which records a call
+// that failed (the informer's type is down from then) and one that succeeded again (the
+// type catches up within cacheCatchUp). While a type is down or catching up, the guards
 // hold every action.
 type cacheHealth struct {
 	clock clock.PassiveClock
 
-	mu      sync.Mutex
-	failing map[any]failedWatch
-	last    time.Time
-	lastErr string
-}
-
-type failedWatch struct {
-	what string
-	// rv is the reflector's last synced resource version when it failed; current reads it now.
-	rv      string
-	current func() string
+	mu sync.Mutex
+	// down holds, per informer type, when its list or watch first failed; caughtUp, when
+	// a type that was down will have caught up.
+	down     map[string]time.Time
+	caughtUp map[string]time.Time
+	lastErr  string
 }
 
 func newCacheHealth(c clock.PassiveClock) *cacheHealth {
-	return &cacheHealth{clock: c, failing: map[any]failedWatch{}}
+	return &cacheHealth{clock: c, down: map[string]time.Time{}, caughtUp: map[string]time.Time{}}
 }
 
-// defaultCacheHealth is the manager's: ConfigureCache installs its handler on the cache
-// and Setup gives it to the reconciler.
+// defaultCacheHealth is the manager's: ConfigureCache wraps the informers' list and
+// watch calls with it and Setup gives it to the reconciler.
 var defaultCacheHealth = newCacheHealth(clock.RealClock{})
 
-// handleWatchError is the cache's watch error handler: it logs as client-go's default
-// handler does and records the failure.
-func (h *cacheHealth) handleWatchError(ctx context.Context, r *toolscache.Reflector, err error) {
-	toolscache.DefaultWatchErrorHandler(ctx, r, err)
-	h.failed(r, r.TypeDescription(), r.LastSyncResourceVersion, err)
+// newInformer is the cache's informer constructor (cache.Options.NewInformer): the
+// default one, with the list and watch calls observed.
+func (h *cacheHealth) newInformer(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, indexers toolscache.Indexers) toolscache.SharedIndexInformer {
+	return toolscache.NewSharedIndexInformer(h.watching(lw, fmt.Sprintf("%T", obj)), obj, resync, indexers)
 }
 
-// failed records a failed list or watch of one reflector (key). A watch that ended
-// normally, one whose resource version expired (the reflector lists again at once) and
-// one stopped because the manager stops are not failures.
-func (h *cacheHealth) failed(key any, what string, rv func() string, err error) {
-	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) ||
-		apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+// watching returns lw with every list and watch call reported as what.
+func (h *cacheHealth) watching(lw toolscache.ListerWatcher, what string) toolscache.ListerWatcher {
+	inner := toolscache.ToListerWatcherWithContext(lw)
+	return &toolscache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			obj, err := inner.ListWithContext(ctx, opts)
+			h.called(what, err)
+			return obj, err
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			w, err := inner.WatchWithContext(ctx, opts)
+			h.called(what, err)
+			return w, err
+		},
+	}
+}
+
+// called records the outcome of one list or watch call of an informer. An expired
+// resource version (the reflector lists again at once) and a call canceled because the
+// manager stops are not failures.
+func (h *cacheHealth) called(what string, err error) {
+	if err != nil && (errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) ||
+		apierrors.IsResourceExpired(err) || apierrors.IsGone(err)) {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.failing[key]; !ok {
-		h.failing[key] = failedWatch{what: what, rv: rv(), current: rv}
+	now := h.clock.Now()
+	if err != nil {
+		if _, ok := h.down[what]; !ok {
+			h.down[what] = now
+		}
+		h.lastErr = err.Error()
+		return
 	}
-	h.last, h.lastErr = h.clock.Now(), err.Error()
+	if _, ok := h.down[what]; ok {
+		delete(h.down, what)
+		h.caughtUp[what] = now.Add(cacheCatchUp)
+	}
 }
 
 // stale says, in a sentence, why the cache may be stale now, or "" when it is not, and
@@ -94,19 +115,30 @@ func (h *cacheHealth) stale() (string, time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := h.clock.Now()
-	var what []string
-	for k, f := range h.failing {
-		if f.current() != f.rv || !now.Before(h.last.Add(reflectorRetryBound)) {
-			delete(h.failing, k)
-			continue
+	var down, catching []string
+	var since time.Time
+	for what, t := range h.down {
+		down = append(down, what)
+		if since.IsZero() || t.Before(since) {
+			since = t
 		}
-		what = append(what, f.what)
 	}
-	if len(what) == 0 {
-		return "", time.Time{}
+	for what, t := range h.caughtUp {
+		if now.Before(t) {
+			catching = append(catching, what)
+		} else {
+			delete(h.caughtUp, what)
+		}
 	}
-	slices.Sort(what)
-	what = slices.Compact(what)
-	return fmt.Sprintf("The manager's watches of %s failed (last at %s: %s) and have not listed again since, so its view of the cluster may be stale; they retry within %s.",
-		strings.Join(what, ", "), h.last.UTC().Format(time.RFC3339), knowledge.Truncate(h.lastErr, 256), reflectorRetryBound), now.Add(staleCacheRecheck)
+	recheck := now.Add(staleCacheRecheck)
+	switch {
+	case len(down) > 0:
+		slices.Sort(down)
+		return fmt.Sprintf("The manager's watches of %s have failed since %s (last error: %s), so its view of the cluster may be stale; the informers retry with a backoff of up to a minute.",
+			strings.Join(down, ", "), since.UTC().Format(time.RFC3339), knowledge.Truncate(h.lastErr, 256)), recheck
+	case len(catching) > 0:
+		slices.Sort(catching)
+		return fmt.Sprintf("The manager's watches of %s are back and catching up with what they missed.", strings.Join(catching, ", ")), recheck
+	}
+	return "", time.Time{}
 }

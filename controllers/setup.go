@@ -47,9 +47,9 @@ type Options struct {
 // reads a Secret only with get, when a webhook action names it.
 func ConfigureCache(o *cache.Options) {
 	o.DefaultTransform = monitor.Trim
-	// A failed watch makes the cache stale until its reflector lists again; the guards
-	// hold every action meanwhile.
-	o.DefaultWatchErrorHandler = defaultCacheHealth.handleWatchError
+	// An informer whose list or watch fails is stale until one succeeds again; the
+	// guards hold every action meanwhile.
+	o.NewInformer = defaultCacheHealth.newInformer
 	// Only the Jobs of runJob actions are cached, not every Job of the cluster.
 	if o.ByObject == nil {
 		o.ByObject = map[client.Object]cache.ByObject{}

@@ -198,7 +198,8 @@ func WorkloadOfPod(ctx context.Context, r client.Reader, pod *corev1.Pod) []Owne
 	out := []OwnerRef{{Kind: ref.Kind, Name: ref.Name}}
 	if ref.Kind == "ReplicaSet" {
 		rs := &appsv1.ReplicaSet{}
-		if err := r.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: ref.Name}, rs); err == nil {
+		// Only the ReplicaSet's controller is read, so the cached object is not copied.
+		if err := r.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: ref.Name}, rs, client.UnsafeDisableDeepCopy); err == nil {
 			if d := metav1.GetControllerOf(rs); d != nil && d.Kind == "Deployment" {
 				out = append(out, OwnerRef{Kind: "Deployment", Name: d.Name})
 			}

@@ -122,3 +122,112 @@ func TestTrimKeepsWhatSensorsRead(t *testing.T) {
 }
 
 func resourceQty(s string) *resource.Quantity { q := resource.MustParse(s); return &q }
+
+// kubeletPod is a pod as the API server returns it: defaulted spec, every condition,
+// container statuses with images, ids and messages.
+func kubeletPod(name string, mutate ...func(*corev1.Pod)) corev1.Pod {
+	now := metav1.Now()
+	p := corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "web"},
+			Annotations: map[string]string{v1alpha1.ActionIDAnnotation: "heal-1", corev1.LastAppliedConfigAnnotation: "{}"}},
+		Spec: corev1.PodSpec{
+			NodeName: "n1", SchedulerName: "default-scheduler", ServiceAccountName: "default", DNSPolicy: corev1.DNSClusterFirst,
+			RestartPolicy: corev1.RestartPolicyAlways, TerminationGracePeriodSeconds: ptr.To(int64(30)),
+			SecurityContext: &corev1.PodSecurityContext{}, Volumes: []corev1.Volume{{Name: "token"}},
+			Tolerations: []corev1.Toleration{{Key: "node.kubernetes.io/not-ready", Operator: corev1.TolerationOpExists}},
+			InitContainers: []corev1.Container{{Name: "proxy", Image: "proxy:1", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: *resourceQty("50m")}}}},
+			Containers: []corev1.Container{{Name: "app", Image: "app:1", ImagePullPolicy: corev1.PullIfNotPresent,
+				Env: []corev1.EnvVar{{Name: "A", Value: "b"}}, VolumeMounts: []corev1.VolumeMount{{Name: "token", MountPath: "/var/run"}},
+				Resources: corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceCPU: *resourceQty("100m")},
+					Limits:   corev1.ResourceList{corev1.ResourceCPU: *resourceQty("1")}}}},
+		},
+		Status: corev1.PodStatus{
+			Phase: corev1.PodRunning, HostIP: "10.0.0.1", PodIP: "10.1.0.1", PodIPs: []corev1.PodIP{{IP: "10.1.0.1"}},
+			StartTime: &now, QOSClass: corev1.PodQOSBurstable,
+			Conditions: []corev1.PodCondition{
+				{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: now},
+				{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+				{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+				{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			},
+			InitContainerStatuses: []corev1.ContainerStatus{{Name: "proxy", Image: "proxy:1", Ready: true,
+				State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Image: "app:1", ImageID: "sha256:0123", ContainerID: "containerd://abc",
+				Ready: true, Started: ptr.To(true), State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}}},
+		},
+	}
+	for _, m := range mutate {
+		m(&p)
+	}
+	return p
+}
+
+func TestTrimLeavesEverySensorAsItWas(t *testing.T) {
+	notReady := func(p *corev1.Pod) {
+		p.Status.Conditions[1].Status = corev1.ConditionFalse
+		p.Status.ContainerStatuses[0].Ready = false
+	}
+	crashLoop := func(p *corev1.Pod) {
+		notReady(p)
+		p.Status.ContainerStatuses[0].RestartCount = 4
+		p.Status.ContainerStatuses[0].State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
+			Reason: "CrashLoopBackOff", Message: "back-off 40s restarting failed container=app"}}
+		p.Status.ContainerStatuses[0].LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+			ExitCode: 1, Reason: "Error", Message: "panic: boom"}}
+	}
+	oom := func(p *corev1.Pod) {
+		p.Status.ContainerStatuses[0].RestartCount = 1
+		p.Status.ContainerStatuses[0].LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+			ExitCode: 137, Reason: "OOMKilled"}}
+	}
+	pending := func(p *corev1.Pod) {
+		p.Status = corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{
+			{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "0/3 nodes are available"}}}
+	}
+	terminating := func(p *corev1.Pod) { p.DeletionTimestamp = ptr.To(metav1.Now()) }
+	pods := []corev1.Pod{kubeletPod("ok"), kubeletPod("not-ready", notReady), kubeletPod("crash", crashLoop),
+		kubeletPod("oom", oom), kubeletPod("pending", pending), kubeletPod("terminating", terminating, crashLoop)}
+
+	ref := &v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"}
+	full := Component{Name: "web", Ref: ref, Workload: deployment(6, 6), Pods: pods}
+	trimmed := full
+	trimmed.Pods = nil
+	for i := range pods {
+		p := pods[i].DeepCopy()
+		if _, err := Trim(p); err != nil {
+			t.Fatal(err)
+		}
+		trimmed.Pods = append(trimmed.Pods, *p)
+		if PodUnhealthy(p) != PodUnhealthy(&pods[i]) || PodReady(p) != PodReady(&pods[i]) {
+			t.Errorf("pod %s: unhealthy or ready changed by the trim", p.Name)
+		}
+		for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			a, errA := podRequest(p, r)
+			b, errB := podRequest(&pods[i], r)
+			if a != b || (errA == nil) != (errB == nil) {
+				t.Errorf("pod %s: the %s request changed by the trim: %d (%v), was %d (%v)", p.Name, r, a, errA, b, errB)
+			}
+		}
+	}
+	if got, want := ComputeStatus(&trimmed), ComputeStatus(&full); got != want {
+		t.Fatalf("sensors changed by the trim:\ngot  %+v\nwant %+v", got, want)
+	}
+	if total, unhealthy, terminating := HealthyPods(&trimmed); total != 5 || unhealthy != 4 || terminating != 1 {
+		t.Fatalf("HealthyPods of the trimmed pods = %d, %d, %d; want 5, 4 (not ready, crash, OOM, pending), 1", total, unhealthy, terminating)
+	}
+
+	got := trimmed.Pods[2]
+	switch {
+	case got.Spec.Volumes != nil || got.Spec.Tolerations != nil || got.Spec.SecurityContext != nil || got.Spec.Containers[0].Env != nil ||
+		got.Spec.Containers[0].Resources.Limits != nil:
+		t.Errorf("the spec was not trimmed: %+v", got.Spec)
+	case len(got.Status.Conditions) != 1 || got.Status.PodIP != "" || got.Status.StartTime != nil ||
+		got.Status.ContainerStatuses[0].ImageID != "" || got.Status.ContainerStatuses[0].State.Waiting.Message != "":
+		t.Errorf("the status was not trimmed: %+v", got.Status)
+	case got.Annotations[v1alpha1.ActionIDAnnotation] != "heal-1" || got.Annotations[corev1.LastAppliedConfigAnnotation] != "" ||
+		got.Spec.NodeName != "n1" || got.Spec.InitContainers[0].RestartPolicy == nil || got.Labels["app"] != "web":
+		t.Errorf("trimmed what effectors read: %+v", got.ObjectMeta)
+	}
+}

@@ -1,0 +1,55 @@
+package bench
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestQuantileUsesMiddleValuesForTheMedianAndNearestRankForP99(t *testing.T) {
+	for _, tc := range []struct {
+		samples     []float64
+		median, p99 float64
+	}{
+		{[]float64{3}, 3, 3},
+		{[]float64{4, 1}, 2.5, 4},
+		{[]float64{5, 1, 3}, 3, 5},
+		{seq(100), 50.5, 99},
+		{seq(200), 100.5, 198},
+	} {
+		s := Summarize(tc.samples)
+		if s.Median != tc.median || s.P99 != tc.p99 || s.N != len(tc.samples) {
+			t.Errorf("Summarize(%d samples) = median %v p99 %v, want %v %v", len(tc.samples), s.Median, s.P99, tc.median, tc.p99)
+		}
+	}
+	if Summarize(nil) != nil {
+		t.Error("Summarize(nil) is not nil")
+	}
+}
+
+func TestFigureRatioIsMedianOverBaselineMedian(t *testing.T) {
+	f := Figure{Name: "x", Unit: "ms", Samples: []float64{10, 20, 30}, Baseline: &Figure{Name: "floor", Unit: "ms", Samples: []float64{4, 5, 6}}}
+	f.complete()
+	if f.Ratio == nil || math.Abs(*f.Ratio-4) > 1e-9 {
+		t.Fatalf("ratio = %v, want 4", f.Ratio)
+	}
+	zero := Figure{Name: "y", Samples: []float64{1}, Baseline: &Figure{Samples: []float64{0}}}
+	zero.complete()
+	if zero.Ratio != nil {
+		t.Errorf("a zero baseline gave ratio %v, want none", *zero.Ratio)
+	}
+	md := Markdown(Report{Sections: []Section{{Name: "s", Figures: []Figure{f}, Notes: []string{"a | b"}}}})
+	for _, want := range []string{"| x | ms | 3 | 20 | 30 | floor | 5 | 6 | 4.00× |", "- a | b"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+func seq(n int) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = float64(i + 1)
+	}
+	return out
+}
