@@ -9,8 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -238,36 +236,8 @@ func (e *Effectors) drainOne(ctx context.Context, name, id string) nodeDrain {
 func (e *Effectors) evictForDrain(ctx context.Context, pod *corev1.Pod, id string) (evictResult, string) {
 	key := pod.Namespace + "/" + pod.Name
 	logger := log.FromContext(ctx).WithValues("pod", klog.KObj(pod), "node", pod.Spec.NodeName, "actionID", id)
-	uid := pod.UID
-	if pod.Annotations[v1alpha1.ActionIDAnnotation] != id {
-		if err := e.stamp(ctx, pod, id); err != nil {
-			if apierrors.IsNotFound(err) {
-				return podDone, ""
-			}
-			return podFailed, fmt.Sprintf("Could not stamp pod %s with the action id: %v", key, err)
-		}
-	}
 	logger.Info("Evicting pod from a node being drained")
-	ectx, cancel := context.WithTimeout(ctx, evictionTimeout)
-	defer cancel()
-	err := e.Client.SubResource("eviction").Create(ectx, pod, &policyv1.Eviction{
-		ObjectMeta:    metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name},
-		DeleteOptions: &metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}},
-	})
-	switch {
-	case err == nil:
-		return podEvicted, ""
-	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
-		return podDone, ""
-	}
-	if budget, text, ok := budgetRefusal(err); ok {
-		logger.Info("Eviction refused by a PodDisruptionBudget", "podDisruptionBudget", budget, "reason", text)
-		if budget == "" {
-			return podFailed, fmt.Sprintf("Eviction of pod %s was refused by a PodDisruptionBudget: %s", key, text)
-		}
-		return podFailed, fmt.Sprintf("Eviction of pod %s was refused by PodDisruptionBudget %s: %s", key, budget, text)
-	}
-	return podFailed, fmt.Sprintf("Eviction of pod %s failed: %v", key, err)
+	return e.stampAndEvict(ctx, logger, pod, id, key)
 }
 
 // drainOutcome turns what one Execute did into the action's outcome: Succeeded when no

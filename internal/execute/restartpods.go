@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/go-logr/logr"
 	"slices"
 	"strings"
 	"time"
@@ -152,22 +153,29 @@ func (e *Effectors) evictPod(ctx context.Context, ns, name string, owners map[ty
 	}
 
 	logger := log.FromContext(ctx).WithValues("pod", klog.KObj(pod), "actionID", rec.ID)
-	if pod.Annotations[v1alpha1.ActionIDAnnotation] != rec.ID {
-		if err := e.stamp(ctx, pod, rec.ID); err != nil {
+	logger.Info("Evicting pod")
+	return e.stampAndEvict(ctx, logger, pod, rec.ID, name)
+}
+
+// stampAndEvict stamps the action id on a pod and evicts it through the eviction API, so
+// PodDisruptionBudgets hold, with the pod's UID as a precondition so that a pod that
+// replaced it under the same name is never evicted. A pod already gone counts as done;
+// a budget's refusal is a result with the budget's words, not an error to retry at once.
+// label names the pod in messages.
+func (e *Effectors) stampAndEvict(ctx context.Context, logger logr.Logger, pod *corev1.Pod, id, label string) (evictResult, string) {
+	if pod.Annotations[v1alpha1.ActionIDAnnotation] != id {
+		if err := e.stamp(ctx, pod, id); err != nil {
 			if apierrors.IsNotFound(err) {
 				return podDone, ""
 			}
-			return podFailed, fmt.Sprintf("Could not stamp pod %s with the action id: %v", name, err)
+			return podFailed, fmt.Sprintf("Could not stamp pod %s with the action id: %v", label, err)
 		}
 	}
-
-	logger.Info("Evicting pod")
 	ectx, cancel := context.WithTimeout(ctx, evictionTimeout)
 	defer cancel()
 	uid := pod.UID
 	err := e.Client.SubResource("eviction").Create(ectx, pod, &policyv1.Eviction{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		// The UID precondition never evicts a pod that replaced the one we read.
+		ObjectMeta:    metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name},
 		DeleteOptions: &metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}},
 	})
 	switch {
@@ -179,11 +187,11 @@ func (e *Effectors) evictPod(ctx context.Context, ns, name string, owners map[ty
 	if budget, text, ok := budgetRefusal(err); ok {
 		logger.Info("Eviction refused by a PodDisruptionBudget", "podDisruptionBudget", budget, "reason", text)
 		if budget == "" {
-			return podFailed, fmt.Sprintf("Eviction of pod %s was refused by a PodDisruptionBudget: %s", name, text)
+			return podFailed, fmt.Sprintf("Eviction of pod %s was refused by a PodDisruptionBudget: %s", label, text)
 		}
-		return podFailed, fmt.Sprintf("Eviction of pod %s was refused by PodDisruptionBudget %s: %s", name, budget, text)
+		return podFailed, fmt.Sprintf("Eviction of pod %s was refused by PodDisruptionBudget %s: %s", label, budget, text)
 	}
-	return podFailed, fmt.Sprintf("Eviction of pod %s failed: %v", name, err)
+	return podFailed, fmt.Sprintf("Eviction of pod %s failed: %v", label, err)
 }
 
 // ownedBy reports whether the pod's controller is one of owners.
