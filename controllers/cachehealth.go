@@ -25,21 +25,30 @@ import (
 // it missed.
 const cacheCatchUp = time.Second
 
+// watchRestart is how soon a reflector watches again after its watch ended normally
+// (the API server ends every watch after a few minutes); a type not watched again by
+// then is backing off.
+const watchRestart = 2 * time.Second
+
 // staleCacheRecheck is how soon an action held by a stale cache is looked at again.
 const staleCacheRecheck = time.Second
 
 // cacheHealth knows when the manager's informer cache may be stale. When the API server
 // is unreachable, an informer's watch breaks and its reflector retries with a backoff
-// that grows to 30-60 s (k8s.io/client-go/tools/cache/reflector.go); a refused
-// connection does not even count as a watch error, so nothing is logged or reported.
-// Reads from the cache go on succeeding, with data that can be a minute old after the
-// API server is back. The benchmark TestBenchFaultsAPIServerOutage (test/bench) caught a
-// restartPods intent, written then, that named pods deleted 56 s earlier.
+// that grows to 30-60 s (k8s.io/client-go/tools/cache/reflector.go); neither a refused
+// connection nor a resumed watch that the restarted API server ends at once with "too
+// old resource version" counts as a watch error, so nothing is logged or reported, and
+// the reflector lists again only after its backoff. Reads from the cache go on
+// succeeding, with data that can be a minute old after the API server is back. The
+// benchmark TestBenchFaultsAPIServerOutage (test/bench) caught a restartPods intent,
+// written then, that named pods deleted 56 s earlier.
 //
-// Every informer's list and watch calls pass through watching, which records a call
-// that failed (the informer's type is down from then) and one that succeeded again (the
-// type catches up within cacheCatchUp). While a type is down or catching up, the guards
-// hold every action.
+// Every informer's list and watch calls, and the watch streams, pass through watching:
+// a failed call or an error event in a stream puts the informer's type down, and so does
+// a stream that ended and was not watched again within watchRestart; a list, or a stream
+// that delivers an event or stays open without an error for cacheCatchUp, brings it
+// back. While a type is down, or back for less than cacheCatchUp, the guards hold every
+// action.
 type cacheHealth struct {
 	clock clock.PassiveClock
 
@@ -47,12 +56,13 @@ type cacheHealth struct {
 	// down holds, per informer type, when its list or watch first failed; caughtUp, when
 	// a type that was down will have caught up.
 	down     map[string]time.Time
+	ended    map[string]time.Time
 	caughtUp map[string]time.Time
 	lastErr  string
 }
 
 func newCacheHealth(c clock.PassiveClock) *cacheHealth {
-	return &cacheHealth{clock: c, down: map[string]time.Time{}, caughtUp: map[string]time.Time{}}
+	return &cacheHealth{clock: c, down: map[string]time.Time{}, ended: map[string]time.Time{}, caughtUp: map[string]time.Time{}}
 }
 
 // defaultCacheHealth is the manager's: ConfigureCache wraps the informers' list and
@@ -76,33 +86,132 @@ func (h *cacheHealth) watching(lw toolscache.ListerWatcher, what string) toolsca
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			w, err := inner.WatchWithContext(ctx, opts)
-			h.called(what, err)
-			return w, err
+			if err != nil {
+				h.called(what, err)
+				return w, err
+			}
+			return h.observe(what, w), nil
 		},
 	}
 }
 
-// called records the outcome of one list or watch call of an informer. An expired
-// resource version (the reflector lists again at once) and a call canceled because the
-// manager stops are not failures.
+// observedWatch passes a watch's events through, reporting what the stream says about
+// the informer: an event delivered, an error event, the end of the stream.
+type observedWatch struct {
+	inner watch.Interface
+	out   chan watch.Event
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (h *cacheHealth) observe(what string, w watch.Interface) watch.Interface {
+	o := &observedWatch{inner: w, out: make(chan watch.Event), done: make(chan struct{})}
+	// A stream that stays quiet without an error has nothing to catch up with.
+	quiet := h.clock.Now()
+	h.opened(what, quiet)
+	go func() {
+		defer close(o.out)
+		for {
+			select {
+			case <-o.done:
+				return
+			case ev, ok := <-w.ResultChan():
+				if !ok {
+					select {
+					case <-o.done: // the reflector stopped it
+					default:
+						h.streamEnded(what)
+					}
+					return
+				}
+				if ev.Type == watch.Error {
+					h.failed(what, apierrors.FromObject(ev.Object))
+				} else {
+					h.delivered(what, quiet)
+				}
+				select {
+				case o.out <- ev:
+				case <-o.done:
+					return
+				}
+			}
+		}
+	}()
+	return o
+}
+
+func (o *observedWatch) Stop() {
+	o.once.Do(func() { close(o.done) })
+	o.inner.Stop()
+}
+
+func (o *observedWatch) ResultChan() <-chan watch.Event { return o.out }
+
+// called records the outcome of a list call, or a failed watch call, of an informer. A
+// call whose resource version expired leaves the informer as it was: its reflector lists
+// again, and that list decides. A call canceled because the manager stops is no failure.
 func (h *cacheHealth) called(what string, err error) {
-	if err != nil && (errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) ||
-		apierrors.IsResourceExpired(err) || apierrors.IsGone(err)) {
+	if err == nil {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.back(what, h.clock.Now())
 		return
 	}
+	if errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+		return
+	}
+	h.failed(what, err)
+}
+
+// failed puts an informer's type down: a call failed, or its watch stream sent an
+// error; its reflector lists or watches again only after a backoff.
+func (h *cacheHealth) failed(what string, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	now := h.clock.Now()
-	if err != nil {
-		if _, ok := h.down[what]; !ok {
-			h.down[what] = now
-		}
-		h.lastErr = err.Error()
-		return
+	if _, ok := h.down[what]; !ok {
+		h.down[what] = h.clock.Now()
 	}
-	if _, ok := h.down[what]; ok {
+	delete(h.ended, what)
+	delete(h.caughtUp, what)
+	h.lastErr = err.Error()
+}
+
+// streamEnded records a watch stream that ended without an error. The reflector watches again
+// at once, unless it backs off: a type whose stream ended more than watchRestart ago and
+// has not watched again counts as down.
+func (h *cacheHealth) streamEnded(what string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.ended[what]; !ok {
+		h.ended[what] = h.clock.Now()
+	}
+}
+
+// back brings a type that was down back, catching up until cacheCatchUp after start, and
+// forgets a stream that ended. It is called with mu held.
+func (h *cacheHealth) back(what string, start time.Time) {
+	endedAt, ended := h.ended[what]
+	delete(h.ended, what)
+	if _, ok := h.down[what]; ok || (ended && start.Sub(endedAt) > watchRestart) {
 		delete(h.down, what)
-		h.caughtUp[what] = now.Add(cacheCatchUp)
+		h.caughtUp[what] = start.Add(cacheCatchUp)
+	}
+}
+
+// opened records a watch stream that opened at start: a type that was down is back,
+// catching up until the stream delivers an event or cacheCatchUp has passed quietly.
+func (h *cacheHealth) opened(what string, start time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.back(what, start)
+}
+
+// delivered records an event of a stream opened at start: the type has caught up.
+func (h *cacheHealth) delivered(what string, start time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t, ok := h.caughtUp[what]; ok && t.Equal(start.Add(cacheCatchUp)) {
+		delete(h.caughtUp, what)
 	}
 }
 
@@ -117,10 +226,18 @@ func (h *cacheHealth) stale() (string, time.Time) {
 	now := h.clock.Now()
 	var down, catching []string
 	var since time.Time
-	for what, t := range h.down {
+	note := func(what string, t time.Time) {
 		down = append(down, what)
 		if since.IsZero() || t.Before(since) {
 			since = t
+		}
+	}
+	for what, t := range h.down {
+		note(what, t)
+	}
+	for what, t := range h.ended {
+		if now.Sub(t) > watchRestart {
+			note(what, t)
 		}
 	}
 	for what, t := range h.caughtUp {
@@ -134,8 +251,12 @@ func (h *cacheHealth) stale() (string, time.Time) {
 	switch {
 	case len(down) > 0:
 		slices.Sort(down)
-		return fmt.Sprintf("The manager's watches of %s have failed since %s (last error: %s), so its view of the cluster may be stale; the informers retry with a backoff of up to a minute.",
-			strings.Join(down, ", "), since.UTC().Format(time.RFC3339), knowledge.Truncate(h.lastErr, 256)), recheck
+		last := ""
+		if h.lastErr != "" {
+			last = " (last error: " + knowledge.Truncate(h.lastErr, 256) + ")"
+		}
+		return fmt.Sprintf("The manager's watches of %s have been down since %s%s, so its view of the cluster may be stale; the informers retry with a backoff of up to a minute.",
+			strings.Join(down, ", "), since.UTC().Format(time.RFC3339), last), recheck
 	case len(catching) > 0:
 		slices.Sort(catching)
 		return fmt.Sprintf("The manager's watches of %s are back and catching up with what they missed.", strings.Join(catching, ", ")), recheck

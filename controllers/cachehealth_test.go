@@ -16,63 +16,118 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
-func TestCacheHealthHoldsWhileAWatchIsDownAndUntilItHasCaughtUp(t *testing.T) {
-	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
-	h := newCacheHealth(clk)
-	if msg, _ := h.stale(); msg != "" {
-		t.Fatalf("a new cache is stale: %s", msg)
-	}
-	var apiDown bool
-	refused := errors.New(`Get "https://127.0.0.1:6443/api/v1/pods?watch=true": dial tcp 127.0.0.1:6443: connect: connection refused`)
-	lw := &toolscache.ListWatch{
+// fakeAPI serves the list and watch calls of informers: refused while down, else a list
+// and a fake watch the test drives.
+type fakeAPI struct {
+	down    bool
+	watches []*watch.FakeWatcher
+}
+
+var errRefused = errors.New(`dial tcp 127.0.0.1:6443: connect: connection refused`)
+
+func (a *fakeAPI) lw() *toolscache.ListWatch {
+	return &toolscache.ListWatch{
 		ListWithContextFunc: func(context.Context, metav1.ListOptions) (runtime.Object, error) {
-			if apiDown {
-				return nil, refused
+			if a.down {
+				return nil, errRefused
 			}
 			return &metav1.List{}, nil
 		},
 		WatchFuncWithContext: func(context.Context, metav1.ListOptions) (watch.Interface, error) {
-			if apiDown {
-				return nil, refused
+			if a.down {
+				return nil, errRefused
 			}
-			return watch.NewFake(), nil
+			w := watch.NewFake()
+			a.watches = append(a.watches, w)
+			return w, nil
 		},
 	}
-	pods := toolscache.ToListerWatcherWithContext(h.watching(lw, "*v1.Pod"))
-	apps := toolscache.ToListerWatcherWithContext(h.watching(lw, "*v1alpha1.AutonomicApp"))
+}
+
+// eventually waits for the stream goroutine of an observed watch.
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for range 200 {
+		if ok() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal(what)
+}
+
+func TestCacheHealthHoldsWhileAWatchIsDownAndUntilItHasCaughtUp(t *testing.T) {
+	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
+	h := newCacheHealth(clk)
+	api := &fakeAPI{}
+	pods := toolscache.ToListerWatcherWithContext(h.watching(api.lw(), "*v1.Pod"))
+	apps := toolscache.ToListerWatcherWithContext(h.watching(api.lw(), "*v1alpha1.AutonomicApp"))
 	ctx := context.Background()
-	if _, err := pods.WatchWithContext(ctx, metav1.ListOptions{}); err != nil {
+	stale := func() string { msg, _ := h.stale(); return msg }
+
+	w, err := pods.WatchWithContext(ctx, metav1.ListOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if msg, _ := h.stale(); msg != "" {
+	if msg := stale(); msg != "" {
 		t.Fatalf("a watch that works made the cache stale: %s", msg)
 	}
 
-	apiDown = true
+	// The API server stops: the stream ends, and the reflector's next call is refused.
+	api.watches[0].Stop()
+	eventually(t, "the end of the stream is seen", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		_, ended := h.ended["*v1.Pod"]
+		return ended
+	})
+	if msg := stale(); msg != "" {
+		t.Fatalf("a stream that just ended normally made the cache stale: %s", msg)
+	}
+	api.down = true
 	_, _ = pods.WatchWithContext(ctx, metav1.ListOptions{})
 	_, _ = apps.ListWithContext(ctx, metav1.ListOptions{})
 	msg, recheck := h.stale()
-	if !strings.Contains(msg, "*v1.Pod, *v1alpha1.AutonomicApp have failed since 2026-11-25T10:00:00Z") || !strings.Contains(msg, "connection refused") {
+	if !strings.Contains(msg, "*v1.Pod, *v1alpha1.AutonomicApp have been down since 2026-11-25T10:00:00Z") || !strings.Contains(msg, "connection refused") {
 		t.Fatalf("stale() = %q", msg)
 	}
 	if want := clk.Now().Add(staleCacheRecheck); !recheck.Equal(want) {
 		t.Fatalf("recheck at %s, want %s", recheck, want)
 	}
+	w.Stop()
 
-	apiDown = false
+	// Back: the apps list again, the pods' watch resumes and the restarted API server ends
+	// it at once with "too old resource version", so the pods are down until they list.
+	api.down = false
 	clk.SetTime(clk.Now().Add(40 * time.Second))
 	_, _ = apps.ListWithContext(ctx, metav1.ListOptions{})
-	if msg, _ := h.stale(); !strings.Contains(msg, "watches of *v1.Pod have failed") {
-		t.Fatalf("the apps came back, the pods did not: %q", msg)
+	w, _ = pods.WatchWithContext(ctx, metav1.ListOptions{})
+	if msg := stale(); !strings.Contains(msg, "*v1.Pod are back and catching up") && !strings.Contains(msg, "AutonomicApp are back") {
+		t.Fatalf("right after the calls succeeded: %q", msg)
 	}
-	clk.SetTime(clk.Now().Add(20 * time.Second))
-	_, _ = pods.WatchWithContext(ctx, metav1.ListOptions{})
-	if msg, _ := h.stale(); !strings.Contains(msg, "*v1.Pod are back and catching up") {
-		t.Fatalf("right after its watch came back: %q", msg)
-	}
+	api.watches[1].Error(&apierrors.NewResourceExpired("too old resource version: 100 (200)").ErrStatus)
+	<-w.ResultChan()
+	eventually(t, "the error event is seen", func() bool { return strings.Contains(stale(), "*v1.Pod have been down") })
+	w.Stop()
 	clk.SetTime(clk.Now().Add(cacheCatchUp))
-	if msg, _ := h.stale(); msg != "" {
-		t.Fatalf("every watch is back and caught up: %q", msg)
+	if msg := stale(); !strings.Contains(msg, "*v1.Pod have been down") || strings.Contains(msg, "AutonomicApp") {
+		t.Fatalf("the apps caught up, the pods must list again: %q", msg)
+	}
+	clk.SetTime(clk.Now().Add(30 * time.Second))
+	_, _ = pods.ListWithContext(ctx, metav1.ListOptions{})
+	w, _ = pods.WatchWithContext(ctx, metav1.ListOptions{})
+	if msg := stale(); !strings.Contains(msg, "*v1.Pod are back and catching up") {
+		t.Fatalf("after the pods listed again: %q", msg)
+	}
+	api.watches[2].Add(&metav1.PartialObjectMetadata{})
+	<-w.ResultChan()
+	eventually(t, "an event means caught up", func() bool { return stale() == "" })
+
+	// A stream the reflector stops itself is no failure.
+	w.Stop()
+	clk.SetTime(clk.Now().Add(time.Minute))
+	if msg := stale(); msg != "" {
+		t.Fatalf("a watch the reflector stopped made the cache stale: %s", msg)
 	}
 }
 
@@ -82,7 +137,6 @@ func TestCacheHealthIgnoresCallsThatEndNormally(t *testing.T) {
 		io.EOF,
 		context.Canceled,
 		apierrors.NewResourceExpired("too old resource version"),
-		apierrors.NewGone("gone"),
 	} {
 		h.called("*v1.Pod", err)
 		if msg, _ := h.stale(); msg != "" {

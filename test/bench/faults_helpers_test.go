@@ -173,31 +173,7 @@ func (e *faultEnv) setImage(ctx context.Context, ns, name, image string) error {
 	return e.c.Patch(ctx, d, client.RawPatch(types.StrategicMergePatchType, []byte(patch)))
 }
 
-// readyPods counts the running, ready, not terminating pods of a Deployment (label app=name).
-func (e *faultEnv) readyPods(ctx context.Context, ns, name string) (int, error) {
-	var pods corev1.PodList
-	if err := e.c.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{"app": name}); err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && faultPodReady(&p) {
-			n++
-		}
-	}
-	return n, nil
-}
-
-func faultPodReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
-// waitUntil polls check every 50 ms until it returns true, an error, or timeout passes.
+// faultWaitUntil polls check every 50 ms until it returns true, an error, or timeout passes.
 // It returns when check first held.
 func faultWaitUntil(ctx context.Context, timeout time.Duration, check func(context.Context) (bool, error)) (time.Time, error) {
 	deadline := time.Now().Add(timeout)
@@ -433,14 +409,6 @@ func (m *faultManager) logLines(substr string) []string {
 	return out
 }
 
-func (m *faultManager) tail(n int) string {
-	lines := m.logLines("")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 func faultFreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -477,10 +445,9 @@ func faultCount(name, unit string, n int, note string) Figure {
 type faultProm struct {
 	srv *httptest.Server
 
-	mu      sync.Mutex
-	value   float64
-	down    bool
-	queries int
+	mu    sync.Mutex
+	value float64
+	down  bool
 }
 
 func newFaultProm(t *testing.T) *faultProm {
@@ -511,7 +478,6 @@ func (p *faultProm) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	p.mu.Lock()
 	v, down := p.value, p.down
-	p.queries++
 	p.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	if down {

@@ -48,7 +48,8 @@ func (r *scaleRun) measureVariant(v scaleVariant, rss0 []float64) *variantFigure
 
 	m := r.startManager(v, true)
 	defer m.Stop()
-	profile := v.pprof && !r.profiled
+	// Profiles are taken from 1,000 apps up.
+	profile := v.pprof && !r.profiled && r.n >= 1000
 	var cpuDone chan error
 	if profile {
 		cpuDone = make(chan error, 1)

@@ -66,11 +66,35 @@ func (r *scaleRun) record(label string, vf *variantFigures, res *scaleResult) {
 	)
 }
 
+// scaleFixes are what the profiles at 1,000 and 10,000 apps showed and what was changed.
+var scaleFixes = []string{
+	"Fix 1, an index (controllers/nodes.go): every Node event listed and deep-copied every app to find those the node " +
+		"guard holds. A starting manager gets one event per node, so at 10,000 apps on 300 nodes that was 3 million copies, " +
+		"23% of the manager's CPU during the cold start. Apps held by the node guard are now indexed, and a Node event reads only them.",
+	"Fix 2, no copies for lookups (controllers, internal/monitor/gather.go): the pod and workload event handlers, the " +
+		"storm breaker's count and the wait for the cache read cached apps and ReplicaSets only for their names, resource " +
+		"versions and owners; they read them without deep copies (client.UnsafeDisableDeepCopy).",
+	"Fix 3, the wait for the cache moves to the next reconcile (controllers/autonomicapp_controller.go): after writing " +
+		"status, a worker waited until its informer had the write, so the next reconcile of the app would not read an older " +
+		"ledger. The same guarantee now comes from waiting at the start of that next reconcile (usually no wait by then), and " +
+		"it also holds after a reconcile that wrote and then failed. Each worker is free one watch round trip sooner.",
+	"Fix 4, lighter cached pods (internal/monitor/trim.go): pods are most of the cache (3 per app). Their cached copy keeps " +
+		"only what sensors and effectors read: of the spec, node, containers' names, images, requests and restart policies; " +
+		"of the status, phase, the Ready condition and per container ready, restarts, state and last state without messages. " +
+		"A kwok pod went from 4.4 KB to 3.6 KB of heap; real pods, with more conditions, IPs, image ids and limits, save more.",
+	"Measured by hand during profiling, 10,000 apps, A/B runs alternated on one cluster: cold start 59-62 s before fixes " +
+		"1-3, 44 s after; manager CPU during it 22.7-24.7 s before, 13.3-14.6 s after. More workers " +
+		"(--max-concurrent-reconciles 16) did not help: the API server is the bottleneck on 2 cores.",
+}
+
 // recordImprovements writes the before/after figures of the same scale and run.
 func (r *scaleRun) recordImprovements(label string, before, after *variantFigures, rev string) {
 	pair := func(name, unit string, a, b []float64, note string) Figure {
 		return Figure{Name: name + " (after)", Unit: unit, Samples: a, Note: note,
 			Baseline: &Figure{Name: name + " (before, " + rev + ")", Unit: unit, Samples: b}}
+	}
+	for _, fix := range scaleFixes {
+		Note("improvements", fix)
 	}
 	Note("improvements", fmt.Sprintf("Before is the manager built from commit %s (git archive); after is the working tree. "+
 		"Both ran in the same run on the same cluster of %s, one after the other (the app statuses were cleared in between, "+

@@ -88,8 +88,8 @@ func scaleTrials(n int) int {
 //
 // At the app counts of HOMEOSTAT_BENCH_IMPROVE_AT (1,000 and 10,000) it measures the
 // manager of HOMEOSTAT_BENCH_BEFORE (the commit the fixes were made on) first, with the
-// same protocol, clears every app's status, and then the working tree's; the first scale
-// of the working tree's manager is profiled (heap and CPU, in bench/tmp).
+// same protocol, clears every app's status, and then the working tree's. From 1,000 apps
+// up the working tree's manager is profiled (heap and cold-start CPU, in bench/tmp).
 func TestBenchScaleAndLatency(t *testing.T) {
 	Require(t)
 	root, err := RepoRoot()

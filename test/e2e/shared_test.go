@@ -74,8 +74,9 @@ var _ = Describe("shared healing policies", func() {
 			g.Expect(p.Status.Conflicts).To(ContainElement(nss[0] + "/own: symptom CrashLooping taken from the app"))
 		}).WithTimeout(20 * time.Second).Should(Succeed())
 		for _, ns := range nss {
-			a := waitReady(ns, "shop")
-			Expect(policyStatus(a, "heal-crashloops").Source).To(Equal("ClusterHealingPolicy " + label))
+			waitReady(ns, "shop")
+			Eventually(func() string { return policyStatus(getApp(ns, "shop"), "heal-crashloops").Source }).
+				WithTimeout(20 * time.Second).Should(Equal("ClusterHealingPolicy " + label))
 		}
 
 		By("breaking each app in turn: the shared ladder restarts, then rolls back, and each heals")
