@@ -294,8 +294,10 @@ type Versions struct {
 	Commit            string `json:"commit"`
 }
 
-// sectionOrder puts the sections the issue lists first, in its order; others follow by name.
-var sectionOrder = []string{"detect-to-act", "scale", "improvements", "faults"}
+// sectionOrder puts the sections the issue lists first, in its order, then the two
+// latency comparisons (a shared policy's edit reaching its apps, Homeostat beside the
+// HPA); others follow by name.
+var sectionOrder = []string{"detect-to-act", "scale", "improvements", "faults", "shared-policy", "hpa"}
 
 // Generate merges every bench/results/*.json into bench/report.json and bench/report.md.
 func Generate() error {

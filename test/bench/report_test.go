@@ -2,6 +2,7 @@ package bench
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -52,4 +53,17 @@ func seq(n int) []float64 {
 		out[i] = float64(i + 1)
 	}
 	return out
+}
+
+func TestSectionsFollowTheIssueThenTheComparisonsThenTheirNames(t *testing.T) {
+	names := []string{"profile", "hpa", "faults", "shared-policy", "detect-to-act", "alpha"}
+	slices.SortStableFunc(names, func(a, b string) int {
+		if ra, rb := rank(a), rank(b); ra != rb {
+			return ra - rb
+		}
+		return strings.Compare(a, b)
+	})
+	if want := []string{"detect-to-act", "faults", "shared-policy", "hpa", "alpha", "profile"}; !slices.Equal(names, want) {
+		t.Fatalf("order %v, want %v", names, want)
+	}
 }
