@@ -74,6 +74,9 @@ type Decision struct {
 	NextCheck time.Time
 	// NewEpisode is true when this decision opened an episode.
 	NewEpisode bool
+	// StepTimeout is, for Act, how long the step waits for the symptoms to clear once it
+	// has acted: the ladder must be looked at again then, even if nothing changes.
+	StepTimeout time.Duration
 }
 
 // Remediate decides the next move of a remediation ladder. An episode opens when any
@@ -182,7 +185,17 @@ func (d Decision) act(spec *v1alpha1.RemediatePolicy, st v1alpha1.PolicyStatus, 
 	a := step.Action
 	d.Action = &a
 	d.Step = st.Step
+	d.StepTimeout = stepTimeout(spec, st.Step)
 	return d.with(Act, st, time.Time{})
+}
+
+// StepDeadline is when an Act decision recorded at now must be looked at again: the end
+// of its step's timeout, when the ladder escalates if the symptoms are still active.
+func StepDeadline(d Decision, now time.Time) time.Time {
+	if d.Kind != Act {
+		return time.Time{}
+	}
+	return now.Add(d.StepTimeout)
 }
 
 // Acted completes an Act decision whose intent was recorded at now with id.

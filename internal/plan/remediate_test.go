@@ -39,13 +39,15 @@ func TestRemediate(t *testing.T) {
 		step      int32
 		action    string
 		nextCheck time.Duration // from t0; -1 for none
-		reason    string
-		message   string
+		// deadline is, for Act, when the step's timeout ends if it acts now (from t0).
+		deadline time.Duration
+		reason   string
+		message  string
 	}{
 		{name: "idle when no symptom of the policy is active", policy: ladder(nil),
 			active: map[string]bool{"Other": true}, kind: Idle, nextCheck: -1, reason: ReasonNoSymptoms, message: "None of CrashLooping, Down is active."},
 		{name: "an active symptom opens an episode at step 1", policy: ladder(nil),
-			active: crash, kind: Act, step: 1, action: "restartPods", nextCheck: -1, reason: ReasonSymptomActive,
+			active: crash, kind: Act, step: 1, action: "restartPods", nextCheck: -1, deadline: 2 * time.Minute, reason: ReasonSymptomActive,
 			message: "CrashLooping is active: step 1 of 3, restartPods on web."},
 		{name: "two active symptoms are both named", policy: ladder(nil),
 			active: map[string]bool{"CrashLooping": true, "Down": true}, kind: Act, step: 1, action: "restartPods", nextCheck: -1,
@@ -56,14 +58,14 @@ func TestRemediate(t *testing.T) {
 			message: "waiting until 2026-11-25T10:02:00Z for CrashLooping to clear"},
 		{name: "the timeout runs out and the ladder escalates", policy: ladder(nil),
 			state:  v1alpha1.PolicyStatus{Step: 1, EpisodeStart: at(0), StepStart: at(0)},
-			active: crash, now: 2 * time.Minute, kind: Act, step: 2, action: "rollback", nextCheck: -1, reason: ReasonEscalating,
+			active: crash, now: 2 * time.Minute, kind: Act, step: 2, action: "rollback", nextCheck: -1, deadline: 3 * time.Minute, reason: ReasonEscalating,
 			message: "CrashLooping is still active after step 1 timed out: escalating to step 2 of 3, rollback on web."},
 		{name: "a step without timeout waits the default minute", policy: ladder(nil),
 			state:  v1alpha1.PolicyStatus{Step: 2, EpisodeStart: at(0), StepStart: at(2 * time.Minute)},
 			active: crash, now: 2*time.Minute + 30*time.Second, kind: Wait, step: 2, nextCheck: 3 * time.Minute},
 		{name: "a held step acts again when asked", policy: ladder(nil),
 			state:  v1alpha1.PolicyStatus{Step: 2, EpisodeStart: at(0), State: v1alpha1.PolicyHeld, Reason: ReasonCooldown},
-			active: crash, now: 10 * time.Minute, kind: Act, step: 2, action: "rollback", nextCheck: -1},
+			active: crash, now: 10 * time.Minute, kind: Act, step: 2, action: "rollback", nextCheck: -1, deadline: 11 * time.Minute},
 		{name: "the last step's timeout runs out: exhausted, a person is needed", policy: ladder(nil),
 			state:  v1alpha1.PolicyStatus{Step: 3, EpisodeStart: at(0), StepStart: at(3 * time.Minute)},
 			active: crash, now: 8 * time.Minute, kind: Exhausted, step: 3, nextCheck: -1, reason: ReasonLadderExhausted,
@@ -110,6 +112,11 @@ func TestRemediate(t *testing.T) {
 			}
 			if tc.nextCheck >= 0 && !d.NextCheck.Equal(t0.Add(tc.nextCheck)) {
 				t.Errorf("nextCheck = %s, want %s", d.NextCheck, t0.Add(tc.nextCheck))
+			}
+			if got := StepDeadline(d, t0.Add(tc.now)); tc.deadline > 0 && !got.Equal(t0.Add(tc.deadline)) {
+				t.Errorf("step deadline = %s, want %s: the ladder must be looked at again when the step times out", got, t0.Add(tc.deadline))
+			} else if tc.kind != Act && !got.IsZero() {
+				t.Errorf("step deadline = %s for a %s decision, want none", got, tc.kind)
 			}
 			if tc.reason != "" && d.Reason != tc.reason {
 				t.Errorf("reason = %s, want %s", d.Reason, tc.reason)

@@ -1,0 +1,107 @@
+package controllers
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/execute"
+	"github.com/homeostat-dev/homeostat/internal/monitor"
+)
+
+// TestAStepThatActedRequeuesAtItsTimeout proves that a ladder escalates when its step's
+// timeout ends even if nothing watched changes: a notify step changes no workload, so
+// without a requeue at the step's deadline the escalation would wait for an unrelated
+// event (with a real kubelet's crash-loop back-off, minutes).
+func TestAStepThatActedRequeuesAtItsTimeout(t *testing.T) {
+	ctx := context.Background()
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+	labels := map[string]string{"app": "web"}
+	web := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", Generation: 1},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(int32(2)), Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "web:1"}}}}},
+	}
+	const stepTimeout = 45 * time.Second
+	app := &v1alpha1.AutonomicApp{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "shop"},
+		Spec: v1alpha1.AutonomicAppSpec{
+			Mode:       v1alpha1.ModeActive,
+			Components: []v1alpha1.Component{{Name: "web", WorkloadRef: &v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"}}},
+			Healing: v1alpha1.Healing{
+				// Always active: no pod is ever ready without a controller manager.
+				Symptoms: []v1alpha1.Symptom{{Name: "Unready", Expression: "components.web.readyReplicas < components.web.desiredReplicas"}},
+				Policies: []v1alpha1.Policy{{Name: "heal", Remediate: &v1alpha1.RemediatePolicy{
+					When: []string{"Unready"},
+					Steps: []v1alpha1.RemediationStep{
+						{Action: v1alpha1.Action{Notify: &v1alpha1.NotifyAction{Message: "web is unready"}}, Timeout: &metav1.Duration{Duration: stepTimeout}},
+						{Action: v1alpha1.Action{Notify: &v1alpha1.NotifyAction{Message: "web is still unready"}}},
+					},
+				}}},
+			},
+		},
+	}
+	b := fake.NewClientBuilder().WithScheme(scheme).WithStatusSubresource(&v1alpha1.AutonomicApp{}).
+		WithObjects(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, web, app)
+	if err := monitor.SetupIndexes(ctx, builderIndexer{b}); err != nil {
+		t.Fatal(err)
+	}
+	c := b.Build()
+	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC))
+	rec := &events.FakeRecorder{}
+	r := &AppReconciler{
+		Client: c, Recorder: rec, Clock: clk,
+		Gatherer:  monitor.Gatherer{Reader: c},
+		Effectors: &execute.Effectors{Client: c, Recorder: rec, Clock: clock.RealClock{}},
+		Metrics:   newMetrics(prometheus.NewRegistry()),
+		Storm:     newStormBreaker(0.5, DefaultStormMinUnhealthy, countApps(c), nil),
+		triggers:  newTriggers(),
+	}
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "shop", Name: "shop"}}
+
+	res, err := r.Reconcile(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &v1alpha1.AutonomicApp{}
+	if err := c.Get(ctx, req.NamespacedName, a); err != nil {
+		t.Fatal(err)
+	}
+	if p := policyNamed(a, "heal"); p.Step != 1 || p.StepStart == nil {
+		t.Fatalf("step 1 did not act: policy %+v, history %+v", p, a.Status.History)
+	}
+	if res.RequeueAfter != stepTimeout {
+		t.Fatalf("RequeueAfter = %s after step 1 acted, want its timeout %s", res.RequeueAfter, stepTimeout)
+	}
+
+	// At the deadline the requeued reconcile escalates to step 2.
+	clk.Step(stepTimeout)
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, req.NamespacedName, a); err != nil {
+		t.Fatal(err)
+	}
+	if p := policyNamed(a, "heal"); p.Step != 2 || p.StepStart == nil {
+		t.Fatalf("the ladder did not escalate at the step's timeout: policy %+v", p)
+	}
+}
