@@ -12,6 +12,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -94,9 +95,14 @@ func (r *AppReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		return fmt.Errorf("indexing apps by the node guard's hold: %w", err)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
+		// Labels count: a relabelled app may come under a shared policy or leave one.
 		For(&v1alpha1.AutonomicApp{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Watches(&v1alpha1.AutonomicApp{}, handler.EnqueueRequestsFromMapFunc(r.parentsOfChild)).
+		// A relabelled namespace may come under a ClusterHealingPolicy's namespaceSelector.
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.appsOfNamespace), builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		// An HPA created for, or removed from, an autoscaled workload: Conflict at once.
+		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handler.EnqueueRequestsFromMapFunc(r.appsOfHPA), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.appsOfWorkload)).
 		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.appsOfWorkload)).
 		Watches(&appsv1.ReplicaSet{}, handler.EnqueueRequestsFromMapFunc(r.appsOfWorkload)).
@@ -162,6 +168,30 @@ func (r *AppReconciler) appsOf(ctx context.Context, ns string, owners []monitor.
 		keys = append(keys, apps...)
 	}
 	return keys
+}
+
+// appsOfNamespace enqueues every app of a namespace whose labels changed.
+func (r *AppReconciler) appsOfNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	var apps v1alpha1.AutonomicAppList
+	if err := r.List(ctx, &apps, client.InNamespace(o.GetName()), client.UnsafeDisableDeepCopy); err != nil {
+		logf.FromContext(ctx).Error(err, "Listing the apps of a namespace failed", "namespace", o.GetName())
+		return nil
+	}
+	keys := make([]types.NamespacedName, 0, len(apps.Items))
+	for _, a := range apps.Items {
+		keys = append(keys, types.NamespacedName{Namespace: a.Namespace, Name: a.Name})
+	}
+	return r.enqueue(keys)
+}
+
+// appsOfHPA enqueues the apps whose components name the HPA's scale target.
+func (r *AppReconciler) appsOfHPA(ctx context.Context, o client.Object) []reconcile.Request {
+	h, ok := o.(*autoscalingv2.HorizontalPodAutoscaler)
+	if !ok {
+		return nil
+	}
+	ref := h.Spec.ScaleTargetRef
+	return r.enqueue(r.appsOf(ctx, h.Namespace, []monitor.OwnerRef{{Kind: ref.Kind, Name: ref.Name}}))
 }
 
 func (r *AppReconciler) parentsOfChild(ctx context.Context, o client.Object) []reconcile.Request {
@@ -688,6 +718,10 @@ func (r *AppReconciler) remediate(ctx context.Context, s *session, pol v1alpha1.
 		// pass, it runs again at once.
 		s.requeueAt(s.now)
 	}
+	// The step's timeout runs from now: when it ends the ladder escalates, whether or not
+	// anything else brings the app back (a notify or webhook step changes nothing that
+	// is watched; a polled sensor may hold steady).
+	s.requeueAt(plan.StepDeadline(d, s.now))
 	return plan.Acted(d, res.LastID, s.now), nil
 }
 
@@ -993,7 +1027,38 @@ func (r *AppReconciler) finishStatus(s *session, healthy bool, healthMsg string)
 	default:
 		st.Phase = v1alpha1.PhaseHealthy
 	}
+	kstatusConditions(app)
 	st.ObservedGeneration = app.Generation
+}
+
+// kstatusConditions sets the two abnormal-true conditions kstatus reads (Flux's health
+// checks, kpt, cli-utils) from Ready: Stalled while only a spec fix helps, Reconciling
+// while a component is still to appear; each is removed when it does not hold, as the
+// convention asks. Without them kstatus would call an app with an invalid spec Current.
+func kstatusConditions(app *v1alpha1.AutonomicApp) {
+	conds := &app.Status.Conditions
+	ready := meta.FindStatusCondition(*conds, v1alpha1.ConditionReady)
+	stalled, reconciling := false, false
+	if ready != nil && ready.Status == metav1.ConditionFalse {
+		if ready.Reason == v1alpha1.ReasonComponentNotFound {
+			reconciling = true
+		} else {
+			stalled = true
+		}
+	}
+	for _, c := range []struct {
+		typ string
+		on  bool
+	}{{v1alpha1.ConditionStalled, stalled}, {v1alpha1.ConditionReconciling, reconciling}} {
+		if !c.on {
+			meta.RemoveStatusCondition(conds, c.typ)
+			continue
+		}
+		meta.SetStatusCondition(conds, metav1.Condition{
+			Type: c.typ, Status: metav1.ConditionTrue, Reason: ready.Reason, Message: ready.Message,
+			ObservedGeneration: app.Generation, LastTransitionTime: ready.LastTransitionTime,
+		})
+	}
 }
 
 func notifyStep(app *v1alpha1.AutonomicApp, p v1alpha1.PolicyStatus) bool {

@@ -184,7 +184,7 @@ func (r *AppReconciler) otherAutoscaler(ctx context.Context, c *monitor.Componen
 		return "", fmt.Errorf("listing HorizontalPodAutoscalers: %w", err)
 	}
 	for _, h := range hpas.Items {
-		if h.Spec.ScaleTargetRef.Kind == c.Ref.Kind && h.Spec.ScaleTargetRef.Name == c.Ref.Name {
+		if sameTarget(h.Spec.ScaleTargetRef.APIVersion, h.Spec.ScaleTargetRef.Kind, h.Spec.ScaleTargetRef.Name, c) {
 			return "HorizontalPodAutoscaler " + h.Name, nil
 		}
 	}
@@ -202,14 +202,30 @@ func (r *AppReconciler) otherAutoscaler(ctx context.Context, c *monitor.Componen
 	for _, so := range sos.Items {
 		kind, _, _ := unstructured.NestedString(so.Object, "spec", "scaleTargetRef", "kind")
 		name, _, _ := unstructured.NestedString(so.Object, "spec", "scaleTargetRef", "name")
+		apiVersion, _, _ := unstructured.NestedString(so.Object, "spec", "scaleTargetRef", "apiVersion")
 		if kind == "" {
-			kind = "Deployment"
+			// KEDA's defaults.
+			kind, apiVersion = "Deployment", "apps/v1"
 		}
-		if kind == c.Ref.Kind && name == c.Ref.Name {
+		if sameTarget(apiVersion, kind, name, c) {
 			return "KEDA ScaledObject " + so.GetName(), nil
 		}
 	}
 	return "", nil
+}
+
+// sameTarget is true when a scale target reference (apiVersion, kind, name) names the
+// component's workload: the same group (any version), kind and name.
+func sameTarget(apiVersion, kind, name string, c *monitor.Component) bool {
+	if kind != c.Ref.Kind || name != c.Ref.Name {
+		return false
+	}
+	theirs, err := schema.ParseGroupVersion(apiVersion)
+	if err != nil {
+		return false
+	}
+	ours, err := schema.ParseGroupVersion(c.Ref.APIVersion)
+	return err == nil && theirs.Group == ours.Group
 }
 
 // readings returns the app's sensor readings, or none without a poller.

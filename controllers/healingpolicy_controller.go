@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
@@ -40,11 +42,17 @@ func (r *SharedPolicyReconciler) SetupWithManager(mgr manager.Manager) error {
 	if r.Cluster {
 		obj, name = &v1alpha1.ClusterHealingPolicy{}, "clusterhealingpolicy"
 	}
-	return ctrl.ControllerManagedBy(mgr).
+	b := ctrl.ControllerManagedBy(mgr).
 		For(obj).
-		Watches(&v1alpha1.AutonomicApp{}, handler.EnqueueRequestsFromMapFunc(r.policiesOfApp)).
-		Named(name).
-		Complete(r)
+		// Status writes of the apps do not change what a policy selects or conflicts with.
+		Watches(&v1alpha1.AutonomicApp{}, handler.EnqueueRequestsFromMapFunc(r.policiesOfApp),
+			ctrl.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{})))
+	if r.Cluster {
+		// A relabelled namespace may come under a namespaceSelector, or leave it.
+		b = b.Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.policiesOfApp),
+			ctrl.WithPredicates(predicate.LabelChangedPredicate{}))
+	}
+	return b.Named(name).Complete(r)
 }
 
 func (r *SharedPolicyReconciler) policiesOfApp(ctx context.Context, o client.Object) []reconcile.Request {

@@ -143,6 +143,14 @@ const (
 	ConditionNeedsAttention = "NeedsAttention"
 	// ConditionSuspended is True while actions are held back app- or cluster-wide.
 	ConditionSuspended = "Suspended"
+	// ConditionStalled is present, True, while the app cannot make progress until its
+	// spec is fixed (an invalid symptom, a hierarchy cycle): kstatus reads it as Failed, so
+	// Flux and kpt stop waiting and report the reason. Absent otherwise.
+	ConditionStalled = "Stalled"
+	// ConditionReconciling is present, True, while the app waits for something to appear
+	// (a component's workload not created yet): kstatus reads it as InProgress. Absent
+	// otherwise.
+	ConditionReconciling = "Reconciling"
 )
 
 // Condition reasons.
