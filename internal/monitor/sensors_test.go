@@ -40,8 +40,24 @@ func deployment(replicas, available int32, conds ...appsv1.DeploymentCondition) 
 	}
 }
 
+func statefulSet(replicas *int32, available int32) *appsv1.StatefulSet {
+	return &appsv1.StatefulSet{
+		Spec:   appsv1.StatefulSetSpec{Replicas: replicas},
+		Status: appsv1.StatefulSetStatus{AvailableReplicas: available},
+	}
+}
+
+func replicaSet(replicas, available int32) *appsv1.ReplicaSet {
+	return &appsv1.ReplicaSet{
+		Spec:   appsv1.ReplicaSetSpec{Replicas: ptr.To(replicas)},
+		Status: appsv1.ReplicaSetStatus{AvailableReplicas: available},
+	}
+}
+
 func TestComputeStatus(t *testing.T) {
 	ref := &v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"}
+	stsRef := &v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db"}
+	rsRef := &v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "batch"}
 	now := metav1.Now()
 	cases := []struct {
 		name string
@@ -90,6 +106,59 @@ func TestComputeStatus(t *testing.T) {
 		{name: "a missing child app",
 			c:    Component{Name: "pay"},
 			want: v1alpha1.ComponentStatus{Name: "pay", Kind: "AutonomicApp", Message: "Child AutonomicApp not found."}},
+
+		// StatefulSets: desired and available come from the StatefulSet, the rest from its pods.
+		{name: "a missing StatefulSet is not found and names its kind",
+			c:    Component{Name: "db", Ref: stsRef},
+			want: v1alpha1.ComponentStatus{Name: "db", Kind: "StatefulSet", Message: `StatefulSet "db" not found.`}},
+		{name: "a StatefulSet with every pod ready is healthy",
+			c: Component{Name: "db", Ref: stsRef, Workload: statefulSet(ptr.To(int32(3)), 3), Pods: []corev1.Pod{
+				pod("db-0", corev1.PodRunning, true), pod("db-1", corev1.PodRunning, true), pod("db-2", corev1.PodRunning, true)}},
+			want: v1alpha1.ComponentStatus{Name: "db", Kind: "StatefulSet", Found: true, Healthy: true,
+				DesiredReplicas: 3, ReadyReplicas: 3, AvailableReplicas: 3}},
+		{name: "a StatefulSet without replicas wants one, as the API server defaults it",
+			c: Component{Name: "db", Ref: stsRef, Workload: statefulSet(nil, 0), Pods: []corev1.Pod{pod("db-0", corev1.PodPending, false)}},
+			want: v1alpha1.ComponentStatus{Name: "db", Kind: "StatefulSet", Found: true, DesiredReplicas: 1,
+				UnavailableReplicas: 1, PendingPods: 1, Message: "0 of 1 replicas are ready."}},
+		{name: "a crash-looping StatefulSet pod is seen before the StatefulSet's status catches up",
+			c: Component{Name: "db", Ref: stsRef, Workload: statefulSet(ptr.To(int32(3)), 3), Pods: []corev1.Pod{
+				pod("db-0", corev1.PodRunning, true), pod("db-1", corev1.PodRunning, false, crashing(7)), pod("db-2", corev1.PodRunning, true)}},
+			want: v1alpha1.ComponentStatus{Name: "db", Kind: "StatefulSet", Found: true, DesiredReplicas: 3, ReadyReplicas: 2,
+				AvailableReplicas: 2, UnavailableReplicas: 1, Restarts: 7, CrashLoopingPods: 1, Message: "1 of 3 pods are crash-looping."}},
+		{name: "a StatefulSet with a pod missing is unhealthy though every pod it has is ready",
+			c: Component{Name: "db", Ref: stsRef, Workload: statefulSet(ptr.To(int32(3)), 2), Pods: []corev1.Pod{
+				pod("db-0", corev1.PodRunning, true), pod("db-1", corev1.PodRunning, true)}},
+			want: v1alpha1.ComponentStatus{Name: "db", Kind: "StatefulSet", Found: true, DesiredReplicas: 3, ReadyReplicas: 2,
+				AvailableReplicas: 2, UnavailableReplicas: 1, Message: "2 of 3 replicas are ready."}},
+
+		// A bare ReplicaSet, owned by no Deployment.
+		{name: "a missing ReplicaSet is not found and names its kind",
+			c:    Component{Name: "batch", Ref: rsRef},
+			want: v1alpha1.ComponentStatus{Name: "batch", Kind: "ReplicaSet", Message: `ReplicaSet "batch" not found.`}},
+		{name: "a bare ReplicaSet with every pod ready is healthy",
+			c: Component{Name: "batch", Ref: rsRef, Workload: replicaSet(2, 2), Pods: []corev1.Pod{
+				pod("batch-a", corev1.PodRunning, true), pod("batch-b", corev1.PodRunning, true)}},
+			want: v1alpha1.ComponentStatus{Name: "batch", Kind: "ReplicaSet", Found: true, Healthy: true,
+				DesiredReplicas: 2, ReadyReplicas: 2, AvailableReplicas: 2}},
+		{name: "a bare ReplicaSet counts crash-looping, OOM-killed and pending pods from the pods",
+			c: Component{Name: "batch", Ref: rsRef, Workload: replicaSet(3, 3), Pods: []corev1.Pod{
+				pod("batch-a", corev1.PodRunning, false, crashing(3)),
+				pod("batch-b", corev1.PodRunning, true, func(p *corev1.Pod) {
+					p.Status.ContainerStatuses[0].RestartCount = 1
+					p.Status.ContainerStatuses[0].LastTerminationState.Terminated = &corev1.ContainerStateTerminated{Reason: "OOMKilled"}
+				}),
+				pod("batch-c", corev1.PodPending, false)}},
+			want: v1alpha1.ComponentStatus{Name: "batch", Kind: "ReplicaSet", Found: true, DesiredReplicas: 3, ReadyReplicas: 1,
+				AvailableReplicas: 1, UnavailableReplicas: 2, Restarts: 4, CrashLoopingPods: 1, OOMKilledPods: 1, PendingPods: 1,
+				Message: "1 of 3 pods are crash-looping."}},
+		{name: "a bare ReplicaSet is never a stuck rollout, whatever its conditions say",
+			c: Component{Name: "batch", Ref: rsRef, Workload: func() *appsv1.ReplicaSet {
+				rs := replicaSet(1, 1)
+				rs.Status.Conditions = []appsv1.ReplicaSetCondition{{Type: appsv1.ReplicaSetReplicaFailure, Status: corev1.ConditionTrue}}
+				return rs
+			}(), Pods: []corev1.Pod{pod("batch-a", corev1.PodRunning, true)}},
+			want: v1alpha1.ComponentStatus{Name: "batch", Kind: "ReplicaSet", Found: true, Healthy: true,
+				DesiredReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
