@@ -5,24 +5,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/events"
-	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
-	"github.com/homeostat-dev/homeostat/internal/execute"
-	"github.com/homeostat-dev/homeostat/internal/monitor"
 )
 
 // TestAStepThatActedRequeuesAtItsTimeout proves that a ladder escalates when its step's
@@ -31,9 +22,6 @@ import (
 // event (with a real kubelet's crash-loop back-off, minutes).
 func TestAStepThatActedRequeuesAtItsTimeout(t *testing.T) {
 	ctx := context.Background()
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(v1alpha1.AddToScheme(scheme))
 	labels := map[string]string{"app": "web"}
 	web := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", Generation: 1},
@@ -60,22 +48,8 @@ func TestAStepThatActedRequeuesAtItsTimeout(t *testing.T) {
 			},
 		},
 	}
-	b := fake.NewClientBuilder().WithScheme(scheme).WithStatusSubresource(&v1alpha1.AutonomicApp{}).
-		WithObjects(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, web, app)
-	if err := monitor.SetupIndexes(ctx, builderIndexer{b}); err != nil {
-		t.Fatal(err)
-	}
-	c := b.Build()
 	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC))
-	rec := &events.FakeRecorder{}
-	r := &AppReconciler{
-		Client: c, Recorder: rec, Clock: clk,
-		Gatherer:  monitor.Gatherer{Reader: c},
-		Effectors: &execute.Effectors{Client: c, Recorder: rec, Clock: clock.RealClock{}},
-		Metrics:   newMetrics(prometheus.NewRegistry()),
-		Storm:     newStormBreaker(0.5, DefaultStormMinUnhealthy, countApps(c), nil),
-		triggers:  newTriggers(),
-	}
+	c, r := newFakeReconciler(t, clk, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, web, app)
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "shop", Name: "shop"}}
 
 	res, err := r.Reconcile(ctx, req)

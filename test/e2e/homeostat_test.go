@@ -185,6 +185,10 @@ var _ = Describe("Homeostat", Ordered, ContinueOnFailure, func() {
 			step(notify("web keeps crashing"), time.Minute))
 		Expect(k8s.Create(ctx, app)).To(Succeed())
 		waitReady(ns, "shop")
+		// The test's own informer sees every pod deletion, so an eviction of a crashing pod
+		// (replaced at once by a fresh one) cannot hide.
+		watch := watchPods(ns)
+		defer watch.stop()
 		setImage(ns, "web", "registry.local/shop/web:bad")
 		d := &appsv1.Deployment{}
 		Expect(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "web"}, d)).To(Succeed())
@@ -201,6 +205,11 @@ var _ = Describe("Homeostat", Ordered, ContinueOnFailure, func() {
 			g.Expect(condition(a, v1alpha1.ConditionSuspended).Reason).To(Equal(v1alpha1.ReasonDryRun))
 		}).WithTimeout(60 * time.Second).Should(Succeed())
 		Expect(records(getApp(ns, "shop"), "restartPods")[0].Objects).NotTo(BeEmpty(), "the dry run names the pods it would evict")
+		By("the decisions are the ladder's, in order: restartPods at step 1, then rollback at step 2")
+		rp, rb := records(getApp(ns, "shop"), "restartPods"), records(getApp(ns, "shop"), "rollback")
+		Expect(rp[len(rp)-1].Step).To(Equal(int32(1)))
+		Expect(rb[len(rb)-1].Step).To(Equal(int32(2)))
+		Expect(rb[len(rb)-1].Time.Time).NotTo(BeTemporally("<", rp[len(rp)-1].Time.Time))
 
 		By("nothing was changed: no pod evicted, no rollback")
 		Expect(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "web"}, d)).To(Succeed())
@@ -212,6 +221,11 @@ var _ = Describe("Homeostat", Ordered, ContinueOnFailure, func() {
 				Expect(p.Annotations).NotTo(HaveKey(v1alpha1.ActionIDAnnotation))
 			}
 		}
+		Expect(watch.restartLatencies()).To(BeEmpty(), "a crash-looping pod was deleted in DryRun")
+		watch.mu.Lock()
+		crashed := len(watch.crashedAt)
+		watch.mu.Unlock()
+		Expect(crashed).To(BeNumerically(">=", 1), "the test saw the crash loop it relies on")
 	})
 
 	It("holds actions back with cooldown and maxActions, with the reason in status", func() {
