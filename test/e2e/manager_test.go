@@ -44,7 +44,7 @@ var _ = Describe("the manager binary", func() {
 		logFile, err := os.Create(logPath)
 		Expect(err).NotTo(HaveOccurred())
 		cmd := exec.Command(mgr.bin, "--kubeconfig", mgr.kubeconfig, "--enable-webhooks=false",
-			"--leader-elect", "--leader-election-namespace", "default",
+			"--leader-elect", "--leader-election-namespace", managerNamespace,
 			"--watch-namespaces", watched,
 			"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probePort),
 			"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort), "--metrics-secure=true",
@@ -77,7 +77,7 @@ var _ = Describe("the manager binary", func() {
 		By("it holds the leader lease")
 		Eventually(func(g Gomega) {
 			l := &coordinationv1.Lease{}
-			g.Expect(k8s.Get(ctx, types.NamespacedName{Namespace: "default", Name: "homeostat.autonomic.homeostat.dev"}, l)).To(Succeed())
+			g.Expect(k8s.Get(ctx, types.NamespacedName{Namespace: managerNamespace, Name: "homeostat.autonomic.homeostat.dev"}, l)).To(Succeed())
 			g.Expect(l.Spec.HolderIdentity).NotTo(BeNil())
 			g.Expect(*l.Spec.HolderIdentity).NotTo(BeEmpty())
 		}).WithTimeout(30 * time.Second).Should(Succeed())
@@ -102,7 +102,7 @@ var _ = Describe("the manager binary", func() {
 		Expect(cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
 		Eventually(done).WithTimeout(20*time.Second).Should(Receive(BeNil()), "the manager exits 0")
 		l := &coordinationv1.Lease{}
-		Expect(k8s.Get(ctx, types.NamespacedName{Namespace: "default", Name: "homeostat.autonomic.homeostat.dev"}, l)).To(Succeed())
+		Expect(k8s.Get(ctx, types.NamespacedName{Namespace: managerNamespace, Name: "homeostat.autonomic.homeostat.dev"}, l)).To(Succeed())
 		Expect(l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "").To(BeTrue(), "the lease is released on shutdown")
 	})
 })

@@ -93,7 +93,7 @@ var _ = Describe("the resource sensor on a real metrics.k8s.io API", Ordered, Co
 				users = append(users, r.User+"?"+r.Query)
 			}
 		}
-		Expect(users).To(ContainElement(And(HavePrefix("admin?"), ContainSubstring("app%3Dweb"))), "the manager (kubeconfig user admin)")
+		Expect(users).To(ContainElement(And(HavePrefix(managerUser+"?"), ContainSubstring("app%3Dweb"))), "the manager (its ServiceAccount)")
 		Expect(users).To(ContainElement(And(HavePrefix("system:kube-controller-manager?"), ContainSubstring("app%3Dtwin"))), "the HPA controller")
 	})
 
