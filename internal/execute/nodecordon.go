@@ -10,7 +10,7 @@ func init() { register(KindCordonNode, cordonNode{}) }
 
 // cordonNode marks the nodes that host a component's unhealthy pods unschedulable, so
 // no new pod lands there; the pods already there keep running. It stamps the action id
-// on each node, which is how the node guard knows the app holds it.
+// and the app on each node, which is how the node guard knows the app holds it.
 type cordonNode struct{}
 
 func (cordonNode) prepare(req Request) (Prepared, error) {
@@ -27,7 +27,7 @@ func (cordonNode) execute(ctx context.Context, e *Effectors, req Request) Outcom
 			problems = append(problems, fmt.Sprintf("Stopped before cordoning %s: %v", namesOf(req.Record.Objects[i:]), err))
 			break
 		}
-		switch res, msg := e.cordon(ctx, name, req.Record.ID); res {
+		switch res, msg := e.cordon(ctx, name, req.Record.ID, nodeApp(req.App)); res {
 		case nodeCordoned:
 			cordoned = append(cordoned, name)
 		case nodeWasCordoned:

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/plan"
 )
 
 func init() { register(KindDrainNode, drainNode{}) }
@@ -159,21 +160,33 @@ func (drainNode) execute(ctx context.Context, e *Effectors, req Request) Outcome
 	defer cancel()
 	drains := make([]nodeDrain, 0, len(rec.Objects))
 	for _, name := range rec.Objects {
-		drains = append(drains, e.drainOne(cctx, name, rec.ID))
+		drains = append(drains, e.drainOne(cctx, name, rec.ID, nodeApp(req.App)))
 	}
 	past := e.Clock != nil && !e.Clock.Now().Before(deadline)
 	return drainOutcome(drains, rec.Target, timeout, deadline, past)
 }
 
-// drainOne cordons one node and evicts what it can of its pods.
-func (e *Effectors) drainOne(ctx context.Context, name, id string) nodeDrain {
+// nodeApp is what a node action stamps on the nodes it cordons as
+// plan.NodeAppAnnotation: the app's namespace/name. The node guard counts a cordoned
+// node against the maxNodes of the app it names, from the node itself, so the count
+// never depends on the app's bounded history.
+func nodeApp(app *v1alpha1.AutonomicApp) string {
+	if app == nil {
+		return ""
+	}
+	return plan.AppKey(app.Namespace, app.Name)
+}
+
+// drainOne cordons one node, stamped with the action id and the app, and evicts what it
+// can of its pods.
+func (e *Effectors) drainOne(ctx context.Context, name, id, app string) nodeDrain {
 	d := nodeDrain{name: name}
 	if err := ctx.Err(); err != nil {
 		d.problems = append(d.problems, fmt.Sprintf("Stopped before draining Node/%s: %v", name, err))
 		d.stuck = true
 		return d
 	}
-	switch res, msg := e.cordon(ctx, name, id); res {
+	switch res, msg := e.cordon(ctx, name, id, app); res {
 	case nodeGone:
 		d.gone = true
 		return d

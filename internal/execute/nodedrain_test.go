@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/plan"
 )
 
 var _ = Describe("drainNode", func() {
@@ -71,6 +72,7 @@ var _ = Describe("drainNode", func() {
 		n := getNode(sick)
 		Expect(n.Spec.Unschedulable).To(BeTrue())
 		Expect(n.Annotations).To(HaveKeyWithValue(v1alpha1.ActionIDAnnotation, "act-d1"))
+		Expect(n.Annotations).To(HaveKeyWithValue(plan.NodeAppAnnotation, f.ns+"/shop"), "the node names the app that holds it")
 		for _, p := range []struct{ ns, name string }{{f.ns, "web-a"}, {other, "db-0"}} {
 			pod := getPod(p.ns, p.name)
 			Expect(pod.DeletionTimestamp).NotTo(BeNil(), "pod %s/%s is evicted", p.ns, p.name)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
+	"github.com/homeostat-dev/homeostat/internal/plan"
 )
 
 // What cordonNode and drainNode share: which nodes they take, and the cordon itself.
@@ -133,11 +134,12 @@ const (
 	nodeCordonFailed
 )
 
-// cordon marks a node unschedulable and stamps the action id on it, in one merge patch
-// whose bytes depend only on the id, so a repeat is a no-op on the server. A node the
-// action already cordoned is not written again. A node someone else cordoned is stamped
-// too: from now on it is also this action's, and counts against the app's maxNodes.
-func (e *Effectors) cordon(ctx context.Context, name, id string) (cordonResult, string) {
+// cordon marks a node unschedulable and stamps the action id and the app (nodeApp) on
+// it, in one merge patch whose bytes depend only on them, so a repeat is a no-op on the
+// server. A node the action already cordoned is not written again. A node someone else
+// cordoned is stamped too: from now on it is also this action's, and counts against the
+// app's maxNodes for as long as it stays cordoned.
+func (e *Effectors) cordon(ctx context.Context, name, id, app string) (cordonResult, string) {
 	node := &corev1.Node{}
 	if err := e.Client.Get(ctx, client.ObjectKey{Name: name}, node); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -145,11 +147,12 @@ func (e *Effectors) cordon(ctx context.Context, name, id string) (cordonResult, 
 		}
 		return nodeCordonFailed, fmt.Sprintf("Could not read Node/%s: %v", name, err)
 	}
-	if node.Spec.Unschedulable && node.Annotations[v1alpha1.ActionIDAnnotation] == id {
+	if node.Spec.Unschedulable && node.Annotations[v1alpha1.ActionIDAnnotation] == id &&
+		(app == "" || node.Annotations[plan.NodeAppAnnotation] == app) {
 		return nodeWasCordoned, ""
 	}
 	log.FromContext(ctx).Info("Cordoning node", "node", klog.KObj(node), "actionID", id)
-	if err := e.patch(ctx, node, types.MergePatchType, cordonPatch(id)); err != nil {
+	if err := e.patch(ctx, node, types.MergePatchType, cordonPatch(id, app)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nodeGone, ""
 		}
@@ -158,10 +161,15 @@ func (e *Effectors) cordon(ctx context.Context, name, id string) (cordonResult, 
 	return nodeCordoned, ""
 }
 
-// cordonPatch is the merge patch of a cordon: spec.unschedulable and the action id.
-func cordonPatch(id string) []byte {
+// cordonPatch is the merge patch of a cordon: spec.unschedulable, the action id and,
+// when known, the app.
+func cordonPatch(id, app string) []byte {
+	annotations := map[string]string{v1alpha1.ActionIDAnnotation: id}
+	if app != "" {
+		annotations[plan.NodeAppAnnotation] = app
+	}
 	return mustJSON(map[string]any{
-		"metadata": map[string]any{"annotations": map[string]string{v1alpha1.ActionIDAnnotation: id}},
+		"metadata": map[string]any{"annotations": annotations},
 		"spec":     map[string]any{"unschedulable": true},
 	})
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
+	"github.com/homeostat-dev/homeostat/internal/plan"
 )
 
 func onNode(node string) func(*corev1.Pod) { return func(p *corev1.Pod) { p.Spec.NodeName = node } }
@@ -121,6 +122,27 @@ func TestNodeActionsPrepare(t *testing.T) {
 			t.Errorf("Prepare() error = %v", err)
 		}
 	})
+}
+
+func TestCordonPatchStampsTheActionAndTheApp(t *testing.T) {
+	app := &v1alpha1.AutonomicApp{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}}
+	cases := []struct {
+		name string
+		app  *v1alpha1.AutonomicApp
+		want string
+	}{
+		{"the app is stamped beside the action id, so the node counts against the app's maxNodes from the node itself", app,
+			`{"metadata":{"annotations":{"` + v1alpha1.ActionIDAnnotation + `":"heal-1","` + plan.NodeAppAnnotation + `":"shop/web"}},"spec":{"unschedulable":true}}`},
+		{"without an app only the id is stamped", nil,
+			`{"metadata":{"annotations":{"` + v1alpha1.ActionIDAnnotation + `":"heal-1"}},"spec":{"unschedulable":true}}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(cordonPatch("heal-1", nodeApp(tc.app))); got != tc.want {
+				t.Errorf("cordonPatch() = %s, want %s", got, tc.want)
+			}
+		})
+	}
 }
 
 func TestNodesTarget(t *testing.T) {

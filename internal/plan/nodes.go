@@ -18,7 +18,8 @@ const (
 	// missing data never acts.
 	ReasonNodesUnknown = "NodesUnknown"
 	// ReasonNodesInFlight holds a node action that would put more nodes in the app's
-	// hands than maxNodes allows.
+	// hands than maxNodes allows. The nodes in its hands are read from the nodes (their
+	// NodeAppAnnotation), not from its bounded history.
 	ReasonNodesInFlight = "NodesInFlight"
 	// ReasonTooManyUnavailableNodes holds a node action when too large a share of the
 	// cluster's nodes is NotReady or cordoned: the problem is wider than these nodes.
@@ -33,6 +34,15 @@ const (
 	// NotReady or cordoned once a node action has acted.
 	DefaultMaxUnavailableNodes = "10%"
 )
+
+// NodeAppAnnotation is stamped, with v1alpha1.ActionIDAnnotation, on every node a
+// cordonNode or drainNode action cordons: the app (AppKey) whose action holds the node.
+// It is what makes a node count against that app's maxNodes for as long as the node
+// stays cordoned, however long ago the action ran.
+const NodeAppAnnotation = "autonomic.homeostat.dev/app"
+
+// AppKey is the value of NodeAppAnnotation for an app: namespace/name.
+func AppKey(namespace, name string) string { return namespace + "/" + name }
 
 // Ledger names of the node actions (v1alpha1.Action.Kind).
 const (
@@ -52,6 +62,14 @@ type NodeState struct {
 	// ActionID is the node's autonomic.homeostat.dev/action-id annotation: the
 	// Homeostat action that last cordoned or drained it; empty when none did.
 	ActionID string
+	// App is the node's NodeAppAnnotation: the app whose node action cordoned it. It is
+	// empty when no Homeostat action did, and on a node an older Homeostat cordoned,
+	// which stamped only the id.
+	App string
+	// Pending says the informer cache does not show the node cordoned by App yet, but
+	// this manager let App's node action take it a moment ago, so it is cordoned by App
+	// as far as the guard is concerned (the controller's node gate sets it).
+	Pending bool
 }
 
 // NodeStates turns nodes, as an informer cache holds them, into what NodeGuard reads.
@@ -64,6 +82,7 @@ func NodeStates(nodes []corev1.Node) []NodeState {
 			Ready:         NodeReady(n),
 			Unschedulable: n.Spec.Unschedulable,
 			ActionID:      n.Annotations[v1alpha1.ActionIDAnnotation],
+			App:           n.Annotations[NodeAppAnnotation],
 		})
 	}
 	return out
@@ -81,7 +100,9 @@ func NodeReady(n *corev1.Node) bool {
 }
 
 // NodeActionIDs returns the ids of the cordonNode and drainNode actions in an app's
-// ledger: a node that carries one of them and is still cordoned is in the app's hands.
+// ledger. They only place nodes an older Homeostat cordoned, which carry an id but no
+// NodeAppAnnotation: such a node that carries one of them and is still cordoned is in
+// the app's hands while the record is in the bounded history.
 func NodeActionIDs(history []v1alpha1.ActionRecord) []string {
 	var ids []string
 	for _, r := range history {
@@ -93,19 +114,26 @@ func NodeActionIDs(history []v1alpha1.ActionRecord) []string {
 }
 
 // NodeGuardInput is what the node guard looks at before a cordonNode or drainNode
-// action. The controller fills it from the Node informer, the app's ledger, the action's
+// action. The controller fills it from the Node informer, the nodes its node gate let
+// an action take that the informer does not show cordoned yet, the app, the action's
 // spec and what Prepare fixed:
 //
-//	Nodes        every node of the cluster (NodeStates of the Node lister's list)
+//	Nodes        every node of the cluster (NodeStates of the Node lister's list), with
+//	             the gate's pending nodes marked cordoned by their app
 //	Candidates   Prepared.Objects: the nodes the action would cordon or drain
-//	AppActionIDs NodeActionIDs(app.Status.History)
+//	App          AppKey of the app that asks
+//	AppActionIDs NodeActionIDs(app.Status.History), for nodes without NodeAppAnnotation
 //	MaxNodes, MaxUnavailableNodes  the action's own fields, as the user wrote them
 type NodeGuardInput struct {
 	// Nodes are all the cluster's nodes.
 	Nodes []NodeState
 	// Candidates are the names of the nodes the action would cordon or drain.
 	Candidates []string
-	// AppActionIDs are the ids of this app's node actions in its ledger.
+	// App is AppKey of the app that asks: a cordoned node whose App it is, is in the
+	// app's hands.
+	App string
+	// AppActionIDs are the ids of this app's node actions in its ledger. A cordoned node
+	// without an App that carries one of them is in the app's hands too.
 	AppActionIDs []string
 	// MaxNodes caps the nodes the app holds cordoned or drained at once, counting
 	// the candidates; 0 means DefaultMaxNodes.
@@ -121,15 +149,17 @@ type NodeGuardInput struct {
 //
 //   - NodesUnknown, while no node is known: missing data never acts.
 //   - NodesInFlight, when the app's nodes in flight and the candidates together exceed
-//     maxNodes. A node is in the app's flight while it is cordoned and carries the id of
-//     one of the app's node actions; a candidate already in flight counts once, so a
-//     ladder may cordon a node and then drain the same node.
+//     maxNodes. A node is in the app's flight while it is cordoned (or Pending) and its
+//     App is the app, or, stamped by an older Homeostat without an App, it carries the
+//     id of one of the app's node actions; a candidate already in flight counts once, so
+//     a ladder may cordon a node and then drain the same node.
 //   - TooManyUnavailableNodes, when the nodes that are NotReady or cordoned, with the
 //     candidates added, exceed maxUnavailableNodes. A candidate that is NotReady
 //     already counts once: it is the reason to act and acting adds nothing to the
 //     unavailable nodes, so one sick node in a small cluster is drained with the
 //     default 10% (which rounds up to one node). A second sick or cordoned node on top
 //     of it says the problem is wider than a node, and the action waits. 0 never acts.
+//     A Pending node counts as cordoned: another app's action has just taken it.
 //
 // A held verdict has no Until: only a change of the nodes lets the action through.
 func NodeGuard(in NodeGuardInput) Verdict {
@@ -155,7 +185,7 @@ func nodesInFlight(in NodeGuardInput) (bool, string) {
 	}
 	var held []string
 	for _, n := range in.Nodes {
-		if n.Unschedulable && n.ActionID != "" && slices.Contains(in.AppActionIDs, n.ActionID) {
+		if in.holds(n) {
 			held = append(held, n.Name)
 		}
 	}
@@ -168,7 +198,18 @@ func nodesInFlight(in NodeGuardInput) (bool, string) {
 	if len(held) > 0 {
 		msg = fmt.Sprintf("The app already holds %s cordoned or drained; a", nodeNames(held)) + msg[1:]
 	}
-	return true, msg + ". The action waits until one of the app's nodes is uncordoned or removed."
+	return true, msg + "." + pendingNote(in.Nodes) + " The action waits until one of the app's nodes is uncordoned or removed."
+}
+
+// holds says whether a node is in the app's hands: cordoned by one of its node actions.
+func (in NodeGuardInput) holds(n NodeState) bool {
+	switch {
+	case !n.Unschedulable && !n.Pending:
+		return false
+	case n.App != "":
+		return n.App == in.App
+	}
+	return n.ActionID != "" && slices.Contains(in.AppActionIDs, n.ActionID)
 }
 
 // tooManyUnavailableNodes is Cluster API's maxUnhealthy circuit breaker for nodes: when
@@ -192,7 +233,7 @@ func tooManyUnavailableNodes(in NodeGuardInput) (bool, string) {
 		switch {
 		case !n.Ready:
 			notReady = append(notReady, n.Name)
-		case n.Unschedulable:
+		case n.Unschedulable || n.Pending:
 			cordoned = append(cordoned, n.Name)
 		}
 	}
@@ -209,10 +250,26 @@ func tooManyUnavailableNodes(in NodeGuardInput) (bool, string) {
 	}
 	return true, fmt.Sprintf(
 		"%d of %d nodes would be NotReady or cordoned (%d%%), above maxUnavailableNodes %s (%d %s): "+
-			"NotReady %s, cordoned %s, to act on %s. The problem looks wider than these nodes, so none is cordoned or drained.",
+			"NotReady %s, cordoned %s, to act on %s.%s The problem looks wider than these nodes, so none is cordoned or drained.",
 		len(after), total, int(math.Round(100*float64(len(after))/float64(total))),
 		maxUnavailable.String(), limit, nodeNoun(limit),
-		nodeNames(notReady), nodeNames(cordoned), nodeNames(candidates))
+		nodeNames(notReady), nodeNames(cordoned), nodeNames(candidates), pendingNote(in.Nodes))
+}
+
+// pendingNote names, for a message, the nodes another node action has just been let
+// through on and the apps that hold them, so a reader who finds them not cordoned yet
+// knows why they count; empty when there is none.
+func pendingNote(nodes []NodeState) string {
+	var pending []string
+	for _, n := range nodes {
+		if n.Pending {
+			pending = append(pending, n.Name+" by "+n.App)
+		}
+	}
+	if len(pending) == 0 {
+		return ""
+	}
+	return " Being cordoned now: " + nodeNames(pending) + "."
 }
 
 // nodeUnion returns the names in a or b, sorted, each once.

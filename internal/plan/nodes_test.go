@@ -40,6 +40,25 @@ func nodesCordoned(id string, i ...int) func([]NodeState) {
 	}
 }
 
+// nodesHeldBy marks nodes cordoned by an app's node action, as the effector stamps them.
+func nodesHeldBy(app, id string, i ...int) func([]NodeState) {
+	return func(ns []NodeState) {
+		for _, j := range i {
+			ns[j].Unschedulable, ns[j].ActionID, ns[j].App = true, id, app
+		}
+	}
+}
+
+// nodesPending marks nodes the node gate let an app's action take that the cache does
+// not show cordoned yet.
+func nodesPending(app string, i ...int) func([]NodeState) {
+	return func(ns []NodeState) {
+		for _, j := range i {
+			ns[j].Pending, ns[j].App = true, app
+		}
+	}
+}
+
 func TestNodeGuard(t *testing.T) {
 	pct := func(s string) *intstr.IntOrString { v := intstr.FromString(s); return &v }
 	count := func(n int32) *intstr.IntOrString { v := intstr.FromInt32(n); return &v }
@@ -77,6 +96,25 @@ func TestNodeGuard(t *testing.T) {
 			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(3), func(ns []NodeState) { ns[4].ActionID = "heal-web-1" }),
 				Candidates: []string{"n3"}, AppActionIDs: ours}},
 
+		// maxNodes counted from the nodes, not the bounded history.
+		{name: "a node stamped with the app counts against maxNodes after its record aged out of the history",
+			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(3), nodesHeldBy("shop/web", "heal-web-0", 4)), Candidates: []string{"n3"},
+				App: "shop/web", AppActionIDs: ours, MaxUnavailableNodes: pct("50%")},
+			held: true, reason: ReasonNodesInFlight,
+			message: "The app already holds n4 cordoned or drained; acting on n3 would hold 2 nodes cordoned or drained at once, above maxNodes 1."},
+		{name: "a node stamped with another app is not in this app's flight, even with an id of this app",
+			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(3), nodesHeldBy("shop/db", "heal-web-1", 4)), Candidates: []string{"n3"},
+				App: "shop/web", AppActionIDs: ours, MaxUnavailableNodes: count(2)}},
+		{name: "a node stamped with the app that someone uncordoned is no longer in flight",
+			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(3), nodesHeldBy("shop/web", "heal-web-0", 4), func(ns []NodeState) { ns[4].Unschedulable = false }),
+				Candidates: []string{"n3"}, App: "shop/web"}},
+		{name: "a node the gate let this app take a moment ago counts against maxNodes before the cache shows it",
+			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(3, 4), nodesPending("shop/web", 4)), Candidates: []string{"n3"},
+				App: "shop/web", MaxUnavailableNodes: pct("50%")},
+			held: true, reason: ReasonNodesInFlight, message: "The app already holds n4 cordoned or drained; a"},
+		{name: "a pending node of the app that is the candidate again counts once",
+			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(3), nodesPending("shop/web", 3)), Candidates: []string{"n3"}, App: "shop/web"}},
+
 		// maxUnavailableNodes.
 		{name: "the default 10% rounds up to one node, so one sick node of two is drained",
 			in: NodeGuardInput{Nodes: testNodes(2, nodesNotReady(1)), Candidates: []string{"n1"}}},
@@ -101,6 +139,17 @@ func TestNodeGuard(t *testing.T) {
 			held: true, reason: ReasonTooManyUnavailableNodes},
 		{name: "a percentage rounds up: 25% of 10 allows 3",
 			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(1, 2, 3)), Candidates: []string{"n1"}, MaxUnavailableNodes: pct("25%"), MaxNodes: 3}},
+		{name: "a node another app's action was just let through on counts as cordoned before the cache shows it",
+			in:   NodeGuardInput{Nodes: testNodes(10, nodesPending("shop/db", 5)), Candidates: []string{"n3"}, App: "shop/web"},
+			held: true, reason: ReasonTooManyUnavailableNodes,
+			message: "2 of 10 nodes would be NotReady or cordoned (20%), above maxUnavailableNodes 10% (1 node): NotReady none, cordoned n5, to act on n3. Being cordoned now: n5 by shop/db."},
+		{name: "two apps each with one sick node in a cluster of ten: the second waits for the first",
+			in:   NodeGuardInput{Nodes: testNodes(10, nodesNotReady(3, 7), nodesPending("shop/db", 7)), Candidates: []string{"n3"}, App: "shop/web"},
+			held: true, reason: ReasonTooManyUnavailableNodes, message: "NotReady n3, n7, cordoned none, to act on n3. Being cordoned now: n7 by shop/db."},
+		{name: "a node held by another app counts as unavailable",
+			in: NodeGuardInput{Nodes: testNodes(10, nodesHeldBy("shop/db", "heal-db-1", 5)), Candidates: []string{"n3"}, App: "shop/web",
+				MaxUnavailableNodes: count(1)},
+			held: true, reason: ReasonTooManyUnavailableNodes, message: "cordoned n5, to act on n3."},
 		{name: "a NotReady and cordoned node counts once",
 			in: NodeGuardInput{Nodes: testNodes(3, nodesNotReady(1), func(ns []NodeState) { ns[1].Unschedulable = true }),
 				Candidates: []string{"n1"}, MaxUnavailableNodes: count(1)}},
@@ -139,7 +188,7 @@ func TestNodeGuard(t *testing.T) {
 }
 
 func TestNodeStates(t *testing.T) {
-	node := func(name string, ready corev1.ConditionStatus, unschedulable bool, id string) corev1.Node {
+	node := func(name string, ready corev1.ConditionStatus, unschedulable bool, id string, app ...string) corev1.Node {
 		n := corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{Unschedulable: unschedulable}}
 		if ready != "" {
 			n.Status.Conditions = []corev1.NodeCondition{
@@ -150,6 +199,9 @@ func TestNodeStates(t *testing.T) {
 		if id != "" {
 			n.Annotations = map[string]string{v1alpha1.ActionIDAnnotation: id}
 		}
+		if len(app) > 0 {
+			n.Annotations[NodeAppAnnotation] = app[0]
+		}
 		return n
 	}
 	got := NodeStates([]corev1.Node{
@@ -157,12 +209,14 @@ func TestNodeStates(t *testing.T) {
 		node("down", corev1.ConditionFalse, false, ""),
 		node("silent", corev1.ConditionUnknown, true, "heal-web-1"),
 		node("new", "", false, ""),
+		node("held", corev1.ConditionTrue, true, "heal-db-1", "shop/db"),
 	})
 	want := []NodeState{
 		{Name: "ready", Ready: true},
 		{Name: "down"},
 		{Name: "silent", Unschedulable: true, ActionID: "heal-web-1"},
 		{Name: "new"},
+		{Name: "held", Ready: true, Unschedulable: true, ActionID: "heal-db-1", App: "shop/db"},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("NodeStates() = %+v, want %+v", got, want)
