@@ -6,25 +6,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
-	"github.com/homeostat-dev/homeostat/internal/execute"
-	"github.com/homeostat-dev/homeostat/internal/monitor"
 )
 
 // builderIndexer registers monitor's cache indexes on a fake client builder.
@@ -45,58 +36,20 @@ type errDied struct{}
 // (a second rollout restart). The policy's step is now written with the intent.
 func TestAStepActsOnceWhenTheManagerDiesBetweenIntentAndEffect(t *testing.T) {
 	ctx := context.Background()
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(v1alpha1.AddToScheme(scheme))
-	labels := map[string]string{"app": "web"}
-	web := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", Generation: 1},
-		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(int32(2)), Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "web:bad"}}}}},
-	}
-	app := &v1alpha1.AutonomicApp{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "shop"},
-		Spec: v1alpha1.AutonomicAppSpec{
-			Mode:       v1alpha1.ModeActive,
-			Components: []v1alpha1.Component{{Name: "web", WorkloadRef: &v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"}}},
-			Healing: v1alpha1.Healing{
-				// Always active: no pod is ever ready without a controller manager.
-				Symptoms: []v1alpha1.Symptom{{Name: "Unready", Expression: "components.web.readyReplicas < components.web.desiredReplicas"}},
-				Policies: []v1alpha1.Policy{{Name: "heal", Remediate: &v1alpha1.RemediatePolicy{
-					When: []string{"Unready"},
-					Steps: []v1alpha1.RemediationStep{
-						{Action: v1alpha1.Action{RolloutRestart: &v1alpha1.ComponentAction{Component: "web"}}, Timeout: &metav1.Duration{Duration: time.Hour}},
-						{Action: v1alpha1.Action{Notify: &v1alpha1.NotifyAction{Message: "web is still unready"}}},
-					},
-				}}},
-			},
-		},
-	}
+	objs := unreadyWeb("web:bad",
+		v1alpha1.RemediationStep{Action: v1alpha1.Action{RolloutRestart: &v1alpha1.ComponentAction{Component: "web"}}, Timeout: &metav1.Duration{Duration: time.Hour}},
+		v1alpha1.RemediationStep{Action: v1alpha1.Action{Notify: &v1alpha1.NotifyAction{Message: "web is still unready"}}})
+	web := objs[1]
 	var dying atomic.Bool
-	b := fake.NewClientBuilder().WithScheme(scheme).WithStatusSubresource(&v1alpha1.AutonomicApp{}).
-		WithObjects(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, web, app).
-		WithInterceptorFuncs(interceptor.Funcs{Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
-			if _, ok := obj.(*appsv1.Deployment); ok && dying.Load() {
-				panic(errDied{}) // the effector's first write: the intent is recorded, nothing changed yet
-			}
-			return c.Patch(ctx, obj, p, opts...)
-		}})
-	if err := monitor.SetupIndexes(ctx, builderIndexer{b}); err != nil {
-		t.Fatal(err)
-	}
-	c := b.Build()
-	newManager := func() *AppReconciler {
-		rec := &events.FakeRecorder{}
-		return &AppReconciler{
-			Client: c, Recorder: rec, Clock: clock.RealClock{},
-			Gatherer:  monitor.Gatherer{Reader: c},
-			Effectors: &execute.Effectors{Client: c, Recorder: rec, Clock: clock.RealClock{}},
-			Metrics:   newMetrics(prometheus.NewRegistry()),
-			Storm:     newStormBreaker(0.5, DefaultStormMinUnhealthy, countApps(c), nil),
-			triggers:  newTriggers(),
+	died := interceptor.Funcs{Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
+		if _, ok := obj.(*appsv1.Deployment); ok && dying.Load() {
+			panic(errDied{}) // the effector's first write: the intent is recorded, nothing changed yet
 		}
-	}
+		return c.Patch(ctx, obj, p, opts...)
+	}}
+	c, _ := newFakeReconcilerWith(t, clock.RealClock{}, died, objs...)
+	// Each call is a new process: nothing in memory, the same cluster.
+	newManager := func() *AppReconciler { return reconcilerOn(c, clock.RealClock{}) }
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "shop", Name: "shop"}}
 	get := func() *v1alpha1.AutonomicApp {
 		t.Helper()

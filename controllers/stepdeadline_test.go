@@ -5,12 +5,9 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
@@ -22,34 +19,12 @@ import (
 // event (with a real kubelet's crash-loop back-off, minutes).
 func TestAStepThatActedRequeuesAtItsTimeout(t *testing.T) {
 	ctx := context.Background()
-	labels := map[string]string{"app": "web"}
-	web := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", Generation: 1},
-		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(int32(2)), Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "web:1"}}}}},
-	}
 	const stepTimeout = 45 * time.Second
-	app := &v1alpha1.AutonomicApp{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "shop"},
-		Spec: v1alpha1.AutonomicAppSpec{
-			Mode:       v1alpha1.ModeActive,
-			Components: []v1alpha1.Component{{Name: "web", WorkloadRef: &v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"}}},
-			Healing: v1alpha1.Healing{
-				// Always active: no pod is ever ready without a controller manager.
-				Symptoms: []v1alpha1.Symptom{{Name: "Unready", Expression: "components.web.readyReplicas < components.web.desiredReplicas"}},
-				Policies: []v1alpha1.Policy{{Name: "heal", Remediate: &v1alpha1.RemediatePolicy{
-					When: []string{"Unready"},
-					Steps: []v1alpha1.RemediationStep{
-						{Action: v1alpha1.Action{Notify: &v1alpha1.NotifyAction{Message: "web is unready"}}, Timeout: &metav1.Duration{Duration: stepTimeout}},
-						{Action: v1alpha1.Action{Notify: &v1alpha1.NotifyAction{Message: "web is still unready"}}},
-					},
-				}}},
-			},
-		},
-	}
+	objs := unreadyWeb("web:1",
+		v1alpha1.RemediationStep{Action: v1alpha1.Action{Notify: &v1alpha1.NotifyAction{Message: "web is unready"}}, Timeout: &metav1.Duration{Duration: stepTimeout}},
+		v1alpha1.RemediationStep{Action: v1alpha1.Action{Notify: &v1alpha1.NotifyAction{Message: "web is still unready"}}})
 	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC))
-	c, r := newFakeReconciler(t, clk, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, web, app)
+	c, r := newFakeReconciler(t, clk, objs...)
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "shop", Name: "shop"}}
 
 	res, err := r.Reconcile(ctx, req)
