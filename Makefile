@@ -6,6 +6,8 @@ TOOLS := bash hack/tools.sh
 CONTROLLER_GEN = $(shell $(TOOLS) path controller-gen)
 # envtest and the e2e suites find kube-apiserver and etcd here; built once into the cache.
 ENVTEST_ASSETS = $(shell $(TOOLS) envtest-dir)
+# The pinned kubectl, built once into the cache; the tests run it (`kubectl kustomize`).
+KUBECTL = $(shell $(TOOLS) path kubectl)
 # Go test flags; e.g. make test GOTEST_FLAGS='-run TestPlan -v'
 GOTEST_FLAGS ?=
 # Fuzz time per target in `make test`.
@@ -56,7 +58,8 @@ lint: ## golangci-lint (built from the module proxy into the cache on first use)
 
 .PHONY: test
 test: manifests generate fmt vet ## Unit tests, envtest suites, the admission suite, brief fuzzing and the e2e suite on the local control plane.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test $(GOTEST_FLAGS) ./api/... ./cmd/... ./config/... ./controllers/... ./hack/... ./internal/... ./test/admission/... ./test/bench/...
+	test -x "$(KUBECTL)" || { echo "No kubectl: run 'bash hack/tools.sh kubernetes'." >&2; exit 1; }
+	PATH="$(dir $(KUBECTL)):$$PATH" KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test $(GOTEST_FLAGS) ./api/... ./cmd/... ./config/... ./controllers/... ./hack/... ./internal/... ./test/admission/... ./test/bench/...
 	$(MAKE) fuzz
 	$(MAKE) test-e2e
 
@@ -90,7 +93,8 @@ build: manifests generate fmt vet ## Build the manager binary into bin/.
 	$(GO) build -o bin/manager .
 
 .PHONY: run
-run: manifests generate ## Run the manager here: against KUBECONFIG's cluster if reachable, else a local control plane it starts.
+run: manifests generate ## Run the manager here (webhooks off): against KUBECONFIG's cluster if reachable, else a local control plane it starts.
+	$(TOOLS) cluster
 	$(GO) build -o bin/manager .
 	$(GO) build -o bin/devcluster ./cmd/devcluster
 	bin/devcluster run --manager bin/manager -- --zap-devel --health-probe-bind-address=127.0.0.1:8081 --metrics-bind-address=127.0.0.1:8080 --metrics-secure=false

@@ -2,9 +2,15 @@
 # tools.sh builds the pinned tools Homeostat needs from the Go module proxy into a cache
 # outside the clone, keyed by version. A second run finds them and does nothing.
 #
-#   hack/tools.sh [controller-gen|kubernetes|etcd|kwok|envtest|golangci-lint|prometheus|all]...
-#   hack/tools.sh path <tool>     prints the absolute path of one binary (building it first)
+#   hack/tools.sh [controller-gen|kubernetes|kubectl|etcd|kwok|envtest|golangci-lint|prometheus|cluster|all]...
+#   hack/tools.sh path <tool>     prints the absolute path of one binary (building it first),
+#                                 e.g. path kubectl, path kube-apiserver
 #   hack/tools.sh envtest-dir     prints the KUBEBUILDER_ASSETS directory (building it first)
+#
+# kubernetes is kube-apiserver, kube-controller-manager, kube-scheduler and kubectl, all of
+# one version from k8s.io/kubernetes, each built only when it is missing; the tests run
+# that kubectl (make test puts its directory first on PATH). cluster is what the local
+# control plane runs: kubernetes, etcd and kwok.
 #
 # prometheus is the one tool not built here: it is Debian's package, which the e2e
 # autoscaling specs run (the tests start their own server; the package's service is never
@@ -95,22 +101,34 @@ build_etcd() {
   rm -rf "$mod" "$dir"; mv "$dir.tmp" "$dir"
 }
 
-# build_kubernetes builds kube-apiserver, kube-controller-manager and kube-scheduler from
-# k8s.io/kubernetes. Its go.mod points the k8s.io staging modules at ./staging, which the
-# proxy does not serve, so a build module of our own replaces each of them with the
-# published v0.<minor>.<patch> of the same name.
+# KUBE_BINS are the binaries build_kubernetes builds from k8s.io/kubernetes.
+KUBE_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+
+# kube_missing prints those of the named binaries (default: KUBE_BINS) that are not built yet.
+kube_missing() {
+  local dir="$CACHE/kubernetes/$KUBERNETES_VERSION" b
+  for b in "${@:-${KUBE_BINS[@]}}"; do [ -x "$dir/$b" ] || echo "$b"; done
+}
+
+# build_kubernetes builds the named binaries of k8s.io/kubernetes (default: KUBE_BINS:
+# kube-apiserver, kube-controller-manager, kube-scheduler and kubectl), each only if it is
+# missing, so a cache built before kubectl was added gets just kubectl. Its go.mod points
+# the k8s.io staging modules at ./staging, which the proxy does not serve, so a build
+# module of our own replaces each of them with the published v0.<minor>.<patch> of the
+# same name.
 build_kubernetes() {
   local dir="$CACHE/kubernetes/$KUBERNETES_VERSION"
-  local bins=(kube-apiserver kube-controller-manager kube-scheduler)
-  local ok=1 b
-  for b in "${bins[@]}"; do [ -x "$dir/$b" ] || ok=0; done
-  [ $ok = 1 ] && return 0
+  [ -z "$(kube_missing "$@")" ] && return 0
   lock kubernetes
-  ok=1; for b in "${bins[@]}"; do [ -x "$dir/$b" ] || ok=0; done
-  [ $ok = 1 ] && return 0
-  log "building kube-apiserver, kube-controller-manager, kube-scheduler $KUBERNETES_VERSION (about 7 minutes cold on 2 cores, once)"
+  local bins b
+  mapfile -t bins < <(kube_missing "$@")
+  [ ${#bins[@]} = 0 ] && return 0
+  local eta="about 2-3 minutes per binary cold on 2 cores, once"
+  [[ " ${bins[*]} " == *" kube-apiserver "* ]] && eta="about 7 minutes for the control plane cold on 2 cores, once"
+  log "building ${bins[*]} $KUBERNETES_VERSION ($eta)"
   local staging="v0.${KUBERNETES_VERSION#v1.}"
   local mod; mod=$(mktemp -d)
+  rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
   (
     cd "$mod"
     local gomod
@@ -125,17 +143,12 @@ build_kubernetes() {
       sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#replace \1 => \1 '"$staging"'#p' "$gomod"
     } > go.mod
     echo 'package k8sbuild' > doc.go
-    cat > tools.go <<'GO'
-//go:build tools
-
-package k8sbuild
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-)
-GO
+    # tools.go imports the commands to build, so that tidy adds every module they need.
+    {
+      printf '//go:build tools\n\npackage k8sbuild\n\nimport (\n'
+      for b in "${bins[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$b"; done
+      printf ')\n'
+    } > tools.go
     go mod tidy -e >/dev/null 2>&1 || true
     go mod download >/dev/null
     local minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
@@ -143,12 +156,14 @@ GO
     for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
       ld="$ld -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
     done
-    mkdir -p "$dir.tmp"
     for b in "${bins[@]}"; do
       with_progress "$b" go build -tags tools -trimpath -ldflags "$ld" -o "$dir.tmp/$b" "k8s.io/kubernetes/cmd/$b"
     done
   )
-  rm -rf "$mod" "$dir"; mv "$dir.tmp" "$dir"
+  # Each binary moves into place on its own: the ones built before stay as they are.
+  mkdir -p "$dir"
+  for b in "${bins[@]}"; do mv -f "$dir.tmp/$b" "$dir/$b"; done
+  rm -rf "$mod" "$dir.tmp"
 }
 
 # ensure_prometheus makes sure a prometheus binary is on PATH: Debian's package, installed
@@ -178,15 +193,20 @@ ensure_prometheus() {
   command -v prometheus >/dev/null || { log "prometheus is installed but not on PATH"; exit 1; }
 }
 
-# envtest assembles the KUBEBUILDER_ASSETS directory: kube-apiserver, etcd and kubectl.
+# envtest assembles the KUBEBUILDER_ASSETS directory: links to kube-apiserver, etcd and
+# kubectl of the cache.
 build_envtest() {
-  build_kubernetes; build_etcd
-  local dir="$CACHE/envtest/$KUBERNETES_VERSION-$ETCD_VERSION"
-  [ -x "$dir/kube-apiserver" ] && [ -x "$dir/etcd" ] && return 0
+  build_kubernetes kube-apiserver kubectl; build_etcd
+  local dir="$CACHE/envtest/$KUBERNETES_VERSION-$ETCD_VERSION" name target
   mkdir -p "$dir"
-  ln -sf "$CACHE/kubernetes/$KUBERNETES_VERSION/kube-apiserver" "$dir/kube-apiserver"
-  ln -sf "$CACHE/etcd/$ETCD_VERSION/etcd" "$dir/etcd"
-  if command -v kubectl >/dev/null; then ln -sf "$(command -v kubectl)" "$dir/kubectl"; fi
+  # (An older tools.sh linked whichever kubectl was on PATH: each link is checked.)
+  for name in kube-apiserver kubectl etcd; do
+    case $name in
+      etcd) target="$CACHE/etcd/$ETCD_VERSION/etcd" ;;
+      *) target="$CACHE/kubernetes/$KUBERNETES_VERSION/$name" ;;
+    esac
+    [ "$(readlink "$dir/$name" || true)" = "$target" ] || ln -sfn "$target" "$dir/$name"
+  done
 }
 
 tool_path() {
@@ -195,7 +215,9 @@ tool_path() {
     golangci-lint) build_golangci_lint; echo "$CACHE/golangci-lint/$GOLANGCI_LINT_VERSION/golangci-lint" ;;
     kwok|kwokctl) build_kwok; echo "$CACHE/kwok/$KWOK_VERSION/$1" ;;
     etcd) build_etcd; echo "$CACHE/etcd/$ETCD_VERSION/etcd" ;;
-    kube-apiserver|kube-controller-manager|kube-scheduler) build_kubernetes; echo "$CACHE/kubernetes/$KUBERNETES_VERSION/$1" ;;
+    kube-apiserver|kube-controller-manager|kube-scheduler) build_kubernetes kube-apiserver kube-controller-manager kube-scheduler
+      echo "$CACHE/kubernetes/$KUBERNETES_VERSION/$1" ;;
+    kubectl) build_kubernetes kubectl; echo "$CACHE/kubernetes/$KUBERNETES_VERSION/kubectl" ;;
     prometheus) ensure_prometheus; command -v prometheus ;;
     *) log "unknown tool $1"; exit 2 ;;
   esac
@@ -206,6 +228,7 @@ build() {
     controller-gen) build_controller_gen ;;
     golangci-lint) build_golangci_lint ;;
     kubernetes) build_kubernetes ;;
+    kubectl) build_kubernetes kubectl ;;
     etcd) build_etcd ;;
     kwok) build_kwok ;;
     envtest) build_envtest ;;

@@ -11,7 +11,8 @@
 //
 // run is `make run`: it runs the manager against KUBECONFIG's cluster when that answers,
 // and otherwise starts the cluster named homeostat, installs the CRDs of config/crd/bases
-// and runs the manager against it, webhooks off (ENABLE_WEBHOOKS=false).
+// and runs the manager against it. Either way the manager runs with webhooks off
+// (ENABLE_WEBHOOKS=false): it has no serving certificate here.
 //
 //	go run ./cmd/devcluster up --nodes 3 --kubeconfig bin/kubeconfig --crashloop-stage
 //	go run ./cmd/devcluster run --manager bin/manager
@@ -84,7 +85,8 @@ const usageText = `usage:
       or until the command, run with KUBECONFIG pointing at the cluster, exits.
   devcluster run --manager <binary> [flags] [-- manager args...]
       Run the manager against KUBECONFIG's cluster if it answers, else against a local
-      cluster named homeostat with the CRDs of config/crd/bases installed.
+      cluster named homeostat with the CRDs of config/crd/bases installed; either way
+      with webhooks off (ENABLE_WEBHOOKS=false).
 
 flags:
 `
@@ -139,9 +141,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var env []string
 	if verb == "run" {
 		command = append([]string{manager}, command...)
+		// The manager serves its webhook only with a certificate, which a local run has not:
+		// webhooks off on both branches. main.go's --enable-webhooks defaults to
+		// ENABLE_WEBHOOKS != "false", so an --enable-webhooks among the manager args still wins.
+		env = []string{"ENABLE_WEBHOOKS=false"}
 		if kubeconfigAnswers(ctx) {
-			say(stderr, "devcluster: KUBECONFIG's cluster answers: running the manager against it (make install puts the CRDs there)\n")
-			return runCommand(ctx, command, nil, stderr)
+			say(stderr, "devcluster: KUBECONFIG's cluster answers: running the manager against it, webhooks off (make install puts the CRDs there)\n")
+			return runCommand(ctx, command, env, stderr)
 		}
 		if len(f.crdPaths) == 0 {
 			root, err := devcluster.RepoRoot()
@@ -151,7 +157,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			f.crdPaths = append(f.crdPaths, filepath.Join(root, "config", "crd", "bases"))
 		}
-		env = []string{"ENABLE_WEBHOOKS=false"}
 		if len(f.samplePaths) == 0 {
 			root, err := devcluster.RepoRoot()
 			if err != nil {

@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -22,6 +26,57 @@ func TestHelperKubeconfigAnswers(t *testing.T) {
 		os.Exit(7)
 	}
 	os.Exit(0)
+}
+
+// TestHelperWebhooksOff is the "manager" of TestRunAgainstAnAnsweringClusterTurnsWebhooksOff:
+// it exits 0 only when the manager's --enable-webhooks would default to false, the way
+// main.go reads it (os.Getenv("ENABLE_WEBHOOKS") != "false"), and 7 otherwise.
+func TestHelperWebhooksOff(t *testing.T) {
+	if os.Getenv(helperEnv) == "" {
+		t.Skip("only runs as the command of another test")
+	}
+	if os.Getenv("ENABLE_WEBHOOKS") != "false" {
+		fmt.Fprintf(os.Stderr, "ENABLE_WEBHOOKS=%q: the manager would serve its webhook\n", os.Getenv("ENABLE_WEBHOOKS"))
+		os.Exit(7)
+	}
+	os.Exit(0)
+}
+
+// TestRunAgainstAnAnsweringClusterTurnsWebhooksOff is make run when KUBECONFIG's cluster
+// answers: the manager runs against it, and without a serving certificate it must not
+// serve its webhook. The cluster is a fake API server on loopback that answers /readyz.
+func TestRunAgainstAnAnsweringClusterTurnsWebhooksOff(t *testing.T) {
+	var readyz atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" {
+			readyz.Add(1)
+			_, _ = w.Write([]byte("ok"))
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	conf := "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: '" + srv.URL + "'}\n" +
+		"contexts:\n- name: c\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {token: x}\ncurrent-context: c\n"
+	if err := os.WriteFile(kubeconfig, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kubeconfig)
+	t.Setenv(helperEnv, "1")
+	t.Setenv("ENABLE_WEBHOOKS", "") // as in a shell that never set it
+
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"run", "--manager", os.Args[0], "--", "-test.run=^TestHelperWebhooksOff$"}, &stdout, &stderr)
+	if readyz.Load() == 0 {
+		t.Fatalf("run never asked the cluster of KUBECONFIG for /readyz; stderr:\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "KUBECONFIG's cluster answers") {
+		t.Fatalf("run did not take the branch of an answering cluster; stderr:\n%s", stderr.String())
+	}
+	if code != 0 {
+		t.Fatalf("run exited with %d, want 0 (the helper manager exits 7 when ENABLE_WEBHOOKS is not false); stderr:\n%s", code, stderr.String())
+	}
 }
 
 func TestUpRunsTheCommandAgainstTheClusterAndExitsWithIt(t *testing.T) {
@@ -91,7 +146,12 @@ func TestRunInstallsCRDsAndSamplesAndRunsTheManager(t *testing.T) {
 	}
 	kubectl, err := exec.LookPath("kubectl")
 	if err != nil {
-		t.Skip("kubectl is not installed")
+		msg := "kubectl is not on PATH: run `bash hack/tools.sh kubernetes` and put the directory " +
+			"of `bash hack/tools.sh path kubectl` first on PATH (make test does)"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg + "; CI is set, so this fails instead of skipping")
+		}
+		t.Skip(msg)
 	}
 	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none"))
 	var stdout, stderr bytes.Buffer

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,8 +22,9 @@ type Binaries struct {
 }
 
 // FindBinaries fills the empty fields of b with the pinned tools that hack/tools.sh builds
-// into its cache, building any that is missing (minutes, once). It finds hack/tools.sh in
-// the repository that contains the working directory.
+// into its cache, building any that is missing (minutes, once; the script's progress is
+// copied to os.Stderr as it runs). It finds hack/tools.sh in the repository that contains
+// the working directory.
 func FindBinaries(ctx context.Context, b Binaries) (Binaries, error) {
 	fields := []struct {
 		tool string
@@ -48,9 +50,11 @@ func FindBinaries(ctx context.Context, b Binaries) (Binaries, error) {
 		}
 		var stdout, stderr bytes.Buffer
 		cmd := exec.CommandContext(ctx, "bash", script, "path", f.tool)
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		// A cold build takes minutes: its progress goes to stderr as it happens, so that
+		// the person waiting sees it, and is kept for the error.
+		cmd.Stdout, cmd.Stderr = &stdout, io.MultiWriter(os.Stderr, &stderr)
 		if err := cmd.Run(); err != nil {
-			return b, fmt.Errorf("running %s path %s: %w: %s", script, f.tool, err, strings.TrimSpace(stderr.String()))
+			return b, fmt.Errorf("running %s path %s: %w: %s", script, f.tool, err, lastLines(stderr.String(), 20))
 		}
 		*f.path = strings.TrimSpace(stdout.String())
 	}
@@ -94,6 +98,15 @@ func RepoRoot() (string, error) {
 		}
 	}
 	return "", errors.New("neither the working directory nor the executable is inside the homeostat repository (no hack/tools.sh); set Options.Binaries")
+}
+
+// lastLines returns the last n lines of s, trimmed.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 func fileExists(p string) bool {
