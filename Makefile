@@ -73,7 +73,8 @@ fuzz: ## Run each fuzz target briefly on top of its committed corpus.
 test-e2e: ## End-to-end suite against the local control plane with kwok nodes (no Docker needed).
 	$(TOOLS) cluster >/dev/null
 	$(TOOLS) prometheus
-	$(GO) test ./test/e2e/... -timeout 40m -count=1 -v -ginkgo.v $(GOTEST_FLAGS)
+	test -x "$(KUBECTL)" || { echo "No kubectl: run 'bash hack/tools.sh kubernetes'." >&2; exit 1; }
+	PATH="$(dir $(KUBECTL)):$$PATH" $(GO) test ./test/e2e/... -timeout 40m -count=1 -v -ginkgo.v $(GOTEST_FLAGS)
 
 .PHONY: test-e2e-kind
 test-e2e-kind: ## The same e2e suite against a kind cluster (needs Docker): creates one named homeostat-e2e.
