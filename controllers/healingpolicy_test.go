@@ -16,8 +16,9 @@ import (
 )
 
 // The suite's manager runs the app reconciler, which merges shared policies into the
-// apps; the SharedPolicyReconcilers are not in the manager, so these specs call their
-// Reconcile directly, with the uncached client, and read the status it wrote.
+// apps, and the SharedPolicyReconcilers; these specs also call the latter's Reconcile
+// directly, with the uncached client, so the status they read is computed from what the
+// API server holds at that moment.
 
 // notifyPolicy is a remediation policy that would only notify, on the app's symptom
 // Never, which never holds: it is merged and reported, and never acts.

@@ -94,6 +94,8 @@ var _ = BeforeSuite(func() {
 	}
 	r.notify = newNotifier(nil)
 	Expect(r.SetupWithManager(mgr, 2)).To(Succeed())
+	Expect((&SharedPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&SharedPolicyReconciler{Client: mgr.GetClient(), Cluster: true}).SetupWithManager(mgr)).To(Succeed())
 	Expect(ctrl.NewWebhookManagedBy(mgr, &v1alpha1.AutonomicApp{}).WithValidator(&AppValidator{Reader: mgr.GetClient()}).Complete()).To(Succeed())
 
 	go func() {

@@ -33,7 +33,7 @@ func sharedSymptomPolicy(name string, appLabels, nsLabels map[string]string) *v1
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: v1alpha1.ClusterHealingPolicySpec{HealingPolicySpec: v1alpha1.HealingPolicySpec{
 			AppSelector: metav1.LabelSelector{MatchLabels: appLabels},
-			Healing:     v1alpha1.Healing{Symptoms: []v1alpha1.Symptom{{Name: "SharedWatch", Expression: "app.healthy == false"}}},
+			Healing:     v1alpha1.Healing{Symptoms: []v1alpha1.Symptom{{Name: "SharedWatch", Expression: "app.healthyComponents < app.totalComponents"}}},
 		}},
 	}
 	if nsLabels != nil {
@@ -65,6 +65,7 @@ var _ = Describe("watches that bring an idle app back", func() {
 		pol := sharedSymptomPolicy("watch-app-"+team, map[string]string{"team": team}, nil)
 		Expect(k8sClient.Create(testCtx, pol)).To(Succeed())
 		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(testCtx, pol))).To(Succeed()) })
+		Eventually(symptomNames(ns)).WithTimeout(5 * time.Second).Should(BeEmpty())
 		Consistently(symptomNames(ns)).WithTimeout(2 * time.Second).Should(BeEmpty())
 
 		a := &v1alpha1.AutonomicApp{}
@@ -90,6 +91,7 @@ var _ = Describe("watches that bring an idle app back", func() {
 		pol := sharedSymptomPolicy("watch-ns-"+env, nil, map[string]string{"env": env})
 		Expect(k8sClient.Create(testCtx, pol)).To(Succeed())
 		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(testCtx, pol))).To(Succeed()) })
+		Eventually(symptomNames(ns)).WithTimeout(5 * time.Second).Should(BeEmpty())
 		Consistently(symptomNames(ns)).WithTimeout(2 * time.Second).Should(BeEmpty())
 
 		n := &corev1.Namespace{}
