@@ -486,7 +486,7 @@ func rollup(app *v1alpha1.AutonomicApp, cs []monitor.Component) (bool, string) {
 		if c.Status.Healthy {
 			ok++
 		} else {
-			unhealthy = append(unhealthy, fmt.Sprintf("%s (%s)", c.Name, c.Status.Message))
+			unhealthy = append(unhealthy, fmt.Sprintf("%s (%s)", c.Name, strings.TrimSuffix(c.Status.Message, ".")))
 		}
 	}
 	if ok >= need {

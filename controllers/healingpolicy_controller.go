@@ -116,7 +116,7 @@ func (r *SharedPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Re
 	status.MatchedApps = int32(len(apps))
 	status.Conflicts = conflicts
 	status.ObservedGeneration = obj.GetGeneration()
-	msg := fmt.Sprintf("Selects %d apps.", len(apps))
+	msg := fmt.Sprintf("Selects %d %s.", len(apps), map[bool]string{true: "app", false: "apps"}[len(apps) == 1])
 	if len(conflicts) > 0 {
 		msg += fmt.Sprintf(" %d entries lost to another of the same name; see status.conflicts.", len(conflicts))
 	}

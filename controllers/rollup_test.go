@@ -53,15 +53,15 @@ func TestRollupNeedsAllComponentsHealthyUnlessAQuorumIsSet(t *testing.T) {
 			wantHealthy: true, wantMessage: "All 2 components are healthy."},
 		{name: "by default one unhealthy component makes the app unhealthy and is named with its reason",
 			components:  []monitor.Component{healthyComponent("web"), sickComponent("api", "1 of 3 replicas are ready.")},
-			wantHealthy: false, wantMessage: "1 of 2 components are healthy, 2 needed; unhealthy: api (1 of 3 replicas are ready.)."},
+			wantHealthy: false, wantMessage: "1 of 2 components are healthy, 2 needed; unhealthy: api (1 of 3 replicas are ready)."},
 		{name: "a health block without minHealthyComponents still needs them all",
 			health:      &v1alpha1.HealthSpec{},
 			components:  []monitor.Component{healthyComponent("web"), sickComponent("api", `Deployment "api" not found.`)},
-			wantHealthy: false, wantMessage: `1 of 2 components are healthy, 2 needed; unhealthy: api (Deployment "api" not found.).`},
+			wantHealthy: false, wantMessage: `1 of 2 components are healthy, 2 needed; unhealthy: api (Deployment "api" not found).`},
 		{name: "a quorum met with one component unhealthy is healthy and still names the unhealthy one",
 			health:      quorum(1),
 			components:  []monitor.Component{healthyComponent("web"), sickComponent("web-standby", "0 of 2 replicas are ready.")},
-			wantHealthy: true, wantMessage: "1 of 2 components are healthy, at least 1 needed; unhealthy: web-standby (0 of 2 replicas are ready.)."},
+			wantHealthy: true, wantMessage: "1 of 2 components are healthy, at least 1 needed; unhealthy: web-standby (0 of 2 replicas are ready)."},
 		{name: "a quorum met exactly with every component healthy says all are",
 			health:      quorum(2),
 			components:  []monitor.Component{healthyComponent("web"), healthyComponent("api")},
@@ -70,14 +70,14 @@ func TestRollupNeedsAllComponentsHealthyUnlessAQuorumIsSet(t *testing.T) {
 			health: quorum(2),
 			components: []monitor.Component{sickComponent("web", "1 of 2 pods are crash-looping."), healthyComponent("api"),
 				sickComponent("db", "The rollout exceeded its progress deadline.")},
-			wantHealthy: false, wantMessage: "1 of 3 components are healthy, 2 needed; unhealthy: web (1 of 2 pods are crash-looping.); " +
-				"db (The rollout exceeded its progress deadline.)."},
+			wantHealthy: false, wantMessage: "1 of 3 components are healthy, 2 needed; unhealthy: web (1 of 2 pods are crash-looping); " +
+				"db (The rollout exceeded its progress deadline)."},
 		{name: "a healthy child app counts as a healthy component",
 			components:  []monitor.Component{healthyComponent("web"), childComponent("payments", true, v1alpha1.PhaseHealthy)},
 			wantHealthy: true, wantMessage: "All 2 components are healthy."},
 		{name: "an unhealthy child app counts against the rollup with its phase",
 			components:  []monitor.Component{healthyComponent("web"), childComponent("payments", false, v1alpha1.PhaseDegraded)},
-			wantHealthy: false, wantMessage: "1 of 2 components are healthy, 2 needed; unhealthy: payments (Child app is Degraded.)."},
+			wantHealthy: false, wantMessage: "1 of 2 components are healthy, 2 needed; unhealthy: payments (Child app is Degraded)."},
 		{name: "a missing child app is unhealthy",
 			health: quorum(1),
 			components: []monitor.Component{func() monitor.Component {
@@ -85,12 +85,12 @@ func TestRollupNeedsAllComponentsHealthyUnlessAQuorumIsSet(t *testing.T) {
 				c.Status = monitor.ComputeStatus(&c)
 				return c
 			}()},
-			wantHealthy: false, wantMessage: "0 of 1 components are healthy, 1 needed; unhealthy: payments (Child AutonomicApp not found.)."},
+			wantHealthy: false, wantMessage: "0 of 1 components are healthy, 1 needed; unhealthy: payments (Child AutonomicApp not found)."},
 		{name: "a quorum of child apps met with one degraded is healthy",
 			health: quorum(2),
 			components: []monitor.Component{childComponent("eu", true, v1alpha1.PhaseHealthy), childComponent("us", true, v1alpha1.PhaseHealthy),
 				childComponent("ap", false, v1alpha1.PhaseNeedsAttention)},
-			wantHealthy: true, wantMessage: "2 of 3 components are healthy, at least 2 needed; unhealthy: ap (Child app is NeedsAttention.)."},
+			wantHealthy: true, wantMessage: "2 of 3 components are healthy, at least 2 needed; unhealthy: ap (Child app is NeedsAttention)."},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -82,11 +82,13 @@ func ComputeStatus(c *Component) v1alpha1.ComponentStatus {
 	s.Found = true
 	desired, available := workloadReplicas(c)
 	s.DesiredReplicas, s.AvailableReplicas = desired, available
+	var live int32 // pods not being deleted: during a rollout or a scale-down, not desired
 	for i := range c.Pods {
 		p := &c.Pods[i]
 		if p.DeletionTimestamp != nil {
 			continue
 		}
+		live++
 		for _, cs := range containerStatuses(p) {
 			s.Restarts += cs.RestartCount
 		}
@@ -115,7 +117,7 @@ func ComputeStatus(c *Component) v1alpha1.ComponentStatus {
 	case s.RolloutStuck:
 		s.Message = "The rollout exceeded its progress deadline."
 	case s.CrashLoopingPods > 0:
-		s.Message = fmt.Sprintf("%d of %d pods are crash-looping.", s.CrashLoopingPods, s.DesiredReplicas)
+		s.Message = fmt.Sprintf("%d of %d pods are crash-looping.", s.CrashLoopingPods, live)
 	case !s.Healthy:
 		s.Message = fmt.Sprintf("%d of %d replicas are ready.", s.ReadyReplicas, s.DesiredReplicas)
 	}
