@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,7 +27,10 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/devcluster"
@@ -37,13 +41,25 @@ func TestE2E(t *testing.T) {
 	RunSpecs(t, "Homeostat e2e on the local control plane")
 }
 
+// externalKubeconfigEnv names a kubeconfig of a cluster to run the suite against instead
+// of the local control plane (make test-e2e-kind sets it to a kind cluster's). The specs
+// labelled kwok need the local control plane (its kwok stages fake a kubelet's faults,
+// and its nodes can be added and made NotReady) and skip there.
+const externalKubeconfigEnv = "HOMEOSTAT_E2E_KUBECONFIG"
+
 var (
-	cluster   *devcluster.Cluster
-	k8s       client.Client
-	clientset *kubernetes.Clientset
-	scheme    = runtime.NewScheme()
-	mgr       *managerProcess
-	repoRoot  string
+	// cluster is the local control plane; nil on an external cluster.
+	cluster *devcluster.Cluster
+	// kubeconfigPath, restConfig and workDir (logs, kubeconfigs) are the cluster's,
+	// local or external.
+	kubeconfigPath string
+	restConfig     *rest.Config
+	workDir        string
+	k8s            client.Client
+	clientset      *kubernetes.Clientset
+	scheme         = runtime.NewScheme()
+	mgr            *managerProcess
+	repoRoot       string
 )
 
 var _ = BeforeSuite(func() {
@@ -59,36 +75,56 @@ var _ = BeforeSuite(func() {
 	build.Dir, build.Stdout, build.Stderr = repoRoot, GinkgoWriter, GinkgoWriter
 	Expect(build.Run()).To(Succeed())
 
-	By("starting the local control plane with kwok nodes")
-	log := funcr.New(func(prefix, args string) { fmt.Fprintln(GinkgoWriter, prefix, args) }, funcr.Options{})
-	cluster, err = devcluster.Start(context.Background(), devcluster.Options{
-		Nodes: 2, ExtraStages: []string{devcluster.CrashLoopStage}, Logger: log,
-	})
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(func() { Expect(cluster.Stop()).To(Succeed()) })
-	Expect(cluster.InstallCRDs(context.Background(), filepath.Join(repoRoot, "config", "crd", "bases"))).To(Succeed())
+	crds := filepath.Join(repoRoot, "config", "crd", "bases")
+	if kc := os.Getenv(externalKubeconfigEnv); kc != "" {
+		By("using the cluster of " + externalKubeconfigEnv + "; the specs labelled kwok skip")
+		kubeconfigPath = kc
+		restConfig, err = clientcmd.BuildConfigFromFlags("", kc)
+		Expect(err).NotTo(HaveOccurred())
+		workDir, err = os.MkdirTemp("", "homeostat-e2e-")
+		Expect(err).NotTo(HaveOccurred())
+		_, err = envtest.InstallCRDs(restConfig, envtest.CRDInstallOptions{Paths: []string{crds}, ErrorIfPathMissing: true})
+		Expect(err).NotTo(HaveOccurred())
+	} else {
+		By("starting the local control plane with kwok nodes")
+		log := funcr.New(func(prefix, args string) { fmt.Fprintln(GinkgoWriter, prefix, args) }, funcr.Options{})
+		cluster, err = devcluster.Start(context.Background(), devcluster.Options{
+			Nodes: 2, ExtraStages: []string{devcluster.CrashLoopStage}, Logger: log,
+		})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { Expect(cluster.Stop()).To(Succeed()) })
+		Expect(cluster.InstallCRDs(context.Background(), crds)).To(Succeed())
+		kubeconfigPath, restConfig, workDir = cluster.Kubeconfig(), cluster.RESTConfig(), cluster.Dir()
+	}
 
-	k8s, err = client.New(cluster.RESTConfig(), client.Options{Scheme: scheme})
+	k8s, err = client.New(restConfig, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
-	clientset, err = kubernetes.NewForConfig(cluster.RESTConfig())
+	clientset, err = kubernetes.NewForConfig(restConfig)
 	Expect(err).NotTo(HaveOccurred())
 
 	By("creating the manager's ServiceAccount and the RBAC of config/rbac")
-	managerKubeconfig, err := installManagerIdentity(context.Background(), cluster.Dir())
+	managerKubeconfig, err := installManagerIdentity(context.Background(), workDir)
 	Expect(err).NotTo(HaveOccurred())
 
 	By("starting the manager as that ServiceAccount")
-	mgr = &managerProcess{bin: bin, kubeconfig: managerKubeconfig, logPath: filepath.Join(cluster.Dir(), "manager.log")}
+	mgr = &managerProcess{bin: bin, kubeconfig: managerKubeconfig, logPath: filepath.Join(workDir, "manager.log")}
 	Expect(mgr.start(nil)).To(Succeed())
 	DeferCleanup(func() {
 		mgr.stop()
 		// Least privilege, proved: every spec ran with config/rbac's permissions and none
 		// was refused. (Checked after the specs, from the logs of every manager run.)
-		logs, _ := filepath.Glob(filepath.Join(cluster.Dir(), "manager*.log"))
+		logs, _ := filepath.Glob(filepath.Join(workDir, "manager*.log"))
 		for _, l := range logs {
 			Expect(forbiddenInLog(l)).To(BeEmpty(), "the API server refused the manager (%s) something its RBAC lacks; add a +kubebuilder:rbac marker with a reason in config/rbac_test.go", l)
 		}
 	})
+})
+
+// Specs labelled kwok skip on an external cluster.
+var _ = BeforeEach(func() {
+	if cluster == nil && slices.Contains(CurrentSpecReport().Labels(), "kwok") {
+		Skip("needs the local control plane: kwok stages and nodes")
+	}
 })
 
 var _ = ReportAfterEach(func(r SpecReport) {

@@ -29,7 +29,7 @@ import (
 // candidate up to find out whether it recovered. Recovery is what a person (or GitOps)
 // does: roll out a fixed release and scale web back up. Then Failover stays on the
 // standby, and Best moves back to web and scales the standby down again.
-var _ = Describe("failover", func() {
+var _ = Describe("failover", Label("kwok"), func() {
 	ctx := context.Background()
 
 	It("moves the Service to a standby it scales up, within 2 s of the standby being ready; Failover stays and Best moves back on recovery", func() {

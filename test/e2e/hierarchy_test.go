@@ -20,7 +20,7 @@ import (
 // the Service frontend at the pods of a child's first workload component, and takes a
 // child as healthy when the child app is. The children act on nothing themselves, so
 // what the parent sees of them is their own health, rolled up.
-var _ = Describe("hierarchy", func() {
+var _ = Describe("hierarchy", Label("kwok"), func() {
 	const good, bad = "registry.local/shop/frontend:good", "registry.local/shop/frontend:bad"
 	ctx := context.Background()
 

@@ -24,7 +24,7 @@ import (
 
 // One ordered container: the idle-writes spec must run while no other app is busy, and
 // the crash spec restarts the shared manager.
-var _ = Describe("Homeostat", Ordered, ContinueOnFailure, func() {
+var _ = Describe("Homeostat", Label("kwok"), Ordered, ContinueOnFailure, func() {
 	ctx := context.Background()
 
 	It("runs Deployments on kwok nodes and reconciles an app naming one to Ready", func() {

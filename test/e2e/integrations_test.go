@@ -27,7 +27,7 @@ import (
 	"github.com/homeostat-dev/homeostat/internal/execute"
 )
 
-var _ = Describe("integrations", func() {
+var _ = Describe("integrations", Label("kwok"), func() {
 	ctx := context.Background()
 
 	It("runs a Job to completion on kwok and records it, then POSTs the record over TLS with headers from a Secret", func() {

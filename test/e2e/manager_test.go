@@ -40,7 +40,7 @@ var _ = Describe("the manager binary", func() {
 		Expect(err).NotTo(HaveOccurred())
 		metricsPort, err := freePort()
 		Expect(err).NotTo(HaveOccurred())
-		logPath := filepath.Join(cluster.Dir(), "manager-options.log")
+		logPath := filepath.Join(workDir, "manager-options.log")
 		logFile, err := os.Create(logPath)
 		Expect(err).NotTo(HaveOccurred())
 		cmd := exec.Command(mgr.bin, "--kubeconfig", mgr.kubeconfig, "--enable-webhooks=false",

@@ -22,7 +22,7 @@ import (
 // spec's namespace, so the shared nodes stay out of it), spreads a Deployment over them,
 // and makes one NotReady the way a kubelet whose container runtime died looks: nothing
 // keeps the node's status up to date any more, and its Ready condition says False.
-var _ = Describe("Node remediation", func() {
+var _ = Describe("Node remediation", Label("kwok"), func() {
 	ctx := context.Background()
 
 	It("drains a node that went NotReady: cordons and stamps it, evicts its pods, and they come back on the healthy node", func() {

@@ -78,17 +78,17 @@ func installManagerIdentity(ctx context.Context, dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("requesting a token for %s: %w", managerUser, err)
 	}
-	cfg, err := clientcmd.LoadFromFile(cluster.Kubeconfig())
+	cfg, err := clientcmd.LoadFromFile(kubeconfigPath)
 	if err != nil {
 		return "", err
 	}
 	cur := cfg.Contexts[cfg.CurrentContext]
 	if cur == nil {
-		return "", fmt.Errorf("kubeconfig %s has no current context", cluster.Kubeconfig())
+		return "", fmt.Errorf("kubeconfig %s has no current context", kubeconfigPath)
 	}
 	user := cfg.AuthInfos[cur.AuthInfo]
 	if user == nil {
-		return "", fmt.Errorf("kubeconfig %s has no user %q", cluster.Kubeconfig(), cur.AuthInfo)
+		return "", fmt.Errorf("kubeconfig %s has no user %q", kubeconfigPath, cur.AuthInfo)
 	}
 	user.ClientCertificate, user.ClientKey, user.ClientCertificateData, user.ClientKeyData = "", "", nil, nil
 	user.Token = tok.Status.Token

@@ -29,7 +29,7 @@ import (
 // which these specs use as the oracle of the HPA's semantics.
 //
 // The Deployments request 100m CPU per pod, so a pod that uses 150m is at 150%.
-var _ = Describe("the resource sensor on a real metrics.k8s.io API", Ordered, ContinueOnFailure, func() {
+var _ = Describe("the resource sensor on a real metrics.k8s.io API", Label("kwok"), Ordered, ContinueOnFailure, func() {
 	const image = "registry.local/shop/web:good"
 	ctx := context.Background()
 	var metrics *metricsapi.Running
@@ -40,7 +40,7 @@ var _ = Describe("the resource sensor on a real metrics.k8s.io API", Ordered, Co
 		// A window of 1s: the HPA sets aside the CPU sample of a pod younger than 5
 		// minutes until the sample is a window past the pod's readiness; a short window
 		// spares the specs the wait.
-		metrics, err = metricsapi.Start(ctx, cluster.RESTConfig(), metricsapi.Options{Window: time.Second})
+		metrics, err = metricsapi.Start(ctx, restConfig, metricsapi.Options{Window: time.Second})
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() { Expect(metrics.Stop(context.Background())).To(Succeed()) })
 		logf("metrics.k8s.io is served at %s through APIService %s", metrics.Addr(), metricsapi.APIServiceName)

@@ -14,7 +14,7 @@ import (
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 )
 
-var _ = Describe("shared healing policies", func() {
+var _ = Describe("shared healing policies", Label("kwok"), func() {
 	ctx := context.Background()
 
 	It("heals crash loops in apps across three namespaces with one ClusterHealingPolicy, and reaches every app at once when edited", func() {

@@ -13,7 +13,7 @@ import (
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 )
 
-var _ = Describe("the storm breaker", func() {
+var _ = Describe("the storm breaker", Label("kwok"), func() {
 	ctx := context.Background()
 
 	It("stops disruptive actions cluster-wide while 60% of the apps are broken, and resumes when the share falls", func() {
