@@ -122,6 +122,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Workers:   opts.SensorWorkers,
 		Notify:    r.notify.Notify,
 	}
+	if c, ok := opts.Clock.(clock.WithTicker); ok {
+		// One clock: the sensor history the forecasts read is stamped by the loop's clock.
+		r.Poller.Clock = c
+	}
 	if err := mgr.Add(r.Poller); err != nil {
 		return fmt.Errorf("adding the sensor poller: %w", err)
 	}
