@@ -769,8 +769,9 @@ func (r *AppReconciler) act(ctx context.Context, s *session, in actInput) (actRe
 		ready = append(ready, preparedTarget{target: t, p: p, id: id})
 	}
 	disruptive := slices.ContainsFunc(ready, func(p preparedTarget) bool { return p.p.Disruptive })
-	if v := plan.CheckGuards(r.guardInput(s), disruptive, s.now); v.Held {
-		return actResult{Held: v}, nil
+	verdict := plan.CheckGuards(r.guardInput(s), disruptive, s.now)
+	if verdict.Held {
+		return actResult{Held: verdict}, nil
 	}
 	if na := nodeAction(in.Action); na != nil && len(ready) > 0 {
 		var candidates []string
@@ -786,7 +787,7 @@ func (r *AppReconciler) act(ctx context.Context, s *session, in actInput) (actRe
 		}
 	}
 
-	return r.carryOut(ctx, s, in, ready, firstErr)
+	return r.carryOut(ctx, s, in, verdict, ready, firstErr)
 }
 
 // preparedTarget is one target of a decided action with what Prepare fixed for it, and
@@ -801,10 +802,11 @@ type preparedTarget struct {
 // carryOut records the intents of a decided action that the guards let through and
 // carries them out under the ledger's rules: one record per prepared target, all written
 // to status before anything changes, then the effectors and their outcomes. In DryRun the
-// records are written as Skipped and nothing runs. With no target prepared, the action is
+// records are written as Skipped and nothing runs (the guards' verdict says RecordOnly).
+// With no target prepared, the action is
 // recorded once as Failed with prepareErr (so a ladder moves on, and a failover waits
 // before it tries again).
-func (r *AppReconciler) carryOut(ctx context.Context, s *session, in actInput, ready []preparedTarget, prepareErr error) (actResult, error) {
+func (r *AppReconciler) carryOut(ctx context.Context, s *session, in actInput, verdict plan.Verdict, ready []preparedTarget, prepareErr error) (actResult, error) {
 	app := s.app
 	who := fmt.Sprintf("Policy %s", in.Policy)
 	if in.Step > 0 {
@@ -815,7 +817,7 @@ func (r *AppReconciler) carryOut(ctx context.Context, s *session, in actInput, r
 		return v1alpha1.ActionRecord{
 			ID: knowledge.NewID(in.Policy, s.now), Time: metav1.NewTime(s.now), Policy: in.Policy, Step: in.Step,
 			Action: plan.ActionName(in.Action), Component: component, Reason: knowledge.Truncate(in.Reason, 1024),
-			Result: v1alpha1.ResultPending, DryRun: app.Spec.Mode == v1alpha1.ModeDryRun, DetectedAt: &detected,
+			Result: v1alpha1.ResultPending, DryRun: verdict.RecordOnly, DetectedAt: &detected,
 		}
 	}
 	if len(ready) == 0 {

@@ -100,7 +100,8 @@ func (r *AppReconciler) failover(ctx context.Context, s *session, pol v1alpha1.P
 	if plan.ContinuesFailover(d, latestFailoverChange(app, pol.Name)) {
 		g.Cooldown = 0
 	}
-	if v := plan.CheckGuards(g, perr == nil && p.Disruptive, s.now); v.Held {
+	v := plan.CheckGuards(g, perr == nil && p.Disruptive, s.now)
+	if v.Held {
 		s.requeueAt(v.Until)
 		st.State, st.Reason = v1alpha1.PolicyHeld, v.Reason
 		st.Message = knowledge.Truncate(fmt.Sprintf("%s It is held: %s", d.Message, v.Message), 1024)
@@ -112,7 +113,7 @@ func (r *AppReconciler) failover(ctx context.Context, s *session, pol v1alpha1.P
 	if perr == nil {
 		ready = []preparedTarget{{target: target, p: p, id: id}}
 	}
-	res, err := r.carryOut(ctx, s, actInput{Policy: pol.Name, Action: action, Reason: d.Message}, ready, perr)
+	res, err := r.carryOut(ctx, s, actInput{Policy: pol.Name, Action: action, Reason: d.Message}, v, ready, perr)
 	if err != nil {
 		return old, err
 	}

@@ -61,6 +61,10 @@ type Verdict struct {
 	// Until is when the guard may let the action through; zero when only a change of
 	// the observed state can.
 	Until time.Time
+	// RecordOnly is true, for an action no guard holds, when the app's mode is DryRun:
+	// the decision is recorded in the ledger as it would be in Active mode, and nothing
+	// is changed.
+	RecordOnly bool
 }
 
 // CheckGuards decides whether an action may run now. Guards are checked in a fixed
@@ -99,7 +103,9 @@ func CheckGuards(g GuardInput, disruptive bool, now time.Time) Verdict {
 			return Verdict{Held: true, Reason: ReasonTooManyUnhealthy, Message: msg}
 		}
 	}
-	return Verdict{}
+	// DryRun passes the same guards as Active, so it records the decisions Active would
+	// make, when it would make them.
+	return Verdict{RecordOnly: g.Mode == v1alpha1.ModeDryRun}
 }
 
 // rateLimited counts the actions in the window (now-per, now]. When count or more are

@@ -23,6 +23,7 @@ func TestCheckGuards(t *testing.T) {
 		reason     string
 		until      time.Duration
 		message    string
+		recordOnly bool
 	}{
 		{name: "nothing set lets the action through", in: GuardInput{Mode: v1alpha1.ModeActive}, disruptive: true},
 		{name: "mode Paused holds", in: GuardInput{Mode: v1alpha1.ModePaused}, held: true, reason: ReasonPaused, message: "mode is Paused"},
@@ -60,6 +61,15 @@ func TestCheckGuards(t *testing.T) {
 			in: GuardInput{MaxUnhealthyPods: pct("10%"), TotalPods: 3, UnhealthyPods: 3}},
 		{name: "maxUnhealthyPods with no pods lets the action through",
 			in: GuardInput{MaxUnhealthyPods: pct("10%")}, disruptive: true},
+		{name: "DryRun passes the guards and records only", in: GuardInput{Mode: v1alpha1.ModeDryRun}, disruptive: true, recordOnly: true},
+		{name: "DryRun is held by the same guards as Active",
+			in:   GuardInput{Mode: v1alpha1.ModeDryRun, Cooldown: 30 * time.Second, LastActionAt: t0.Add(-10 * time.Second)},
+			held: true, reason: ReasonCooldown, until: 20 * time.Second},
+		{name: "DryRun under a storm holds a disruptive action, as Active would",
+			in: GuardInput{Mode: v1alpha1.ModeDryRun, Storm: true}, disruptive: true, held: true, reason: ReasonStorm},
+		{name: "an invalid maxUnhealthyPods holds a disruptive action and says so",
+			in:         GuardInput{MaxUnhealthyPods: pct("lots"), TotalPods: 3, UnhealthyPods: 1},
+			disruptive: true, held: true, reason: ReasonTooManyUnhealthy, message: `guards.maxUnhealthyPods "lots" is invalid`},
 		{name: "pause is checked before cooldown",
 			in:   GuardInput{Mode: v1alpha1.ModePaused, Cooldown: time.Hour, LastActionAt: t0},
 			held: true, reason: ReasonPaused},
@@ -69,6 +79,9 @@ func TestCheckGuards(t *testing.T) {
 			v := CheckGuards(tc.in, tc.disruptive, t0)
 			if v.Held != tc.held || v.Reason != tc.reason {
 				t.Fatalf("verdict = %+v, want held=%v reason=%q", v, tc.held, tc.reason)
+			}
+			if v.RecordOnly != tc.recordOnly {
+				t.Errorf("recordOnly = %v, want %v", v.RecordOnly, tc.recordOnly)
 			}
 			if tc.until != 0 && !v.Until.Equal(t0.Add(tc.until)) {
 				t.Errorf("until = %s, want %s", v.Until, t0.Add(tc.until))
