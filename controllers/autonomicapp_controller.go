@@ -746,6 +746,8 @@ type actResult struct {
 	Held plan.Verdict
 	// LastID is the id of the last record written.
 	LastID string
+	// RecordOnly is true when the action was only recorded (DryRun).
+	RecordOnly bool
 }
 
 // act carries out one decided action under the ledger's rules: it resolves the targets
@@ -851,7 +853,7 @@ func (r *AppReconciler) carryOut(ctx context.Context, s *session, in actInput, v
 	}
 	last := recs[len(recs)-1].ID
 	if recs[0].DryRun {
-		return actResult{LastID: last}, nil
+		return actResult{LastID: last, RecordOnly: true}, nil
 	}
 
 	// Knowledge first: the intents, and the step they act on, are durable before anything

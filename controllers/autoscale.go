@@ -156,7 +156,7 @@ func (r *AppReconciler) autoscale(ctx context.Context, s *session, pol v1alpha1.
 		return st, nil
 	}
 	st.State, st.LastAction = v1alpha1.PolicyActing, res.LastID
-	if s.app.Spec.Mode != v1alpha1.ModeDryRun {
+	if !res.RecordOnly {
 		mem.events = plan.RecordScaleEvent(plan.ResolveBehavior(a.Behavior), mem.events, s.now, d.Current, d.Desired)
 	}
 	r.autoscalers.put(memKey, mem)
