@@ -118,7 +118,8 @@ func (r *SharedPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Re
 	status.ObservedGeneration = obj.GetGeneration()
 	msg := fmt.Sprintf("Selects %d %s.", len(apps), map[bool]string{true: "app", false: "apps"}[len(apps) == 1])
 	if len(conflicts) > 0 {
-		msg += fmt.Sprintf(" %d entries lost to another of the same name; see status.conflicts.", len(conflicts))
+		msg += fmt.Sprintf(" %d %s to another of the same name; see status.conflicts.", len(conflicts),
+			map[bool]string{true: "entry lost", false: "entries lost"}[len(conflicts) == 1])
 	}
 	meta.SetStatusCondition(&status.Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReconciled,
