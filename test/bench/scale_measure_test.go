@@ -161,9 +161,10 @@ func (r *scaleRun) burst(m *harness.Manager, k, round int, change func(k, round 
 
 // editApps changes the spec of apps 0..k-1 (health.minHealthyComponents 1 <-> unset, the
 // same rule for one component) and waits until their status is of the new generation.
-func (r *scaleRun) editApps(k, round int) {
+func (r *scaleRun) editApps(k, _ int) {
 	patch := `{"spec":{"health":{"minHealthyComponents":1}}}`
-	if round%2 == 1 {
+	r.edits++
+	if r.edits%2 == 0 {
 		patch = `{"spec":{"health":null}}`
 	}
 	gens := make([]int64, k)

@@ -183,6 +183,9 @@ type scaleRun struct {
 	scratch  string
 	rng      *rand.Rand
 	profiled bool
+	// edits counts the spec edits of the whole run, so each edit flips the spec from
+	// where the last one (of any variant) left it and always makes a new generation.
+	edits int
 }
 
 var scaleScheme = func() *kruntime.Scheme {
