@@ -108,6 +108,9 @@ func Quantile(sorted []float64, q float64) float64 {
 
 // complete fills in Stats and Ratio, for the figure and its baseline.
 func (f *Figure) complete() {
+	// A sample that could not be measured (NaN, ±Inf) is dropped: JSON cannot hold it, and
+	// one such sample must not lose the section's other figures.
+	f.Samples = slices.DeleteFunc(slices.Clone(f.Samples), func(v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) })
 	f.Stats = Summarize(f.Samples)
 	f.Ratio = nil
 	if f.Baseline == nil {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"math"
 	"slices"
 	"strings"
@@ -65,5 +66,22 @@ func TestSectionsFollowTheIssueThenTheComparisonsThenTheirNames(t *testing.T) {
 	})
 	if want := []string{"detect-to-act", "faults", "shared-policy", "hpa", "alpha", "profile"}; !slices.Equal(names, want) {
 		t.Fatalf("order %v, want %v", names, want)
+	}
+}
+
+// A burst that reconciled nothing yields a NaN sample; JSON cannot hold it, and before
+// this the whole section's file stopped being written from then on.
+func TestAFigureWithANaNSampleStillEncodesWithoutIt(t *testing.T) {
+	f := Figure{Name: "x", Unit: "requests", Samples: []float64{math.NaN(), 1, 1, math.Inf(1)},
+		Baseline: &Figure{Name: "floor", Samples: []float64{math.NaN(), 2}}}
+	f.complete()
+	if f.Stats == nil || f.Stats.N != 2 || f.Stats.Median != 1 {
+		t.Fatalf("stats = %+v, want the 2 finite samples, median 1", f.Stats)
+	}
+	if _, err := json.Marshal(Section{Name: "s", Figures: []Figure{f}}); err != nil {
+		t.Fatalf("the section does not encode: %v", err)
+	}
+	if f.Ratio == nil || *f.Ratio != 0.5 {
+		t.Errorf("ratio = %v, want 0.5", f.Ratio)
 	}
 }
