@@ -569,6 +569,7 @@ func (r *AppReconciler) resumePending(ctx context.Context, s *session) error {
 		}
 		logf.FromContext(ctx).V(1).Info("Carrying on with an unfinished action", "id", rec.ID, "policy", rec.Policy, "step", rec.Step)
 		r.execute(ctx, s, rec, action, target)
+		resumedMove(s, rec.ID)
 		if err := s.flush(ctx); err != nil {
 			return err
 		}

@@ -136,6 +136,31 @@ func (r *AppReconciler) failover(ctx context.Context, s *session, pol v1alpha1.P
 	return st, nil
 }
 
+// resumedMove makes the candidate a resumed traffic move pointed the Service at the
+// primary of its policy, in the same status write as the move's outcome, as a move made
+// in this run does: a reader never sees the move Succeeded and the old primary still
+// named (until the next reconcile, whose cached Service may not show the move yet).
+func resumedMove(s *session, id string) {
+	rec := knowledge.Find(&s.app.Status, id)
+	if rec == nil || rec.Result != v1alpha1.ResultSucceeded {
+		return
+	}
+	fr, ok := execute.ParseFailoverRecord(*rec)
+	if !ok || fr.Phase != plan.PhaseMoveTraffic {
+		return
+	}
+	st := v1alpha1.PolicyStatus{Name: fr.Policy}
+	for _, p := range s.app.Status.Policies {
+		if p.Name == fr.Policy {
+			st = p
+		}
+	}
+	st.Primary, st.LastAction = fr.Component, rec.ID
+	s.app.Status.Policies = mergePolicy(s.app.Status.Policies, st)
+	// No watch event follows the move: decide the next change at once.
+	s.requeueAt(s.now)
+}
+
 // failoverFailed is the status of a change whose last attempt failed.
 func (r *AppReconciler) failoverFailed(s *session, policy string, old, st v1alpha1.PolicyStatus, d plan.FailoverDecision,
 	rec *v1alpha1.ActionRecord, until time.Time) v1alpha1.PolicyStatus {
