@@ -638,7 +638,7 @@ func (r *AppReconciler) runPolicies(ctx context.Context, s *session, active map[
 			}
 		}
 		st.Source = s.merged.Sources[plan.EntryPolicy+"/"+pol.Name]
-		if st.State != old.State || st.Reason != old.Reason {
+		if newDecision(old, st) {
 			r.Metrics.Decisions.WithLabelValues(decisionLabel(st)).Inc()
 		}
 		out = append(out, st)
@@ -657,6 +657,14 @@ func mergePolicy(list []v1alpha1.PolicyStatus, st v1alpha1.PolicyStatus) []v1alp
 		}
 	}
 	return append(list, st)
+}
+
+// newDecision says whether a policy's status after a pass is a new decision, to be
+// counted once: its state or reason changed, or it recorded a new action. A ladder that
+// escalates from one step to the next, or an autoscaler that scales again, stays Acting
+// for the same reason, and each of those actions is a decision of its own.
+func newDecision(old, st v1alpha1.PolicyStatus) bool {
+	return st.State != old.State || st.Reason != old.Reason || (st.LastAction != "" && st.LastAction != old.LastAction)
 }
 
 func decisionLabel(st v1alpha1.PolicyStatus) string {
