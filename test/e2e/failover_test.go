@@ -100,9 +100,9 @@ var _ = Describe("failover", Label("kwok"), func() {
 		By("the old primary is scaled down after the move, and status names the primary and why")
 		for _, sc := range scenarios {
 			Eventually(func(g Gomega) {
-				g.Expect(specReplicas(sc.ns, "web")).To(BeEquivalentTo(0))
 				a := getApp(sc.ns, "shop")
 				p := policyStatus(a, "web-failover")
+				g.Expect(specReplicas(sc.ns, "web")).To(BeEquivalentTo(0), "policy %s %s: %s", p.State, p.Reason, p.Message)
 				g.Expect(p.Primary).To(Equal("web-standby"))
 				g.Expect(p.State).To(Equal(v1alpha1.PolicyIdle))
 				g.Expect(p.Reason).To(Equal("PrimaryHealthy"))

@@ -22,11 +22,23 @@ import (
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 )
 
-// newNamespace creates a namespace for one spec and deletes it afterwards.
+// newNamespace creates a namespace for one spec and deletes it afterwards. Its apps are
+// deleted first, and waited for: a namespace takes seconds to terminate, and its apps,
+// unhealthy as a spec leaves them, would meanwhile count towards the storm breaker of the
+// next spec, which shares the manager (three unhealthy apps hold every disruptive action).
 func newNamespace(prefix string) string {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
 	Expect(k8s.Create(context.Background(), ns)).To(Succeed())
-	DeferCleanup(func() { _ = k8s.Delete(context.Background(), ns) })
+	DeferCleanup(func() {
+		ctx := context.Background()
+		Expect(client.IgnoreNotFound(k8s.DeleteAllOf(ctx, &v1alpha1.AutonomicApp{}, client.InNamespace(ns.Name)))).To(Succeed())
+		Eventually(func(g Gomega) {
+			var apps v1alpha1.AutonomicAppList
+			g.Expect(k8s.List(ctx, &apps, client.InNamespace(ns.Name))).To(Succeed())
+			g.Expect(apps.Items).To(BeEmpty())
+		}).WithTimeout(30*time.Second).Should(Succeed(), "the apps of namespace %s are deleted", ns.Name)
+		_ = k8s.Delete(ctx, ns)
+	})
 	return ns.Name
 }
 

@@ -26,15 +26,17 @@ var _ = Describe("the manager binary", func() {
 	ctx := context.Background()
 
 	It("elects a leader, serves probes and secured metrics, watches only the namespaces it is given, and releases its lease on SIGTERM", func() {
+		// Before the apps exist: the suite's manager must never reconcile the app in the
+		// namespace this one ignores.
+		By("standing the suite's manager down, so only this one acts")
+		mgr.stop()
+		DeferCleanup(func() { Expect(mgr.start(nil)).To(Succeed()) })
+
 		watched, other := newNamespace("watched"), newNamespace("ignored")
 		for _, ns := range []string{watched, other} {
 			createDeployment(ns, "web", "registry.local/shop/web:good", 1)
 			Expect(k8s.Create(ctx, healApp(ns, "shop", "web", v1alpha1.ModeActive, step(restartPods("web"), time.Minute)))).To(Succeed())
 		}
-
-		By("standing the suite's manager down, so only this one acts")
-		mgr.stop()
-		DeferCleanup(func() { Expect(mgr.start(nil)).To(Succeed()) })
 
 		probePort, err := freePort()
 		Expect(err).NotTo(HaveOccurred())
