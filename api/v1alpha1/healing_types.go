@@ -308,7 +308,9 @@ type Action struct {
 	// +optional
 	RolloutRestart *ComponentAction `json:"rolloutRestart,omitempty"`
 
-	// rollback returns a Deployment to its previous revision.
+	// rollback returns a Deployment or a StatefulSet to its previous revision, as
+	// `kubectl rollout undo` does. For a StatefulSet it then deletes the pods on another
+	// revision that are not ready, which would otherwise hold the rollout.
 	// +optional
 	Rollback *ComponentAction `json:"rollback,omitempty"`
 

@@ -29,9 +29,10 @@ const (
 	ChangeCauseAnnotation = "kubernetes.io/change-cause"
 )
 
-// rollback returns a Deployment to its previous revision, as `kubectl rollout undo`
-// does: the previous ReplicaSet's pod template (without pod-template-hash) replaces the
-// Deployment's.
+// rollback returns a Deployment or a StatefulSet to its previous revision, as `kubectl
+// rollout undo` does: for a Deployment, the previous ReplicaSet's pod template (without
+// pod-template-hash) replaces the Deployment's; for a StatefulSet, the pod template its
+// previous ControllerRevision holds replaces the StatefulSet's.
 type rollback struct{}
 
 func (rollback) prepare(req Request) (Prepared, error) {
@@ -39,23 +40,35 @@ func (rollback) prepare(req Request) (Prepared, error) {
 	if err != nil {
 		return Prepared{}, err
 	}
-	d, ok := w.obj.(*appsv1.Deployment)
-	if !ok {
-		return Prepared{}, fmt.Errorf("%s cannot be rolled back: rollback supports Deployments only", w)
+	switch o := w.obj.(type) {
+	case *appsv1.Deployment:
+		if o.Spec.Paused {
+			return Prepared{}, fmt.Errorf("%s is paused, so a rollback would not roll out; resume it first", w)
+		}
+		prev, rev, err := previousRevision(o, req.Target.ReplicaSets)
+		if err != nil {
+			return Prepared{}, fmt.Errorf("%s cannot be rolled back: %w", w, err)
+		}
+		return Prepared{
+			Target:     fmt.Sprintf("%s to revision %d", w, rev),
+			Objects:    []string{prev.Name},
+			Disruptive: true,
+			Pods:       rolloutPods(o),
+		}, nil
+	case *appsv1.StatefulSet:
+		prev, err := previousStatefulRevision(o, req.Target.Revisions)
+		if err != nil {
+			return Prepared{}, fmt.Errorf("%s cannot be rolled back: %w", w, err)
+		}
+		return Prepared{
+			Target:     fmt.Sprintf("%s to revision %d", w, prev.Revision),
+			Objects:    []string{prev.Name},
+			Disruptive: true,
+			Pods:       rolloutPods(o),
+		}, nil
 	}
-	if d.Spec.Paused {
-		return Prepared{}, fmt.Errorf("%s is paused, so a rollback would not roll out; resume it first", w)
-	}
-	prev, rev, err := previousRevision(d, req.Target.ReplicaSets)
-	if err != nil {
-		return Prepared{}, fmt.Errorf("%s cannot be rolled back: %w", w, err)
-	}
-	return Prepared{
-		Target:     fmt.Sprintf("%s to revision %d", w, rev),
-		Objects:    []string{prev.Name},
-		Disruptive: true,
-		Pods:       rolloutPods(d),
-	}, nil
+	return Prepared{}, fmt.Errorf("%s cannot be rolled back: rollback supports Deployments and StatefulSets; "+
+		"use rolloutRestart or restartPods for a ReplicaSet", w)
 }
 
 // previousRevision picks the ReplicaSet a rollback returns to: of the Deployment's
@@ -129,8 +142,13 @@ func (rollback) execute(ctx context.Context, e *Effectors, req Request) Outcome 
 	if err != nil {
 		return failed("%v", err)
 	}
-	if w.kind != kindDeployment {
-		return failed("%s cannot be rolled back: rollback supports Deployments only", w)
+	switch w.kind {
+	case kindDeployment:
+	case kindStatefulSet:
+		return e.rollbackStatefulSet(ctx, req, w)
+	default:
+		return failed("%s cannot be rolled back: rollback supports Deployments and StatefulSets; "+
+			"use rolloutRestart or restartPods for a ReplicaSet", w)
 	}
 	d := &appsv1.Deployment{}
 	if err := e.Client.Get(ctx, w.key(), d); err != nil {
@@ -153,7 +171,7 @@ func (rollback) execute(ctx context.Context, e *Effectors, req Request) Outcome 
 
 	log.FromContext(ctx).Info("Rolling back Deployment", "deployment", klog.KObj(d), "revision", rev,
 		"replicaSet", klog.KObj(rs), "actionID", id)
-	if err := e.patch(ctx, d, types.JSONPatchType, rollbackPatch(d, rs, id)); err != nil {
+	if err := e.patch(ctx, d, types.JSONPatchType, rollbackPatch(d.Annotations, withoutHash(&rs.Spec.Template), rs.Annotations, id)); err != nil {
 		return failed("Could not roll %s back to revision %d: %v", w, rev, err)
 	}
 	return succeeded("Rolled %s back to revision %d (ReplicaSet %s)", w, rev, rs.Name)
@@ -191,27 +209,27 @@ func (e *Effectors) rollbackTarget(ctx context.Context, req Request, w workload,
 	return rs, rev, nil
 }
 
-// rollbackPatch is one JSON patch that replaces the Deployment's pod template with the
-// ReplicaSet's (without pod-template-hash), carries over the revision's change-cause as
-// kubectl does, and stamps the action id. The template is replaced whole, not merged, so
-// nothing the bad revision added survives. Every operation is an add or a replace that
-// holds whatever the live object looks like, so a retry from a stale cache cannot fail
-// on a path that is already gone (a revision without a change-cause leaves the
-// Deployment's as it is).
-func rollbackPatch(d *appsv1.Deployment, rs *appsv1.ReplicaSet, id string) []byte {
+// rollbackPatch is one JSON patch that replaces the workload's pod template with the
+// revision's template tmpl, carries over the revision's change-cause as
+// kubectl does, and stamps the action id. ann are the workload's annotations, revAnn the
+// revision's. The template is replaced whole, not merged, so nothing the bad revision
+// added survives. Every operation is an add or a replace that holds whatever the live
+// object looks like, so a retry from a stale cache cannot fail on a path that is already
+// gone (a revision without a change-cause leaves the workload's as it is).
+func rollbackPatch(ann map[string]string, tmpl *corev1.PodTemplateSpec, revAnn map[string]string, id string) []byte {
 	type op struct {
 		Op    string `json:"op"`
 		Path  string `json:"path"`
 		Value any    `json:"value"`
 	}
-	ops := []op{{Op: "replace", Path: "/spec/template", Value: withoutHash(&rs.Spec.Template)}}
-	cause, hasCause := rs.Annotations[ChangeCauseAnnotation]
-	if d.Annotations == nil {
-		ann := map[string]string{v1alpha1.ActionIDAnnotation: id}
+	ops := []op{{Op: "replace", Path: "/spec/template", Value: tmpl}}
+	cause, hasCause := revAnn[ChangeCauseAnnotation]
+	if ann == nil {
+		a := map[string]string{v1alpha1.ActionIDAnnotation: id}
 		if hasCause {
-			ann[ChangeCauseAnnotation] = cause
+			a[ChangeCauseAnnotation] = cause
 		}
-		return mustJSON(append(ops, op{Op: "add", Path: "/metadata/annotations", Value: ann}))
+		return mustJSON(append(ops, op{Op: "add", Path: "/metadata/annotations", Value: a}))
 	}
 	ops = append(ops, op{Op: "add", Path: annotationPath(v1alpha1.ActionIDAnnotation), Value: id})
 	if hasCause {

@@ -239,6 +239,13 @@ func (f *fixture) gather(kind, name string) *monitor.Component {
 			c.ReplicaSets = append(c.ReplicaSets, rs)
 		}
 	}
+	revs := &appsv1.ControllerRevisionList{}
+	Expect(k8s.List(ctx, revs, client.InNamespace(f.ns))).To(Succeed())
+	for _, cr := range revs.Items {
+		if metav1.IsControlledBy(&cr, obj) {
+			c.Revisions = append(c.Revisions, cr)
+		}
+	}
 	owners := map[types.UID]bool{obj.GetUID(): true}
 	for _, rs := range c.ReplicaSets {
 		owners[rs.UID] = true

@@ -79,6 +79,7 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	}{
 		{&corev1.Pod{}, IndexOwner, ownerIndex},
 		{&appsv1.ReplicaSet{}, IndexOwner, ownerIndex},
+		{&appsv1.ControllerRevision{}, IndexOwner, ownerIndex},
 		{&v1alpha1.AutonomicApp{}, IndexWorkload, workloadIndex},
 		{&v1alpha1.AutonomicApp{}, IndexChild, childIndex},
 		{&corev1.Pod{}, IndexPodNode, podNodeIndex},
@@ -151,6 +152,13 @@ func (g Gatherer) gatherWorkload(ctx context.Context, ns string, ref *v1alpha1.W
 	}
 	c.Workload = obj
 	owners := []string{OwnerKey(ref.Kind, ref.Name)}
+	if ref.Kind == "StatefulSet" {
+		var revs appsv1.ControllerRevisionList
+		if err := g.Reader.List(ctx, &revs, client.InNamespace(ns), client.MatchingFields{IndexOwner: owners[0]}); err != nil {
+			return err
+		}
+		c.Revisions = revs.Items
+	}
 	if ref.Kind == "Deployment" {
 		var rss appsv1.ReplicaSetList
 		if err := g.Reader.List(ctx, &rss, client.InNamespace(ns), client.MatchingFields{IndexOwner: owners[0]}); err != nil {

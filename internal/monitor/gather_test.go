@@ -22,6 +22,11 @@ func controlledBy(o client.Object, kind, name string) {
 		APIVersion: "apps/v1", Kind: kind, Name: name, UID: types.UID(kind + "-" + name), Controller: ptr.To(true)}))
 }
 
+func revObject(ns, name, ownerKind, owner string) *appsv1.ControllerRevision {
+	return &appsv1.ControllerRevision{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: ownerKind, Name: owner, UID: types.UID(owner), Controller: ptr.To(true)}}}}
+}
+
 func rsObject(ns, name, deployment string) *appsv1.ReplicaSet {
 	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 	if deployment != "" {
@@ -155,7 +160,8 @@ func TestAppIndexesKeyAnAppByTheWorkloadsAndChildAppsItNames(t *testing.T) {
 }
 
 // TestGatherFindsEachComponentsPodsThroughTheOwnerIndex builds, in one namespace, a
-// Deployment with two revisions, a StatefulSet and a bare ReplicaSet, and decoys: a pod
+// Deployment with two revisions, a StatefulSet with two ControllerRevisions and a bare
+// ReplicaSet, and decoys: a pod
 // of an unrelated ReplicaSet, a pod that only carries matching labels, and the same
 // names in another namespace. Each component gets exactly its own pods.
 func TestGatherFindsEachComponentsPodsThroughTheOwnerIndex(t *testing.T) {
@@ -166,6 +172,7 @@ func TestGatherFindsEachComponentsPodsThroughTheOwnerIndex(t *testing.T) {
 		podObject("shop", "web-new-a", "ReplicaSet", "web-new", labels), podObject("shop", "web-old-a", "ReplicaSet", "web-old", labels),
 		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db"}, Spec: appsv1.StatefulSetSpec{Replicas: ptr.To(int32(2))}},
 		podObject("shop", "db-0", "StatefulSet", "db", nil), podObject("shop", "db-1", "StatefulSet", "db", nil),
+		revObject("shop", "db-1a", "StatefulSet", "db"), revObject("shop", "db-2b", "StatefulSet", "db"),
 		&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "batch"}, Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To(int32(1))}},
 		podObject("shop", "batch-a", "ReplicaSet", "batch", nil),
 		// Decoys.
@@ -173,6 +180,7 @@ func TestGatherFindsEachComponentsPodsThroughTheOwnerIndex(t *testing.T) {
 		podObject("shop", "stray", "", "", labels),
 		rsObject("other", "web-new", "web"), podObject("other", "web-new-z", "ReplicaSet", "web-new", labels),
 		podObject("other", "db-0", "StatefulSet", "db", nil),
+		revObject("other", "db-1a", "StatefulSet", "db"), revObject("shop", "agent-1a", "DaemonSet", "agent"),
 	}
 	app := &v1alpha1.AutonomicApp{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "shop"}, Spec: v1alpha1.AutonomicAppSpec{
 		Components: []v1alpha1.Component{
@@ -184,9 +192,9 @@ func TestGatherFindsEachComponentsPodsThroughTheOwnerIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]struct{ pods, replicaSets []string }{
+	want := map[string]struct{ pods, replicaSets, revisions []string }{
 		"web":   {pods: []string{"web-new-a", "web-old-a"}, replicaSets: []string{"web-new", "web-old"}},
-		"db":    {pods: []string{"db-0", "db-1"}},
+		"db":    {pods: []string{"db-0", "db-1"}, revisions: []string{"db-1a", "db-2b"}},
 		"batch": {pods: []string{"batch-a"}},
 	}
 	if len(got) != len(want) {
@@ -203,10 +211,16 @@ func TestGatherFindsEachComponentsPodsThroughTheOwnerIndex(t *testing.T) {
 		for _, rs := range c.ReplicaSets {
 			rss = append(rss, rs.Name)
 		}
+		var revs []string
+		for _, cr := range c.Revisions {
+			revs = append(revs, cr.Name)
+		}
 		slices.Sort(pods)
 		slices.Sort(rss)
-		if w := want[c.Name]; !slices.Equal(pods, w.pods) || !slices.Equal(rss, w.replicaSets) {
-			t.Errorf("component %s: pods %v, ReplicaSets %v; want pods %v, ReplicaSets %v", c.Name, pods, rss, w.pods, w.replicaSets)
+		slices.Sort(revs)
+		if w := want[c.Name]; !slices.Equal(pods, w.pods) || !slices.Equal(rss, w.replicaSets) || !slices.Equal(revs, w.revisions) {
+			t.Errorf("component %s: pods %v, ReplicaSets %v, ControllerRevisions %v; want pods %v, ReplicaSets %v, ControllerRevisions %v",
+				c.Name, pods, rss, revs, w.pods, w.replicaSets, w.revisions)
 		}
 		if !c.Status.Found || !c.Status.Healthy {
 			t.Errorf("component %s: status %+v; want found and healthy (every pod is ready)", c.Name, c.Status)

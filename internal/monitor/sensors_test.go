@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
@@ -187,6 +188,24 @@ func TestTrimKeepsWhatSensorsRead(t *testing.T) {
 	if got.Spec.NodeName != "n1" || got.Spec.Containers[0].Image != "x:1" || got.Spec.Containers[0].Resources.Requests.Cpu().MilliValue() != 100 ||
 		got.Status.ContainerStatuses[0].RestartCount != 2 {
 		t.Fatalf("trimmed too much: %+v", got)
+	}
+}
+
+func TestTrimKeepsOnlyAStatefulSetsRevisionData(t *testing.T) {
+	data := runtime.RawExtension{Raw: []byte(`{"spec":{"template":{"$patch":"replace"}}}`)}
+	rev := func(kind string) *appsv1.ControllerRevision {
+		return &appsv1.ControllerRevision{ObjectMeta: metav1.ObjectMeta{Name: "r",
+			OwnerReferences: []metav1.OwnerReference{{Kind: kind, Name: "x", Controller: ptr.To(true)}}}, Data: data, Revision: 3}
+	}
+	for kind, keep := range map[string]bool{"StatefulSet": true, "DaemonSet": false, "": false} {
+		out, err := Trim(rev(kind))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := out.(*appsv1.ControllerRevision)
+		if kept := len(got.Data.Raw) > 0; kept != keep || got.Revision != 3 {
+			t.Errorf("a revision owned by %q: data kept %v, revision %d; want kept %v, revision 3", kind, kept, got.Revision, keep)
+		}
 	}
 }
 

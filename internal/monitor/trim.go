@@ -4,6 +4,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // Trim is the cache transform: it drops what no sensor or effector reads, so the cache
@@ -11,7 +13,8 @@ import (
 // metadata, node, pod-level resources, per container only name, image, requests and
 // restart policy (resource sensors read the requests), and of their status the phase, the
 // Ready condition and per container what the sensors count (ready, restarts, state and
-// last state, without messages); ReplicaSets keep their template (rollback copies it).
+// last state, without messages); ReplicaSets keep their template (rollback copies it), and
+// so do a StatefulSet's ControllerRevisions; other ControllerRevisions lose their data.
 //
 // A pod is most of what the cache holds per app (three of them here against one app,
 // Deployment and ReplicaSet), so each field dropped from it counts three times.
@@ -30,6 +33,12 @@ func Trim(obj any) (any, error) {
 		o.Status.Images = nil
 	case *appsv1.Deployment:
 		delete(o.Annotations, corev1.LastAppliedConfigAnnotation)
+	case *appsv1.ControllerRevision:
+		// A StatefulSet's revisions keep their data, the pod template a rollback returns
+		// to; a DaemonSet's (or anyone else's) are never read.
+		if ref := metav1.GetControllerOf(o); ref == nil || ref.Kind != "StatefulSet" {
+			o.Data = runtime.RawExtension{}
+		}
 	}
 	return obj, nil
 }

@@ -9,8 +9,8 @@ import (
 )
 
 // Component is what the monitor gathered about one component of an app: the workload
-// (nil when it does not exist), its pods, and for a Deployment its ReplicaSets. For a
-// child app, Child is set instead.
+// (nil when it does not exist), its pods, for a Deployment its ReplicaSets and for a
+// StatefulSet its ControllerRevisions. For a child app, Child is set instead.
 type Component struct {
 	// Name is the component's name in the app.
 	Name string
@@ -21,6 +21,8 @@ type Component struct {
 	Workload client.Object
 	// ReplicaSets are a Deployment's ReplicaSets (owned by it), for rollback.
 	ReplicaSets []appsv1.ReplicaSet
+	// Revisions are a StatefulSet's ControllerRevisions (owned by it), for rollback.
+	Revisions []appsv1.ControllerRevision
 	// Pods are the workload's pods (owned by it or, for a Deployment, by its ReplicaSets).
 	Pods []corev1.Pod
 	// Child is the child app of an appRef component; nil when not found or a workload.
