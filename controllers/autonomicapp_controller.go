@@ -83,6 +83,11 @@ type AppReconciler struct {
 	// written holds, per app, the resourceVersion of this manager's last status write,
 	// until the app's next reconcile has seen the cache catch up with it.
 	written sync.Map
+	// KEDACheckInterval is how often the manager looks for KEDA's ScaledObject kind until
+	// it is served; DefaultKEDACheckInterval when zero.
+	KEDACheckInterval time.Duration
+	// keda watches ScaledObjects once KEDA is installed; nil before SetupWithManager.
+	keda *kedaWatch
 	// cacheHealth says when the informer cache may be stale (a watch failed and has not
 	// listed again); nil when the cache does not report it.
 	cacheHealth *cacheHealth
@@ -94,7 +99,7 @@ func (r *AppReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.AutonomicApp{}, indexHeldByNodes, heldByNodesIndex); err != nil {
 		return fmt.Errorf("indexing apps by the node guard's hold: %w", err)
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	c, err := ctrl.NewControllerManagedBy(mgr).
 		// Labels count: a relabelled app may come under a shared policy or leave one.
 		For(&v1alpha1.AutonomicApp{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
@@ -119,7 +124,12 @@ func (r *AppReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		WatchesRawSource(r.notify).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Named("autonomicapp").
-		Complete(r)
+		Build(r)
+	if err != nil {
+		return err
+	}
+	r.keda = &kedaWatch{r: r, ctrl: c, cache: mgr.GetCache(), interval: cmp.Or(r.KEDACheckInterval, DefaultKEDACheckInterval)}
+	return mgr.Add(r.keda)
 }
 
 func (r *AppReconciler) enqueue(keys []types.NamespacedName) []reconcile.Request {

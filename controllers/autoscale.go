@@ -188,15 +188,21 @@ func (r *AppReconciler) otherAutoscaler(ctx context.Context, c *monitor.Componen
 			return "HorizontalPodAutoscaler " + h.Name, nil
 		}
 	}
-	if _, err := r.RESTMapper().RESTMapping(schema.GroupKind{Group: "keda.sh", Kind: "ScaledObject"}, scaledObjectGVK.Version); err != nil {
-		if meta.IsNoMatchError(err) {
-			return "", nil // KEDA is not installed
+	// Once KEDA's ScaledObjects are watched they are read from the cache; until then (KEDA
+	// installed since the last check) from the API server.
+	reader, watched := r.keda.reader()
+	if !watched {
+		if _, err := r.RESTMapper().RESTMapping(schema.GroupKind{Group: "keda.sh", Kind: "ScaledObject"}, scaledObjectGVK.Version); err != nil {
+			if meta.IsNoMatchError(err) {
+				return "", nil // KEDA is not installed
+			}
+			return "", err
 		}
-		return "", err
+		reader = r.Client
 	}
 	var sos unstructured.UnstructuredList
 	sos.SetGroupVersionKind(scaledObjectGVK)
-	if err := r.List(ctx, &sos, client.InNamespace(c.Workload.GetNamespace())); err != nil {
+	if err := reader.List(ctx, &sos, client.InNamespace(c.Workload.GetNamespace())); err != nil {
 		return "", fmt.Errorf("listing KEDA ScaledObjects: %w", err)
 	}
 	for _, so := range sos.Items {

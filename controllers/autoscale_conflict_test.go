@@ -78,31 +78,68 @@ var _ = Describe("an autoscale policy beside another autoscaler", func() {
 	})
 
 	It("does not fight a KEDA ScaledObject on the same workload and names it", func() {
-		By("installing KEDA's ScaledObject kind")
-		crd := &apiextensionsv1.CustomResourceDefinition{
-			ObjectMeta: metav1.ObjectMeta{Name: "scaledobjects.keda.sh"},
-			Spec: apiextensionsv1.CustomResourceDefinitionSpec{
-				Group: "keda.sh",
-				Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "scaledobjects", Singular: "scaledobject", Kind: "ScaledObject", ListKind: "ScaledObjectList"},
-				Scope: apiextensionsv1.NamespaceScoped,
-				Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1alpha1", Served: true, Storage: true,
-					Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
-						Type: "object", XPreserveUnknownFields: ptr.To(true)}}}},
-			},
-		}
-		_, err := envtest.InstallCRDs(testEnv.Config, envtest.CRDInstallOptions{CRDs: []*apiextensionsv1.CustomResourceDefinition{crd}})
-		Expect(err).NotTo(HaveOccurred())
-
+		installKEDA()
 		ns := newNS()
 		Expect(k8sClient.Create(testCtx, scalableDeployment(ns, "web"))).To(Succeed())
-		so := &unstructured.Unstructured{}
-		so.SetAPIVersion("keda.sh/v1alpha1")
-		so.SetKind("ScaledObject")
-		so.SetNamespace(ns)
-		so.SetName("web-keda")
-		Expect(unstructured.SetNestedField(so.Object, "web", "spec", "scaleTargetRef", "name")).To(Succeed())
-		Expect(k8sClient.Create(testCtx, so)).To(Succeed())
+		Expect(k8sClient.Create(testCtx, scaledObject(ns, "web-keda", "web"))).To(Succeed())
 		Expect(k8sClient.Create(testCtx, autoscaledApp(ns))).To(Succeed())
 		expectConflict(ns, "KEDA ScaledObject web-keda")
 	})
+
+	// Nothing else brings the app back: its one sensor fails the same way at every poll.
+	It("sees a ScaledObject created for an autoscaled workload at once, and its removal, through a watch", func() {
+		installKEDA()
+		ns := newNS()
+		Expect(k8sClient.Create(testCtx, scalableDeployment(ns, "web"))).To(Succeed())
+		Expect(k8sClient.Create(testCtx, autoscaledApp(ns))).To(Succeed())
+		policy := func(g Gomega) v1alpha1.PolicyStatus {
+			a := &v1alpha1.AutonomicApp{}
+			g.Expect(k8sClient.Get(testCtx, types.NamespacedName{Namespace: ns, Name: "shop"}, a)).To(Succeed())
+			g.Expect(a.Status.Policies).To(HaveLen(1))
+			return a.Status.Policies[0]
+		}
+		Eventually(func(g Gomega) {
+			g.Expect(policy(g).State).NotTo(BeEmpty())
+		}).WithTimeout(15 * time.Second).Should(Succeed())
+		Expect(policy(Default).State).NotTo(Equal(v1alpha1.PolicyConflict))
+
+		so := scaledObject(ns, "web-keda", "web")
+		Expect(k8sClient.Create(testCtx, so)).To(Succeed())
+		expectConflict(ns, "KEDA ScaledObject web-keda")
+
+		Expect(k8sClient.Delete(testCtx, so)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(policy(g).State).NotTo(Equal(v1alpha1.PolicyConflict))
+		}).WithTimeout(15 * time.Second).Should(Succeed())
+	})
 })
+
+// installKEDA installs a minimal CRD of KEDA's ScaledObject kind, as KEDA's chart would.
+func installKEDA() {
+	GinkgoHelper()
+	By("installing KEDA's ScaledObject kind")
+	crd := &apiextensionsv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "scaledobjects.keda.sh"},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: "keda.sh",
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "scaledobjects", Singular: "scaledobject", Kind: "ScaledObject", ListKind: "ScaledObjectList"},
+			Scope: apiextensionsv1.NamespaceScoped,
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1alpha1", Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+					Type: "object", XPreserveUnknownFields: ptr.To(true)}}}},
+		},
+	}
+	_, err := envtest.InstallCRDs(testEnv.Config, envtest.CRDInstallOptions{CRDs: []*apiextensionsv1.CustomResourceDefinition{crd}})
+	Expect(err).NotTo(HaveOccurred())
+}
+
+// scaledObject is a KEDA ScaledObject that scales the Deployment target.
+func scaledObject(ns, name, target string) *unstructured.Unstructured {
+	so := &unstructured.Unstructured{}
+	so.SetAPIVersion("keda.sh/v1alpha1")
+	so.SetKind("ScaledObject")
+	so.SetNamespace(ns)
+	so.SetName(name)
+	Expect(unstructured.SetNestedField(so.Object, target, "spec", "scaleTargetRef", "name")).To(Succeed())
+	return so
+}
