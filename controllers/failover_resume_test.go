@@ -112,31 +112,17 @@ func TestAResumedTrafficMoveNamesItsPrimaryInTheSameWrite(t *testing.T) {
 	}
 	c, _ := newFakeReconcilerWith(t, clock.RealClock{}, funcs, failoverPair()...)
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "shop", Name: "shop"}}
-	get := func() *v1alpha1.AutonomicApp {
-		t.Helper()
-		a := &v1alpha1.AutonomicApp{}
-		if err := c.Get(ctx, req.NamespacedName, a); err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
+	get := appGetter(t, c, req.NamespacedName)
 
 	dying.Store(true)
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				if _, ok := r.(errDied); !ok {
-					panic(r)
-				}
-			}
-		}()
+	untilDeath(func() {
 		for range 3 {
 			if _, err := reconcilerOn(c, clock.RealClock{}).Reconcile(ctx, req); err != nil {
 				t.Fatal(err)
 			}
 		}
 		t.Fatalf("the manager never moved traffic; status %+v", get().Status.Policies)
-	}()
+	})
 	a := get()
 	if len(a.Status.History) != 1 || a.Status.History[0].Result != v1alpha1.ResultPending {
 		t.Fatalf("after the death the ledger holds %+v; want one Pending intent", a.Status.History)

@@ -51,27 +51,13 @@ func TestAStepActsOnceWhenTheManagerDiesBetweenIntentAndEffect(t *testing.T) {
 	// Each call is a new process: nothing in memory, the same cluster.
 	newManager := func() *AppReconciler { return reconcilerOn(c, clock.RealClock{}) }
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "shop", Name: "shop"}}
-	get := func() *v1alpha1.AutonomicApp {
-		t.Helper()
-		a := &v1alpha1.AutonomicApp{}
-		if err := c.Get(ctx, req.NamespacedName, a); err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
+	get := appGetter(t, c, req.NamespacedName)
 
 	dying.Store(true)
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				if _, ok := r.(errDied); !ok {
-					panic(r)
-				}
-			}
-		}()
+	untilDeath(func() {
 		_, _ = newManager().Reconcile(ctx, req)
 		t.Fatal("the manager did not reach the effector")
-	}()
+	})
 	a := get()
 	if len(a.Status.History) != 1 || a.Status.History[0].Result != v1alpha1.ResultPending {
 		t.Fatalf("after the death the ledger holds %+v; want one Pending intent", a.Status.History)
@@ -104,6 +90,31 @@ func TestAStepActsOnceWhenTheManagerDiesBetweenIntentAndEffect(t *testing.T) {
 	}
 	if p := policyNamed(a, "heal"); p.Step != 1 || p.State != v1alpha1.PolicyWaiting {
 		t.Fatalf("policy %+v; want step 1 waiting out its timeout", p)
+	}
+}
+
+// untilDeath runs fn, which stands for a manager process, and returns when it dies
+// (panics with errDied); any other panic goes on.
+func untilDeath(fn func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(errDied); !ok {
+				panic(r)
+			}
+		}
+	}()
+	fn()
+}
+
+// appGetter reads the app key from c, failing the test when it cannot.
+func appGetter(t *testing.T, c client.Client, key types.NamespacedName) func() *v1alpha1.AutonomicApp {
+	return func() *v1alpha1.AutonomicApp {
+		t.Helper()
+		a := &v1alpha1.AutonomicApp{}
+		if err := c.Get(context.Background(), key, a); err != nil {
+			t.Fatal(err)
+		}
+		return a
 	}
 }
 
