@@ -83,9 +83,6 @@ type AppReconciler struct {
 	// written holds, per app, the resourceVersion of this manager's last status write,
 	// until the app's next reconcile has seen the cache catch up with it.
 	written sync.Map
-	// KEDACheckInterval is how often the manager looks for KEDA's ScaledObject kind until
-	// it is served; DefaultKEDACheckInterval when zero.
-	KEDACheckInterval time.Duration
 	// keda watches ScaledObjects once KEDA is installed; nil before SetupWithManager.
 	keda *kedaWatch
 	// cacheHealth says when the informer cache may be stale (a watch failed and has not
@@ -128,8 +125,8 @@ func (r *AppReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	if err != nil {
 		return err
 	}
-	r.keda = &kedaWatch{r: r, ctrl: c, cache: mgr.GetCache(), interval: cmp.Or(r.KEDACheckInterval, DefaultKEDACheckInterval)}
-	return mgr.Add(r.keda)
+	r.keda = &kedaWatch{ctrl: c, cache: mgr.GetCache(), enqueue: r.appsOfScaledObject}
+	return nil
 }
 
 func (r *AppReconciler) enqueue(keys []types.NamespacedName) []reconcile.Request {

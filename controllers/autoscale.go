@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -26,7 +25,7 @@ import (
 // ReasonConflict says another autoscaler owns the workload's replicas.
 const ReasonConflict = "Conflict"
 
-// scaledObjectGVK is KEDA's ScaledObject, read only when its CRD is installed.
+// scaledObjectGVK is the list kind of KEDA's ScaledObjects, read only when KEDA is installed.
 var scaledObjectGVK = schema.GroupVersionKind{Group: "keda.sh", Version: "v1alpha1", Kind: "ScaledObjectList"}
 
 // autoscaleMemory is what autoscalers remember between reconciles, in memory as the HPA
@@ -188,17 +187,9 @@ func (r *AppReconciler) otherAutoscaler(ctx context.Context, c *monitor.Componen
 			return "HorizontalPodAutoscaler " + h.Name, nil
 		}
 	}
-	// Once KEDA's ScaledObjects are watched they are read from the cache; until then (KEDA
-	// installed since the last check) from the API server.
-	reader, watched := r.keda.reader()
-	if !watched {
-		if _, err := r.RESTMapper().RESTMapping(schema.GroupKind{Group: "keda.sh", Kind: "ScaledObject"}, scaledObjectGVK.Version); err != nil {
-			if meta.IsNoMatchError(err) {
-				return "", nil // KEDA is not installed
-			}
-			return "", err
-		}
-		reader = r.Client
+	reader, installed, err := r.scaledObjectReader(ctx)
+	if err != nil || !installed {
+		return "", err
 	}
 	var sos unstructured.UnstructuredList
 	sos.SetGroupVersionKind(scaledObjectGVK)

@@ -2,9 +2,10 @@ package controllers
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
-	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -19,72 +20,65 @@ import (
 	"github.com/homeostat-dev/homeostat/internal/monitor"
 )
 
-// DefaultKEDACheckInterval is how often the manager looks for KEDA's ScaledObject kind
-// until it is served; from then on ScaledObjects are watched.
-const DefaultKEDACheckInterval = 30 * time.Second
+// scaledObjectKind is KEDA's ScaledObject.
+var scaledObjectKind = schema.GroupVersionKind{Group: "keda.sh", Version: "v1alpha1", Kind: "ScaledObject"}
 
-// kedaWatch watches KEDA's ScaledObjects, as the HPAs are watched, once their kind is
-// served: a ScaledObject created for an autoscaled workload puts its policy in Conflict at
-// once, and its removal lifts it. KEDA is optional, and may be installed after the
-// manager starts, so the watch starts only when the kind is served (checked every
-// interval until then); until it has started, a conflict check lists ScaledObjects from
-// the API server.
+// kedaWatch watches KEDA's ScaledObjects, as the HPAs are watched, once an autoscale
+// policy has found their kind served: a ScaledObject created for an autoscaled workload
+// then puts its policy in Conflict at once, and its removal lifts it. KEDA is optional and
+// may be installed after the manager starts, so the watch is registered by the first
+// conflict check that finds the kind, never by polling: a manager with no autoscale
+// policy, or no KEDA, makes no request for it.
 type kedaWatch struct {
-	r        *AppReconciler
-	ctrl     controller.Controller
-	cache    cache.Cache
-	interval time.Duration
+	ctrl  controller.Controller
+	cache cache.Cache
+	// enqueue maps a ScaledObject to the apps that name its target.
+	enqueue handler.MapFunc
+
+	mu sync.Mutex
 	// watching is set once the watch is registered; from then on ScaledObjects are read
 	// from the cache.
 	watching atomic.Bool
 }
 
-// scaledObjectKind is KEDA's ScaledObject.
-var scaledObjectKind = schema.GroupVersionKind{Group: "keda.sh", Version: "v1alpha1", Kind: "ScaledObject"}
-
-// Start checks for the ScaledObject kind every interval until it is served, then
-// registers the watch and returns.
-func (k *kedaWatch) Start(ctx context.Context) error {
-	log := logf.FromContext(ctx).WithName("keda")
-	t := time.NewTicker(k.interval)
-	defer t.Stop()
-	for {
-		if kedaServed(k.r) {
-			so := &unstructured.Unstructured{}
-			so.SetGroupVersionKind(scaledObjectKind)
-			err := k.ctrl.Watch(source.Kind[client.Object](k.cache, so,
-				handler.EnqueueRequestsFromMapFunc(k.r.appsOfScaledObject), predicate.GenerationChangedPredicate{}))
-			if err == nil {
-				k.watching.Store(true)
-				log.Info("KEDA's ScaledObjects are served: watching them for autoscaling conflicts")
-				return nil
-			}
-			log.Error(err, "Watching KEDA's ScaledObjects failed; trying again", "in", k.interval)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+// scaledObjectReader returns where to read KEDA's ScaledObjects from, and false when
+// KEDA is not installed. Once they are watched that is the cache; the check that finds
+// the kind registers the watch and reads from the API server itself (the new informer
+// has not synced yet).
+func (r *AppReconciler) scaledObjectReader(ctx context.Context) (client.Reader, bool, error) {
+	k := r.keda
+	if k != nil && k.watching.Load() {
+		return k.cache, true, nil
 	}
+	if _, err := r.RESTMapper().RESTMapping(scaledObjectKind.GroupKind(), scaledObjectKind.Version); err != nil {
+		if meta.IsNoMatchError(err) {
+			return nil, false, nil // KEDA is not installed
+		}
+		return nil, false, err
+	}
+	if k != nil {
+		k.start(ctx)
+	}
+	return r.Client, true, nil
 }
 
-// NeedLeaderElection is false: a watch registered before the controller starts waits
-// for it, so a standby replica is ready when it takes over.
-func (k *kedaWatch) NeedLeaderElection() bool { return false }
-
-// reader is where ScaledObjects are read from: the cache once they are watched.
-func (k *kedaWatch) reader() (client.Reader, bool) {
-	if k == nil || !k.watching.Load() {
-		return nil, false
+// start registers the watch, once.
+func (k *kedaWatch) start(ctx context.Context) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.watching.Load() {
+		return
 	}
-	return k.cache, true
-}
-
-// kedaServed says whether the API server serves KEDA's ScaledObject kind.
-func kedaServed(r *AppReconciler) bool {
-	_, err := r.RESTMapper().RESTMapping(scaledObjectKind.GroupKind(), scaledObjectKind.Version)
-	return err == nil
+	so := &unstructured.Unstructured{}
+	so.SetGroupVersionKind(scaledObjectKind)
+	if err := k.ctrl.Watch(source.Kind[client.Object](k.cache, so,
+		handler.EnqueueRequestsFromMapFunc(k.enqueue), predicate.GenerationChangedPredicate{})); err != nil {
+		// The next conflict check tries again; until then it reads the API server.
+		logf.FromContext(ctx).Error(err, "Watching KEDA's ScaledObjects failed")
+		return
+	}
+	k.watching.Store(true)
+	logf.FromContext(ctx).Info("KEDA's ScaledObjects are served: watching them for autoscaling conflicts")
 }
 
 // appsOfScaledObject enqueues the apps whose components name the ScaledObject's scale

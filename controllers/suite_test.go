@@ -91,8 +91,6 @@ var _ = BeforeSuite(func() {
 		Metrics:   newMetrics(prometheus.NewRegistry()),
 		Storm:     newStormBreaker(0.5, DefaultStormMinUnhealthy, countApps(mgr.GetClient()), nil),
 		triggers:  newTriggers(),
-		// KEDA's kind is installed by a spec after the start.
-		KEDACheckInterval: 200 * time.Millisecond,
 	}
 	r.notify = newNotifier(nil)
 	Expect(r.SetupWithManager(mgr, 2)).To(Succeed())
