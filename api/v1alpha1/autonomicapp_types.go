@@ -375,6 +375,11 @@ type PolicyStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=1000
 	RecentEpisodes []metav1.Time `json:"recentEpisodes,omitempty"`
+	// verifyingSince is when the symptoms of the open episode cleared after its step
+	// acted: the episode closes as healed once they have stayed clear for
+	// remediate.verifyFor from here. Unset while they are active.
+	// +optional
+	VerifyingSince *metav1.Time `json:"verifyingSince,omitempty"`
 	// lastAction is the id of the policy's last action record.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
@@ -396,8 +401,8 @@ type PolicyStatus struct {
 	Message string `json:"message,omitempty"`
 }
 
-// ActionResult is the outcome of an action record.
-// +kubebuilder:validation:Enum=Pending;Succeeded;Failed;Skipped
+// ActionResult is what became of an action record's intent.
+// +kubebuilder:validation:Enum=Pending;Succeeded;Failed;Skipped;Cancelled;Forbidden
 type ActionResult string
 
 const (
@@ -409,6 +414,29 @@ const (
 	ResultFailed ActionResult = "Failed"
 	// ResultSkipped marks a decision that was recorded but not carried out (DryRun).
 	ResultSkipped ActionResult = "Skipped"
+	// ResultCancelled marks an intent an earlier run recorded and did not finish, which a
+	// guard (pause, DryRun, the storm breaker, a stale cache) held when it was resumed:
+	// it was not carried on.
+	ResultCancelled ActionResult = "Cancelled"
+	// ResultForbidden marks an action refused by the tenant's rights or the admin's
+	// policy before anything was changed.
+	ResultForbidden ActionResult = "Forbidden"
+)
+
+// ActionOutcome says whether an action fixed what it was taken for.
+// +kubebuilder:validation:Enum=Verified;Ineffective;Unknown
+type ActionOutcome string
+
+const (
+	// OutcomeVerified: the symptoms that started the action cleared and stayed clear for
+	// the verification window.
+	OutcomeVerified ActionOutcome = "Verified"
+	// OutcomeIneffective: the symptoms never cleared, or came back within the window.
+	OutcomeIneffective ActionOutcome = "Ineffective"
+	// OutcomeUnknown: the action cannot be judged: it changed nothing (failed, skipped,
+	// cancelled, forbidden), or it was superseded before its window ended (the policy
+	// changed, another action took over).
+	OutcomeUnknown ActionOutcome = "Unknown"
 )
 
 // ActionRecord is one entry of the ledger.
@@ -454,9 +482,19 @@ type ActionRecord struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Reason string `json:"reason,omitempty"`
-	// result is Pending, Succeeded, Failed or Skipped.
+	// result is Pending, Succeeded, Failed, Skipped (DryRun), Cancelled (a resumed intent
+	// a guard held) or Forbidden (refused by the tenant's rights or the admin's policy).
 	// +required
 	Result ActionResult `json:"result"`
+	// outcome says whether the action fixed what it was taken for: Verified (the
+	// symptoms cleared and stayed clear for the verification window), Ineffective (they
+	// came back or never cleared) or Unknown (it changed nothing, or was superseded).
+	// Unset until it is known.
+	// +optional
+	Outcome ActionOutcome `json:"outcome,omitempty"`
+	// outcomeAt is when the outcome was judged.
+	// +optional
+	OutcomeAt *metav1.Time `json:"outcomeAt,omitempty"`
 	// message is what the effector reported.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024

@@ -260,9 +260,19 @@ type RemediatePolicy struct {
 
 	// giveUp stops the policy after this many episodes within a window: the app goes to
 	// NeedsAttention and the policy takes no more actions until the window has passed or
-	// the app's spec changes.
+	// the app's spec changes. Each episode counts once, however often its symptoms flicker.
 	// +optional
 	GiveUp *GiveUp `json:"giveUp,omitempty"`
+
+	// verifyFor is how long the symptoms that started an episode must stay clear after a
+	// step acted for the action to count as a fix (outcome Verified) and the episode to
+	// close. A symptom that comes back within it continues the same episode, and the
+	// ladder escalates at the step's timeout. Default: the timeout of the step that acted.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="verifyFor must not be negative"
+	VerifyFor *metav1.Duration `json:"verifyFor,omitempty"`
 }
 
 // RemediationStep is one rung of a ladder.

@@ -106,6 +106,10 @@ func (in *ActionRecord) DeepCopyInto(out *ActionRecord) {
 		*out = new(int32)
 		**out = **in
 	}
+	if in.OutcomeAt != nil {
+		in, out := &in.OutcomeAt, &out.OutcomeAt
+		*out = (*in).DeepCopy()
+	}
 	if in.DetectedAt != nil {
 		in, out := &in.DetectedAt, &out.DetectedAt
 		*out = (*in).DeepCopy()
@@ -949,6 +953,10 @@ func (in *PolicyStatus) DeepCopyInto(out *PolicyStatus) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.VerifyingSince != nil {
+		in, out := &in.VerifyingSince, &out.VerifyingSince
+		*out = (*in).DeepCopy()
+	}
 	if in.DesiredReplicas != nil {
 		in, out := &in.DesiredReplicas, &out.DesiredReplicas
 		*out = new(int32)
@@ -1036,6 +1044,11 @@ func (in *RemediatePolicy) DeepCopyInto(out *RemediatePolicy) {
 	if in.GiveUp != nil {
 		in, out := &in.GiveUp, &out.GiveUp
 		*out = new(GiveUp)
+		**out = **in
+	}
+	if in.VerifyFor != nil {
+		in, out := &in.VerifyFor, &out.VerifyFor
+		*out = new(v1.Duration)
 		**out = **in
 	}
 }
