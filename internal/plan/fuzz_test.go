@@ -23,33 +23,33 @@ func FuzzRemediate(f *testing.F) {
 			active := map[string]bool{"CrashLooping": script[i]&1 == 1, "Down": script[i]&2 == 2}
 			now = now.Add(time.Duration(script[i+1]) * time.Second)
 			d := Remediate(RemediationInput{Now: now, Policy: pol, State: st, Active: active})
-			if d.Message == "" || d.Reason == "" {
+			if d.Status.Message == "" || d.Status.Reason == "" {
 				t.Fatalf("decision %s without reason or message", d.Kind)
 			}
-			if d.Next.Step < 0 || int(d.Next.Step) > len(pol.Remediate.Steps) {
-				t.Fatalf("step %d out of range", d.Next.Step)
+			if d.Status.Step < 0 || int(d.Status.Step) > len(pol.Remediate.Steps) {
+				t.Fatalf("step %d out of range", d.Status.Step)
 			}
 			if !d.NextCheck.IsZero() && !d.NextCheck.After(now) && d.Kind != Act {
 				t.Fatalf("%s asks to be rechecked in the past: %s <= %s", d.Kind, d.NextCheck, now)
 			}
-			if len(d.Next.RecentEpisodes) > int(pol.Remediate.GiveUp.Episodes) {
-				t.Fatalf("more episodes than giveUp allows: %d", len(d.Next.RecentEpisodes))
+			if len(d.Status.RecentEpisodes) > int(pol.Remediate.GiveUp.Episodes) {
+				t.Fatalf("more episodes than giveUp allows: %d", len(d.Status.RecentEpisodes))
 			}
 			switch d.Kind {
 			case Act:
-				if d.Action == nil || d.Step < 1 {
+				if d.Intent == nil || d.Intent.Step < 1 {
 					t.Fatalf("act without an action")
 				}
 				if script[i]&4 == 4 {
-					st = Held(d, Verdict{Held: true, Reason: ReasonCooldown, Message: "held"})
+					st = HeldStatus(d.Intent, Verdict{Held: true, Reason: ReasonCooldown, Message: "held"})
 				} else {
-					st = Acted(d, "id", now)
+					st = ActedStatus(d.Intent, "id", now)
 				}
 			default:
-				if d.Action != nil {
-					t.Fatalf("%s carries an action", d.Kind)
+				if d.Intent != nil {
+					t.Fatalf("%s carries an intent", d.Kind)
 				}
-				st = d.Next
+				st = d.Status
 			}
 		}
 	})

@@ -14,24 +14,6 @@ import (
 // DefaultStepTimeout is a ladder step's timeout when the step sets none.
 const DefaultStepTimeout = time.Minute
 
-// Kind of a remediation decision.
-type Kind string
-
-const (
-	// Idle: no symptom of the policy is active and no episode is open.
-	Idle Kind = "Idle"
-	// Healed: the symptoms cleared, the open episode closes.
-	Healed Kind = "Healed"
-	// Act: run the action of Step now, unless a guard holds it.
-	Act Kind = "Act"
-	// Wait: the current step acted; its timeout has not run out.
-	Wait Kind = "Wait"
-	// Exhausted: every step ran and the symptoms are still active.
-	Exhausted Kind = "Exhausted"
-	// GiveUp: giveUp.episodes episodes started within giveUp.within; no new one starts.
-	GiveUp Kind = "GiveUp"
-)
-
 // Decision reasons.
 const (
 	ReasonNoSymptoms      = "NoActiveSymptoms"
@@ -39,6 +21,7 @@ const (
 	ReasonSymptomActive   = "SymptomActive"
 	ReasonEscalating      = "Escalating"
 	ReasonWaiting         = "WaitingForRecovery"
+	ReasonVerifying       = "VerifyingRecovery"
 	ReasonLadderExhausted = "LadderExhausted"
 	ReasonGaveUp          = v1alpha1.ReasonGaveUp
 )
@@ -55,35 +38,22 @@ type RemediationInput struct {
 	Active map[string]bool
 }
 
-// Decision is what a remediation policy does next.
-type Decision struct {
-	Kind Kind
-	// Step is the 1-based step to act on (Act), or the step the episode is on.
-	Step int32
-	// Action is the step's action, for Act.
-	Action *v1alpha1.Action
-	// Triggers are the policy's active symptoms, sorted.
-	Triggers []string
-	// Reason is a CamelCase word; Message a sentence a person can act on.
-	Reason, Message string
-	// Next is the policy's state after this decision. For Act it is the state to record
-	// with the intent; Acted or Held complete it.
-	Next v1alpha1.PolicyStatus
-	// NextCheck is when the decision should be made again even if nothing changes; zero
-	// when only a change can alter it.
-	NextCheck time.Time
-	// NewEpisode is true when this decision opened an episode.
-	NewEpisode bool
-	// StepTimeout is, for Act, how long the step waits for the symptoms to clear once it
-	// has acted: the ladder must be looked at again then, even if nothing changes.
-	StepTimeout time.Duration
-}
-
 // Remediate decides the next move of a remediation ladder. An episode opens when any
 // symptom in `when` is active and giveUp allows it; step 1 acts; while the symptoms stay
 // active, each step waits for its timeout and then the next step acts; when the last
-// step's timeout runs out the ladder is exhausted and a person is needed; when the
-// symptoms clear, the episode closes.
+// step's timeout runs out the ladder is exhausted and a person is needed.
+//
+// A recovery counts only if it holds: when the symptoms clear, the episode stays open
+// until they have stayed clear for the verification window (remediate.verifyFor, by
+// default the step's timeout); then it closes as Healed and the step's action is
+// Verified. A symptom that comes back inside the window continues the same episode: the
+// step's timeout still runs from when it acted, and at its end the ladder escalates and
+// the step's action is Ineffective.
+//
+//	symptom  ▁▁██████▁▁▁▁█████████████▁▁▁▁▁▁▁▁▁▁▁▁▁▁▁▁▁▁▁▁▁
+//	step        1 acts   |        step 2 acts         |
+//	            └ verify ┘ came back └ timeout ─ step 1 Ineffective
+//	                                    └ verify ─────┴ Healed, step 2 Verified
 func Remediate(in RemediationInput) Decision {
 	spec := in.Policy.Remediate
 	st := *in.State.DeepCopy()
@@ -101,6 +71,7 @@ func Remediate(in RemediationInput) Decision {
 	d := Decision{Triggers: triggers}
 
 	if st.Step == 0 {
+		st.VerifyingSince = nil
 		gaveUp, until := givenUp(st.RecentEpisodes, spec.GiveUp)
 		if len(triggers) == 0 {
 			if st.State == v1alpha1.PolicyIdle && st.Reason == ReasonHealed && !gaveUp {
@@ -119,6 +90,7 @@ func Remediate(in RemediationInput) Decision {
 			st.State, st.Reason = v1alpha1.PolicyGaveUp, ReasonGaveUp
 			st.Message = fmt.Sprintf("Gave up: %s %s active, but %d episodes started within %s (giveUp.episodes is %d); a person is needed. The policy may act again after %s.",
 				strings.Join(triggers, ", "), isAre(triggers), len(st.RecentEpisodes), spec.GiveUp.Within.Duration, spec.GiveUp.Episodes, stamp(until))
+			d.Event = &Event{Warning: true, Reason: ReasonGaveUp, Message: fmt.Sprintf("Policy %s: %s", st.Name, st.Message)}
 			return d.with(GiveUp, st, until)
 		}
 		t := metav1.NewTime(now)
@@ -127,52 +99,84 @@ func Remediate(in RemediationInput) Decision {
 			st.RecentEpisodes = append(st.RecentEpisodes, t)
 		}
 		d.NewEpisode = true
-		return d.act(spec, st, ReasonSymptomActive, now)
+		return d.act(spec, st, ReasonSymptomActive)
 	}
 
 	if len(triggers) == 0 {
-		step := st.Step
-		st.Step, st.EpisodeStart, st.StepStart = 0, nil, nil
-		st.State, st.Reason = v1alpha1.PolicyIdle, ReasonHealed
-		st.Message = fmt.Sprintf("Healed: %s cleared at step %d of %d.", strings.Join(spec.When, ", "), step, len(spec.Steps))
-		d.Step = step
-		return d.with(Healed, st, time.Time{})
+		return d.verify(spec, st, now)
 	}
+	st.VerifyingSince = nil
 
 	if st.StepStart == nil {
 		// The step has not acted yet (a guard held it, or the episode just resumed).
-		return d.act(spec, st, ReasonSymptomActive, now)
+		return d.act(spec, st, ReasonSymptomActive)
 	}
 	deadline := st.StepStart.Add(stepTimeout(spec, st.Step))
 	if now.Before(deadline) {
 		st.State, st.Reason = v1alpha1.PolicyWaiting, ReasonWaiting
 		st.Message = fmt.Sprintf("Step %d of %d (%s) acted at %s; waiting until %s for %s to clear before escalating.",
 			st.Step, len(spec.Steps), ActionName(spec.Steps[st.Step-1].Action), stamp(st.StepStart.Time), stamp(deadline), strings.Join(triggers, ", "))
-		d.Step = st.Step
 		return d.with(Wait, st, deadline)
 	}
+	if st.State == v1alpha1.PolicyGaveUp && st.Reason == ReasonLadderExhausted {
+		// Already exhausted, and its last step already judged: nothing new to say.
+		return d.with(Exhausted, st, time.Time{})
+	}
+	d.Outcomes = append(d.Outcomes, Outcome{Policy: st.Name, Step: st.Step, Since: st.StepStart.Time, Outcome: v1alpha1.OutcomeIneffective,
+		Message: fmt.Sprintf("%s %s still active when step %d's timeout ended at %s.", strings.Join(triggers, ", "), isAre(triggers), st.Step, stamp(deadline))})
 	if int(st.Step) >= len(spec.Steps) {
 		st.State, st.Reason = v1alpha1.PolicyGaveUp, ReasonLadderExhausted
 		st.Message = fmt.Sprintf("All %d steps ran and %s is still active: a person is needed. The policy acts again when the symptoms clear and return.",
 			len(spec.Steps), strings.Join(triggers, ", "))
-		d.Step = st.Step
+		d.Event = &Event{Warning: true, Reason: ReasonLadderExhausted, Message: fmt.Sprintf("Policy %s: %s", st.Name, st.Message)}
 		return d.with(Exhausted, st, time.Time{})
 	}
 	st.Step++
 	st.StepStart = nil
-	return d.act(spec, st, ReasonEscalating, now)
+	return d.act(spec, st, ReasonEscalating)
+}
+
+// verify decides an open episode whose symptoms are all clear: the first pass starts the
+// verification window, the passes inside it wait, and the first pass after it closes the
+// episode and judges the step's action Verified. A step that never acted (a guard held
+// it) has nothing to judge; its episode closes after the same window, so a flickering
+// symptom cannot open one episode per flicker.
+func (d Decision) verify(spec *v1alpha1.RemediatePolicy, st v1alpha1.PolicyStatus, now time.Time) Decision {
+	if st.VerifyingSince == nil || st.VerifyingSince.After(now) {
+		t := metav1.NewTime(now)
+		st.VerifyingSince = &t
+	}
+	window := verifyWindow(spec, st.Step)
+	until := st.VerifyingSince.Add(window)
+	what := "it acted"
+	if st.StepStart == nil {
+		what = "before it acted"
+	}
+	if now.Before(until) {
+		st.State, st.Reason = v1alpha1.PolicyWaiting, ReasonVerifying
+		st.Message = fmt.Sprintf("%s cleared at %s, at step %d of %d (%s) %s; the episode closes as healed if %s clear until %s.",
+			strings.Join(spec.When, ", "), stamp(st.VerifyingSince.Time), st.Step, len(spec.Steps), ActionName(spec.Steps[st.Step-1].Action), what,
+			itThey(spec.When), stamp(until))
+		return d.with(Wait, st, until)
+	}
+	step := st.Step
+	if st.StepStart != nil {
+		d.Outcomes = append(d.Outcomes, Outcome{Policy: st.Name, Step: step, Since: st.StepStart.Time, Outcome: v1alpha1.OutcomeVerified,
+			Message: fmt.Sprintf("%s cleared after step %d and stayed clear for %s.", strings.Join(spec.When, ", "), step, window)})
+	}
+	st.Step, st.EpisodeStart, st.StepStart, st.VerifyingSince = 0, nil, nil, nil
+	st.State, st.Reason = v1alpha1.PolicyIdle, ReasonHealed
+	st.Message = fmt.Sprintf("Healed: %s cleared at step %d of %d and stayed clear for %s.", strings.Join(spec.When, ", "), step, len(spec.Steps), window)
+	d.Event = &Event{Reason: ReasonHealed, Message: fmt.Sprintf("Policy %s: %s", st.Name, st.Message)}
+	return d.with(Healed, st, time.Time{})
 }
 
 func (d Decision) with(k Kind, st v1alpha1.PolicyStatus, next time.Time) Decision {
-	d.Kind, d.Next, d.NextCheck = k, st, next
-	d.Reason, d.Message = st.Reason, st.Message
-	if d.Step == 0 {
-		d.Step = st.Step
-	}
+	d.Kind, d.Status, d.NextCheck = k, st, next
 	return d
 }
 
-func (d Decision) act(spec *v1alpha1.RemediatePolicy, st v1alpha1.PolicyStatus, reason string, now time.Time) Decision {
+func (d Decision) act(spec *v1alpha1.RemediatePolicy, st v1alpha1.PolicyStatus, reason string) Decision {
 	step := spec.Steps[st.Step-1]
 	st.State, st.Reason = v1alpha1.PolicyActing, reason
 	subject, verb := strings.Join(d.Triggers, ", "), isAre(d.Triggers)
@@ -182,37 +186,27 @@ func (d Decision) act(spec *v1alpha1.RemediatePolicy, st v1alpha1.PolicyStatus, 
 	} else {
 		st.Message = fmt.Sprintf("%s %s active: step %d of %d, %s.", subject, verb, st.Step, len(spec.Steps), Describe(step.Action))
 	}
-	a := step.Action
-	d.Action = &a
-	d.Step = st.Step
-	d.StepTimeout = stepTimeout(spec, st.Step)
+	d.Intent = &Intent{
+		Action: step.Action, Step: st.Step, Reason: st.Message, Acted: st,
+		HeldPrefix:   fmt.Sprintf("Step %d (%s) is held:", st.Step, ActionName(step.Action)),
+		RecheckAfter: stepTimeout(spec, st.Step),
+	}
 	return d.with(Act, st, time.Time{})
 }
 
-// StepDeadline is when an Act decision recorded at now must be looked at again: the end
-// of its step's timeout, when the ladder escalates if the symptoms are still active.
-func StepDeadline(d Decision, now time.Time) time.Time {
-	if d.Kind != Act {
-		return time.Time{}
+// verifyWindow is how long the symptoms must stay clear after step acted.
+func verifyWindow(spec *v1alpha1.RemediatePolicy, step int32) time.Duration {
+	if spec.VerifyFor != nil && spec.VerifyFor.Duration >= 0 {
+		return spec.VerifyFor.Duration
 	}
-	return now.Add(d.StepTimeout)
+	return stepTimeout(spec, max(step, 1))
 }
 
-// Acted completes an Act decision whose intent was recorded at now with id.
-func Acted(d Decision, id string, now time.Time) v1alpha1.PolicyStatus {
-	st := *d.Next.DeepCopy()
-	t := metav1.NewTime(now)
-	st.StepStart, st.LastAction = &t, id
-	return st
-}
-
-// Held completes an Act decision that a guard held: the step stays, unacted, and the
-// policy says why.
-func Held(d Decision, v Verdict) v1alpha1.PolicyStatus {
-	st := *d.Next.DeepCopy()
-	st.State, st.Reason = v1alpha1.PolicyHeld, v.Reason
-	st.Message = fmt.Sprintf("Step %d (%s) is held: %s", d.Step, ActionName(*d.Action), v.Message)
-	return st
+func itThey(items []string) string {
+	if len(items) > 1 {
+		return "they stay"
+	}
+	return "it stays"
 }
 
 func stepTimeout(spec *v1alpha1.RemediatePolicy, step int32) time.Duration {
