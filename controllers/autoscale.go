@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -13,6 +14,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/execute"
+	"github.com/homeostat-dev/homeostat/internal/knowledge"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
 	"github.com/homeostat-dev/homeostat/internal/plan"
 )
@@ -21,9 +24,6 @@ import (
 // +kubebuilder:rbac:groups=keda.sh,resources=scaledobjects,verbs=get;list;watch
 // +kubebuilder:rbac:groups=metrics.k8s.io,resources=pods,verbs=get;list
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get
-
-// ReasonConflict says another autoscaler owns the workload's replicas.
-const ReasonConflict = "Conflict"
 
 // scaledObjectGVK is the list kind of KEDA's ScaledObjects, read only when KEDA is installed.
 var scaledObjectGVK = schema.GroupVersionKind{Group: "keda.sh", Version: "v1alpha1", Kind: "ScaledObjectList"}
@@ -71,49 +71,50 @@ func (m *autoscaleMemory) forget(app types.NamespacedName) {
 	}
 }
 
-// autoscale plans one autoscale policy from its sensors and scales through the ledger:
-// the scale action is recorded, guarded and executed as any other action, by
-// server-side apply of spec.replicas as the homeostat field manager.
-func (r *AppReconciler) autoscale(ctx context.Context, s *session, pol v1alpha1.Policy, old v1alpha1.PolicyStatus) (v1alpha1.PolicyStatus, error) {
+// decideAutoscale gathers what an autoscale policy's decision reads and asks plan:
+//
+//	target       the component's workload, and another autoscaler of it (HPA, KEDA)
+//	recommender  the sensors' readings (and forecasts), the current replicas, and the
+//	             recommendations and scale events this manager remembers
+//	ledger       the newest scale not judged yet
+//
+// The recommendations it returns are remembered at once; the scale event only once the
+// scale has been carried out (rememberScale).
+func (r *AppReconciler) decideAutoscale(ctx context.Context, s *session, pol v1alpha1.Policy, old v1alpha1.PolicyStatus) (plan.Decision, error) {
 	a := pol.Autoscale
-	st := v1alpha1.PolicyStatus{Name: pol.Name, LastAction: old.LastAction}
-	if a.Component == "*" {
-		st.State, st.Reason = v1alpha1.PolicyInvalid, "Unsupported"
-		st.Message = `An autoscale policy with component "*" is not supported: name the component to scale.`
-		return st, nil
+	in := plan.AutoscalePolicyInput{Name: pol.Name, Previous: old}
+	var c *monitor.Component
+	if a.Component != "*" {
+		c = s.component(a.Component)
 	}
-	c := s.component(a.Component)
 	if c == nil || c.Workload == nil {
-		st.State, st.Reason = v1alpha1.PolicyWaiting, v1alpha1.ReasonComponentNotFound
-		st.Message = fmt.Sprintf("Component %q has no workload to scale yet.", a.Component)
-		return st, nil
+		d, _ := plan.DecideAutoscale(in)
+		return d, nil
 	}
-	if owner, err := r.otherAutoscaler(ctx, c); err != nil {
-		return old, err
-	} else if owner != "" {
-		st.State, st.Reason = v1alpha1.PolicyConflict, ReasonConflict
-		st.Message = fmt.Sprintf("%s already scales %s/%s: Homeostat does not fight it and leaves the replicas alone. Remove one of the two autoscalers.",
-			owner, c.Ref.Kind, c.Ref.Name)
-		return st, nil
+	in.Target = plan.AutoscaleTarget{Found: true, Workload: c.Ref.Kind + "/" + c.Ref.Name}
+	owner, err := r.otherAutoscaler(ctx, c)
+	if err != nil {
+		return plan.Decision{}, err
 	}
+	in.Target.Conflict = owner
 
 	key := types.NamespacedName{Namespace: s.app.Namespace, Name: s.app.Name}
 	readings := r.readings(key)
-	in := plan.AutoscaleInput{
+	rin := plan.AutoscaleInput{
 		Now: s.now, Policy: *a, CurrentReplicas: c.Status.DesiredReplicas,
 		ConsecutiveFailures: map[string]int32{}, Forecasts: map[string]float64{},
 	}
 	for _, m := range a.Metrics {
 		rd, ok := readings[m.Sensor]
-		in.Metrics = append(in.Metrics, metricInput(m.Sensor, rd, ok))
-		in.ConsecutiveFailures[m.Sensor] = int32(rd.ConsecutiveFailures)
+		rin.Metrics = append(rin.Metrics, metricInput(m.Sensor, rd, ok))
+		rin.ConsecutiveFailures[m.Sensor] = int32(rd.ConsecutiveFailures)
 		if a.Predictive != nil && r.Readings != nil {
 			var samples []plan.Sample
 			for _, h := range r.Readings.History(key, m.Sensor) {
 				samples = append(samples, plan.Sample{Time: h.At, Value: h.Value})
 			}
 			if f, ok := plan.Forecast(*a.Predictive, samples, s.now); ok {
-				in.Forecasts[m.Sensor] = f
+				rin.Forecasts[m.Sensor] = f
 			}
 		}
 	}
@@ -125,41 +126,52 @@ func (r *AppReconciler) autoscale(ctx context.Context, s *session, pol v1alpha1.
 		// than the scale-down window would scale down at once when it falls.
 		mem.history = append(mem.history, plan.Recommendation{Time: s.now, Replicas: mem.history[n-1].Replicas})
 	}
-	in.History, in.ScaleEvents = mem.history, mem.events
-	d := plan.Autoscale(in)
-	mem.history = d.History
-	s.requeueAt(d.NextCheck)
+	rin.History, rin.ScaleEvents = mem.history, mem.events
+	in.Recommender = rin
+	in.LastScale = lastScale(&s.app.Status, pol.Name, mem.events)
 
-	desired := d.Desired
-	st.DesiredReplicas = &desired
-	st.Reason, st.Message = d.Reason, d.Message
-	st.State = v1alpha1.PolicyIdle
-	if d.Reason == plan.ReasonSensorUnavailable || d.Reason == plan.ReasonFallback {
-		st.State = v1alpha1.PolicyHeld
-	}
-	if !d.Scale() {
+	d, rec := plan.DecideAutoscale(in)
+	if owner == "" {
+		mem.history = rec.History
 		r.autoscalers.put(memKey, mem)
-		return st, nil
 	}
+	if d.Intent != nil {
+		if s.scales == nil {
+			s.scales = map[string]plan.AutoscaleDecision{}
+		}
+		s.scales[pol.Name] = rec
+	}
+	return d, nil
+}
 
-	res, err := r.act(ctx, s, actInput{Policy: pol.Name, Action: v1alpha1.Action{Scale: &v1alpha1.ScaleAction{
-		Component: a.Component, Replicas: &desired}}, Reason: d.Message})
-	if err != nil {
-		return old, err
+// rememberScale keeps the scale event of a scale the policy carried out, for its rate
+// policies.
+func (r *AppReconciler) rememberScale(s *session, pol v1alpha1.Policy) {
+	rec, ok := s.scales[pol.Name]
+	if !ok {
+		return
 	}
-	if res.Held.Held {
-		st.State, st.Reason = v1alpha1.PolicyHeld, res.Held.Reason
-		st.Message = fmt.Sprintf("Scaling %s from %d to %d is held: %s", a.Component, d.Current, d.Desired, res.Held.Message)
-		s.requeueAt(res.Held.Until)
-		r.autoscalers.put(memKey, mem)
-		return st, nil
-	}
-	st.State, st.LastAction = v1alpha1.PolicyActing, res.LastID
-	if !res.RecordOnly {
-		mem.events = plan.RecordScaleEvent(plan.ResolveBehavior(a.Behavior), mem.events, s.now, d.Current, d.Desired)
-	}
+	memKey := types.NamespacedName{Namespace: s.app.Namespace, Name: s.app.Name}.String() + "/" + pol.Name
+	mem := r.autoscalers.get(memKey)
+	mem.events = plan.RecordScaleEvent(plan.ResolveBehavior(pol.Autoscale.Behavior), mem.events, s.now, rec.Current, rec.Desired)
 	r.autoscalers.put(memKey, mem)
-	return st, nil
+}
+
+// lastScale is the policy's newest scale that took effect and is not judged yet, with
+// its direction from the remembered scale events (zero when they do not say).
+func lastScale(st *v1alpha1.AutonomicAppStatus, policy string, events []plan.ScaleEvent) *plan.LastScale {
+	rec := knowledge.LastUnjudged(st, policy)
+	if rec == nil || rec.Action != execute.KindScale {
+		return nil
+	}
+	last := &plan.LastScale{At: rec.Time.Time}
+	for _, e := range events {
+		// The record's time is whole seconds; the event's is the decision's.
+		if d := e.Time.Sub(rec.Time.Time); d >= 0 && d < time.Second {
+			last.Delta = e.Delta
+		}
+	}
+	return last
 }
 
 // metricInput is a sensor's reading as the plan reads a metric. A resource sensor's

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/plan"
 )
 
 func scalableDeployment(ns, name string) *appsv1.Deployment {
@@ -56,7 +57,7 @@ func expectConflict(ns, owner string) {
 		g.Expect(a.Status.Policies).To(HaveLen(1))
 		p := a.Status.Policies[0]
 		g.Expect(p.State).To(Equal(v1alpha1.PolicyConflict))
-		g.Expect(p.Reason).To(Equal(ReasonConflict))
+		g.Expect(p.Reason).To(Equal(plan.ReasonConflict))
 		g.Expect(p.Message).To(ContainSubstring(owner))
 	}).WithTimeout(15 * time.Second).Should(Succeed())
 }

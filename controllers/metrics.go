@@ -9,6 +9,8 @@ import (
 type Metrics struct {
 	// Actions counts action records by policy, action and result.
 	Actions *prometheus.CounterVec
+	// ActionOutcomes counts judged actions by action and outcome.
+	ActionOutcomes *prometheus.CounterVec
 	// Decisions counts decisions by kind: act, wait, held reasons, give-ups, heals.
 	Decisions *prometheus.CounterVec
 	// DetectToAct is the time from the change that triggered an action to the action.
@@ -27,8 +29,12 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "homeostat_actions_total",
-			Help: "Actions recorded in the ledger, by policy, action and result (Succeeded, Failed, Skipped for DryRun).",
+			Help: "Actions recorded in the ledger, by policy, action and result (Succeeded, Failed, Skipped for DryRun, Cancelled, Forbidden).",
 		}, []string{"policy", "action", "result"}),
+		ActionOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homeostat_action_outcomes_total",
+			Help: "Actions judged, by action and outcome: Verified (the symptoms stayed clear), Ineffective (they came back or never cleared), Unknown (nothing changed, or superseded).",
+		}, []string{"action", "outcome"}),
 		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "homeostat_decisions_total",
 			Help: "Policy decisions, by decision: Act, Wait, Held:<guard>, Exhausted, GiveUp, Healed.",
@@ -47,6 +53,6 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "homeostat_storm_active",
 		Help: "1 while more than --storm-threshold of the managed apps are unhealthy and disruptive actions are stopped.",
 	})
-	reg.MustRegister(m.Actions, m.Decisions, m.DetectToAct, m.SymptomActive, m.StormActive)
+	reg.MustRegister(m.Actions, m.ActionOutcomes, m.Decisions, m.DetectToAct, m.SymptomActive, m.StormActive)
 	return m
 }

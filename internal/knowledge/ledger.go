@@ -30,6 +30,11 @@ func NewID(policy string, now time.Time) string {
 // Record prepends an action record to the history and keeps it bounded. Pending records
 // are never dropped: they are intents whose outcome the operator still owes.
 func Record(st *v1alpha1.AutonomicAppStatus, rec v1alpha1.ActionRecord) {
+	if rec.Result != v1alpha1.ResultSucceeded && rec.Result != v1alpha1.ResultPending && rec.Outcome == "" {
+		// Recorded as done with nothing changed (DryRun, a failure to prepare): nothing
+		// to verify.
+		rec.Outcome, rec.OutcomeAt = v1alpha1.OutcomeUnknown, &rec.Time
+	}
 	st.History = append([]v1alpha1.ActionRecord{rec}, st.History...)
 	for i := len(st.History) - 1; len(st.History) > HistoryLimit && i >= 0; i-- {
 		if st.History[i].Result != v1alpha1.ResultPending {
@@ -69,10 +74,11 @@ func Complete(st *v1alpha1.AutonomicAppStatus, id string, result v1alpha1.Action
 	}
 	t := metav1.NewTime(now)
 	rec.Result, rec.Message, rec.FinishedAt = result, truncate(message, 1024), &t
-	if st.LastAction != nil && st.LastAction.ID == id {
-		r := *rec
-		st.LastAction = &r
+	if result != v1alpha1.ResultSucceeded && result != v1alpha1.ResultPending && rec.Outcome == "" {
+		// Nothing changed, so there is nothing to verify.
+		rec.Outcome, rec.OutcomeAt = v1alpha1.OutcomeUnknown, &t
 	}
+	syncLast(st, rec)
 }
 
 // Progress records what an effector reported about an intent it has not finished: the
@@ -83,10 +89,7 @@ func Progress(st *v1alpha1.AutonomicAppStatus, id, message string) {
 		return
 	}
 	rec.Message = truncate(message, 1024)
-	if st.LastAction != nil && st.LastAction.ID == id {
-		r := *rec
-		st.LastAction = &r
-	}
+	syncLast(st, rec)
 }
 
 // ActionTimes returns the times of the recorded actions, for the rate-limit guard.

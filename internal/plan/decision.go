@@ -79,6 +79,8 @@ type Intent struct {
 	// RecheckAfter is how long after the action the policy must be decided again even
 	// if nothing changes (a ladder step's timeout); zero for at the next change.
 	RecheckAfter time.Duration
+	// Change is what a failover policy's change does; nil for every other intent.
+	Change *ChangeIntent
 }
 
 // Outcome is the verdict on the records of one policy's action: the records of Policy

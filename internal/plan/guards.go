@@ -18,6 +18,7 @@ const (
 	ReasonCooldown         = "Cooldown"
 	ReasonRateLimited      = "RateLimited"
 	ReasonTooManyUnhealthy = "TooManyUnhealthy"
+	ReasonDryRun           = "DryRun"
 )
 
 // GuardInput is what the guards look at before an action.
@@ -106,6 +107,33 @@ func CheckGuards(g GuardInput, disruptive bool, now time.Time) Verdict {
 	// DryRun passes the same guards as Active, so it records the decisions Active would
 	// make, when it would make them.
 	return Verdict{RecordOnly: g.Mode == v1alpha1.ModeDryRun}
+}
+
+// CheckResume decides whether an intent that an earlier run recorded and did not finish
+// (a crash, a lost lease) may be carried on now. It passes the guards that say the
+// manager must not act at all: pause, a stale cache, the storm breaker for a disruptive
+// intent, and DryRun, which a resumed intent must not ignore either. Cooldown, the rate
+// limit and the unhealthy share counted the intent when it was recorded, and its own
+// record would hold it now.
+func CheckResume(g GuardInput, disruptive bool, now time.Time) Verdict {
+	v := CheckGuards(GuardInput{Mode: g.Mode, PausedAnnotation: g.PausedAnnotation, StaleCache: g.StaleCache,
+		StaleCacheRecheck: g.StaleCacheRecheck, Storm: g.Storm}, disruptive, now)
+	if !v.Held && v.RecordOnly {
+		return Verdict{Held: true, Reason: ReasonDryRun, Message: "The app's mode is DryRun: an intent recorded before is not carried on."}
+	}
+	return v
+}
+
+// ResumeDisruptive says whether a resumed intent of the action counts as disruptive for
+// the storm breaker. The record no longer says what Prepare found, so every action that
+// changes workloads, pods or nodes counts; notify, webhook and runJob do not, as when
+// they are first decided.
+func ResumeDisruptive(action string) bool {
+	switch action {
+	case "notify", "webhook", "runJob":
+		return false
+	}
+	return true
 }
 
 // rateLimited counts the actions in the window (now-per, now]. When count or more are

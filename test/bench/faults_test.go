@@ -208,7 +208,7 @@ func TestBenchFaultsSIGKILL(t *testing.T) {
 	Note(faultSection, "SIGKILL x200 found a bug: the intent was written without the policy's step, so a manager killed "+
 		"between intent and outcome left the ladder on the step before, and the next manager finished the intent and then "+
 		"acted on the same step again under a new id. Before the fix (the step is now written with the intent, "+
-		"controllers/autonomicapp_controller.go actInput.Acted) this scenario counted 132 duplicate actions in 200 kills "+
+		"controllers/act.go carryOut, plan.ActedStatus) this scenario counted 132 duplicate actions in 200 kills "+
 		"(second rollout restarts, second evictions, second scale attempts) and 0 lost.")
 	if res.duplicates != 0 || res.lost != 0 {
 		t.Errorf("%d duplicate and %d lost actions; want 0 and 0 (manager log: %s)", res.duplicates, res.lost, m.logPath)

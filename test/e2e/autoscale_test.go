@@ -22,7 +22,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
-	"github.com/homeostat-dev/homeostat/controllers"
 	"github.com/homeostat-dev/homeostat/internal/execute"
 	"github.com/homeostat-dev/homeostat/internal/plan"
 )
@@ -189,7 +188,7 @@ var _ = Describe("autoscaling on a real Prometheus", Ordered, ContinueOnFailure,
 			g.Expect(a.Status.Sensors).To(ContainElement(sensorReading("80")))
 			p := policyStatus(a, "scale-web")
 			g.Expect(p.State).To(Equal(v1alpha1.PolicyConflict), p.Message)
-			g.Expect(p.Reason).To(Equal(controllers.ReasonConflict))
+			g.Expect(p.Reason).To(Equal(plan.ReasonConflict))
 			g.Expect(p.Message).To(ContainSubstring("HorizontalPodAutoscaler web-hpa"))
 		}).WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 		logf("policy: %s", policyStatus(getApp(ns, "shop"), "scale-web").Message)
