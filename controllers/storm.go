@@ -66,6 +66,19 @@ func (b *stormBreaker) engaged() bool {
 	return b.active
 }
 
+// state is the breaker's state for an app's Suspended condition: engaged or not, as the
+// guards see it, and while engaged the counts as they are now; zero when released.
+func (b *stormBreaker) state(ctx context.Context) plan.StormVerdict {
+	if !b.engaged() {
+		return plan.StormVerdict{}
+	}
+	v := b.verdict(ctx)
+	// The guards hold on the flag, and so does the condition; the counts may have moved
+	// since the flag was set.
+	v.Engaged = true
+	return v
+}
+
 // verdict applies the breaker's rule (plan.Storm) to the health last seen of every app.
 func (b *stormBreaker) verdict(ctx context.Context) plan.StormVerdict {
 	in := plan.StormInput{Threshold: b.threshold, MinUnhealthy: b.minUnhealthy}
@@ -85,12 +98,6 @@ func (b *stormBreaker) verdict(ctx context.Context) plan.StormVerdict {
 		v = plan.Storm(in)
 	}
 	return v
-}
-
-// counts returns the unhealthy apps and the apps managed.
-func (b *stormBreaker) counts(ctx context.Context) (unhealthy, total int) {
-	v := b.verdict(ctx)
-	return v.Unhealthy, v.Total
 }
 
 func (b *stormBreaker) evaluate(ctx context.Context) bool {
