@@ -7,7 +7,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -361,19 +360,18 @@ func (r *AppReconciler) reconcile(ctx context.Context, s *session) (time.Time, e
 	for _, c := range components {
 		st.Components = append(st.Components, c.Status)
 	}
-	healthy, healthMsg := rollup(app, components)
-	r.Storm.observe(ctx, types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, healthy)
+	r.Storm.observe(ctx, types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, rollup(app, components).Healthy)
 
 	// Validate what CEL in the CRD cannot: symptom expressions and cross references.
 	if errs := validateView(s.view, s.merged); len(errs) > 0 {
 		r.setCondition(s, v1alpha1.ConditionReady, false, v1alpha1.ReasonInvalidSpec,
 			"The spec is invalid and no policy runs until it is fixed: "+validationMessage(errs))
-		r.finishStatus(s, healthy, healthMsg)
+		r.finishStatus(s)
 		return s.next, nil
 	}
 	if herr := analyze.CheckHierarchy(app, r.lookupApp(ctx, app.Namespace)); herr != nil {
 		r.setCondition(s, v1alpha1.ConditionReady, false, herr.Reason, herr.Error())
-		r.finishStatus(s, healthy, healthMsg)
+		r.finishStatus(s)
 		return s.next, nil
 	}
 	if missing := missingComponents(components); missing != "" {
@@ -394,7 +392,7 @@ func (r *AppReconciler) reconcile(ctx context.Context, s *session) (time.Time, e
 	if err := r.runPolicies(ctx, s, active); err != nil {
 		return time.Time{}, err
 	}
-	r.finishStatus(s, healthy, healthMsg)
+	r.finishStatus(s)
 	return s.next, nil
 }
 
@@ -453,59 +451,31 @@ func (r *AppReconciler) sensorStatus(s *session) {
 	s.app.Status.Sensors = out
 }
 
-// sensorsCondition says which sensors are unavailable and why.
-func (r *AppReconciler) sensorsCondition(s *session) {
-	if len(s.view.Spec.Sensors) == 0 {
-		r.setCondition(s, v1alpha1.ConditionSensorsAvailable, true, v1alpha1.ReasonNoSensors, "The app declares no polled sensors; component sensors are event-driven.")
-		return
-	}
-	var bad []string
-	for _, ss := range s.app.Status.Sensors {
-		if ss.Error != "" {
-			bad = append(bad, fmt.Sprintf("%s (%s)", ss.Name, strings.TrimSuffix(ss.Error, ".")))
-		}
-	}
-	if len(bad) > 0 {
-		r.setCondition(s, v1alpha1.ConditionSensorsAvailable, false, v1alpha1.ReasonSensorsUnavailable,
-			fmt.Sprintf("%d of %d sensors are unavailable: %s. Symptoms read them as absent, and autoscalers do not scale down on missing data.",
-				len(bad), len(s.view.Spec.Sensors), joinList(bad)))
-		return
-	}
-	r.setCondition(s, v1alpha1.ConditionSensorsAvailable, true, v1alpha1.ReasonSensorsAvailable,
-		fmt.Sprintf("All %d sensors are available.", len(s.view.Spec.Sensors)))
-}
-
+// missingComponents is the Ready condition's message for a component whose workload or
+// child app does not exist, or "" when every component resolves.
 func missingComponents(cs []monitor.Component) string {
-	for _, c := range cs {
-		if !c.Status.Found {
-			return fmt.Sprintf("Component %q: %s Create it or fix spec.components.", c.Name, c.Status.Message)
-		}
-	}
-	return ""
+	return plan.MissingComponent(componentHealth(cs))
 }
 
 // rollup is the app's health: at least minHealthyComponents healthy (default all).
-func rollup(app *v1alpha1.AutonomicApp, cs []monitor.Component) (bool, string) {
-	need := int32(len(cs))
-	if app.Spec.Health != nil && app.Spec.Health.MinHealthyComponents != nil {
-		need = *app.Spec.Health.MinHealthyComponents
+func rollup(app *v1alpha1.AutonomicApp, cs []monitor.Component) plan.Health {
+	return plan.Rollup(minHealthyComponents(app), componentHealth(cs))
+}
+
+func minHealthyComponents(app *v1alpha1.AutonomicApp) *int32 {
+	if app.Spec.Health == nil {
+		return nil
 	}
-	var ok int32
-	var unhealthy []string
+	return app.Spec.Health.MinHealthyComponents
+}
+
+// componentHealth is what the summary reads of each gathered component.
+func componentHealth(cs []monitor.Component) []plan.ComponentHealth {
+	out := make([]plan.ComponentHealth, 0, len(cs))
 	for _, c := range cs {
-		if c.Status.Healthy {
-			ok++
-		} else {
-			unhealthy = append(unhealthy, fmt.Sprintf("%s (%s)", c.Name, strings.TrimSuffix(c.Status.Message, ".")))
-		}
+		out = append(out, plan.ComponentHealth{Name: c.Name, Healthy: c.Status.Healthy, Found: c.Status.Found, Message: c.Status.Message})
 	}
-	if ok >= need {
-		if len(unhealthy) == 0 {
-			return true, fmt.Sprintf("All %d components are healthy.", len(cs))
-		}
-		return true, fmt.Sprintf("%d of %d components are healthy, at least %d needed; unhealthy: %s.", ok, len(cs), need, joinList(unhealthy))
-	}
-	return false, fmt.Sprintf("%d of %d components are healthy, %d needed; unhealthy: %s.", ok, len(cs), need, joinList(unhealthy))
+	return out
 }
 
 // analyze evaluates the symptoms with hysteresis and returns the active set.
@@ -578,115 +548,36 @@ func (s *session) component(name string) *monitor.Component {
 	return nil
 }
 
-// finishStatus sets the conditions, the phase and the observed generation.
-func (r *AppReconciler) finishStatus(s *session, healthy bool, healthMsg string) {
+// finishStatus copies the app's summary (plan.Summarize: its health, phase and
+// conditions) into status, and sets the observed generation.
+func (r *AppReconciler) finishStatus(s *session) {
 	app := s.app
 	st := &app.Status
-	if healthy {
-		r.setCondition(s, v1alpha1.ConditionHealthy, true, v1alpha1.ReasonComponentsHealthy, healthMsg)
-	} else {
-		r.setCondition(s, v1alpha1.ConditionHealthy, false, v1alpha1.ReasonComponentsUnhealthy, healthMsg)
+	in := plan.SummaryInput{
+		Now:                  s.now,
+		Mode:                 app.Spec.Mode,
+		MinHealthyComponents: minHealthyComponents(app),
+		Components:           componentHealth(s.components),
+		Policies:             s.view.Spec.Policies,
+		PolicyStatus:         st.Policies,
+		Symptoms:             st.Symptoms,
+		Sensors:              st.Sensors,
+		Storm:                r.Storm.state(context.Background()),
 	}
-
-	var open, attention []string
-	for _, p := range st.Policies {
-		if p.Step > 0 && p.State != v1alpha1.PolicyGaveUp {
-			open = append(open, p.Name)
-		}
-		if p.State == v1alpha1.PolicyGaveUp || (p.Step > 0 && p.StepStart != nil && notifyStep(s.view, p)) {
-			attention = append(attention, fmt.Sprintf("%s: %s", p.Name, p.Message))
-		}
+	_, in.PausedAnnotation = app.Annotations[v1alpha1.PausedAnnotation]
+	if ready := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady); ready != nil {
+		in.Ready = &plan.Condition{Type: ready.Type, Status: ready.Status, Reason: ready.Reason, Message: ready.Message,
+			Since: ready.LastTransitionTime.Time}
 	}
-	if len(open) > 0 {
-		r.setCondition(s, v1alpha1.ConditionRemediating, true, v1alpha1.ReasonEpisodeOpen, "Remediation episodes are open: "+joinList(open)+".")
-	} else {
-		r.setCondition(s, v1alpha1.ConditionRemediating, false, v1alpha1.ReasonNoEpisode, "No remediation episode is open.")
+	sum := plan.Summarize(in)
+	for _, c := range sum.Conditions {
+		copyCondition(app, c)
 	}
-	if len(attention) > 0 {
-		reason := v1alpha1.ReasonNotified
-		for _, p := range st.Policies {
-			if p.State == v1alpha1.PolicyGaveUp {
-				reason = v1alpha1.ReasonGaveUp
-			}
-		}
-		r.setCondition(s, v1alpha1.ConditionNeedsAttention, true, reason, knowledge.Truncate(joinList(attention), 32768))
-	} else {
-		r.setCondition(s, v1alpha1.ConditionNeedsAttention, false, v1alpha1.ReasonNothingNeeded, "No policy needs a person.")
+	for _, typ := range sum.Absent {
+		meta.RemoveStatusCondition(&st.Conditions, typ)
 	}
-	r.sensorsCondition(s)
-	_, pausedAnno := app.Annotations[v1alpha1.PausedAnnotation]
-	switch {
-	case app.Spec.Mode == v1alpha1.ModePaused:
-		r.setCondition(s, v1alpha1.ConditionSuspended, true, v1alpha1.ReasonModePaused, "spec.mode is Paused: symptoms are reported, no action is taken.")
-	case pausedAnno:
-		r.setCondition(s, v1alpha1.ConditionSuspended, true, v1alpha1.ReasonPausedAnnotation, "The "+v1alpha1.PausedAnnotation+" annotation is set: no action is taken until it is removed.")
-	case app.Spec.Mode == v1alpha1.ModeDryRun:
-		r.setCondition(s, v1alpha1.ConditionSuspended, true, v1alpha1.ReasonDryRun, "spec.mode is DryRun: decisions are recorded in history, nothing is changed.")
-	case r.Storm.engaged():
-		unhealthy, total := r.Storm.counts(context.Background())
-		r.setCondition(s, v1alpha1.ConditionSuspended, true, v1alpha1.ReasonStormDetected, fmt.Sprintf(
-			"%d of %d managed apps are unhealthy at once, more than --storm-threshold: disruptive actions are stopped cluster-wide until the share falls.", unhealthy, total))
-	default:
-		r.setCondition(s, v1alpha1.ConditionSuspended, false, v1alpha1.ReasonActive, "Policies act.")
-	}
-
-	switch {
-	case app.Spec.Mode == v1alpha1.ModePaused || pausedAnno:
-		st.Phase = v1alpha1.PhasePaused
-	case len(attention) > 0:
-		st.Phase = v1alpha1.PhaseNeedsAttention
-	case len(open) > 0:
-		st.Phase = v1alpha1.PhaseRemediating
-	case !healthy || anyActive(st.Symptoms):
-		st.Phase = v1alpha1.PhaseDegraded
-	default:
-		st.Phase = v1alpha1.PhaseHealthy
-	}
-	kstatusConditions(app)
+	st.Phase = sum.Phase
 	st.ObservedGeneration = app.Generation
-}
-
-// kstatusConditions sets the two abnormal-true conditions kstatus reads (Flux's health
-// checks, kpt, cli-utils) from Ready: Stalled while only a spec fix helps, Reconciling
-// while a component is still to appear; each is removed when it does not hold, as the
-// convention asks. Without them kstatus would call an app with an invalid spec Current.
-func kstatusConditions(app *v1alpha1.AutonomicApp) {
-	conds := &app.Status.Conditions
-	ready := meta.FindStatusCondition(*conds, v1alpha1.ConditionReady)
-	stalled, reconciling := false, false
-	if ready != nil && ready.Status == metav1.ConditionFalse {
-		if ready.Reason == v1alpha1.ReasonComponentNotFound {
-			reconciling = true
-		} else {
-			stalled = true
-		}
-	}
-	for _, c := range []struct {
-		typ string
-		on  bool
-	}{{v1alpha1.ConditionStalled, stalled}, {v1alpha1.ConditionReconciling, reconciling}} {
-		if !c.on {
-			meta.RemoveStatusCondition(conds, c.typ)
-			continue
-		}
-		meta.SetStatusCondition(conds, metav1.Condition{
-			Type: c.typ, Status: metav1.ConditionTrue, Reason: ready.Reason, Message: ready.Message,
-			ObservedGeneration: app.Generation, LastTransitionTime: ready.LastTransitionTime,
-		})
-	}
-}
-
-func notifyStep(app *v1alpha1.AutonomicApp, p v1alpha1.PolicyStatus) bool {
-	for _, pol := range app.Spec.Policies {
-		if pol.Name == p.Name && pol.Remediate != nil && int(p.Step) <= len(pol.Remediate.Steps) {
-			return pol.Remediate.Steps[p.Step-1].Action.Notify != nil
-		}
-	}
-	return false
-}
-
-func anyActive(ss []v1alpha1.SymptomStatus) bool {
-	return slices.ContainsFunc(ss, func(s v1alpha1.SymptomStatus) bool { return s.Active })
 }
 
 func (r *AppReconciler) setCondition(s *session, typ string, ok bool, reason, msg string) {
@@ -694,8 +585,14 @@ func (r *AppReconciler) setCondition(s *session, typ string, ok bool, reason, ms
 	if ok {
 		status = metav1.ConditionTrue
 	}
-	meta.SetStatusCondition(&s.app.Status.Conditions, metav1.Condition{
-		Type: typ, Status: status, Reason: reason, Message: knowledge.Truncate(msg, 32768),
-		ObservedGeneration: s.app.Generation, LastTransitionTime: metav1.NewTime(s.now),
+	copyCondition(s.app, plan.Condition{Type: typ, Status: status, Reason: reason, Message: msg, Since: s.now})
+}
+
+// copyCondition sets a decided condition in the app's status, for its generation, with
+// the message cut to the API's bound.
+func copyCondition(app *v1alpha1.AutonomicApp, c plan.Condition) {
+	meta.SetStatusCondition(&app.Status.Conditions, metav1.Condition{
+		Type: c.Type, Status: c.Status, Reason: c.Reason, Message: knowledge.Truncate(c.Message, 32768),
+		ObservedGeneration: app.Generation, LastTransitionTime: metav1.NewTime(c.Since),
 	})
 }

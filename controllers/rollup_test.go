@@ -95,7 +95,8 @@ func TestRollupNeedsAllComponentsHealthyUnlessAQuorumIsSet(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			app := &v1alpha1.AutonomicApp{Spec: v1alpha1.AutonomicAppSpec{Health: tc.health}}
-			healthy, msg := rollup(app, tc.components)
+			h := rollup(app, tc.components)
+			healthy, msg := h.Healthy, h.Message()
 			if healthy != tc.wantHealthy || msg != tc.wantMessage {
 				t.Fatalf("rollup = %v, %q\nwant     %v, %q", healthy, msg, tc.wantHealthy, tc.wantMessage)
 			}

@@ -11,16 +11,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/plan"
 )
 
 // DefaultStormMinUnhealthy is how many apps must be unhealthy at once, besides the share,
 // before the storm breaker engages: one broken app in a small cluster is not a storm.
 const DefaultStormMinUnhealthy = 3
 
-// stormBreaker watches the health of every managed app. When more than threshold of them
-// (and at least minUnhealthy) are unhealthy at once, the problem is bigger than any one
-// app (a zone, the network, a bad shared dependency) and restarting things would only
-// add load: disruptive actions stop cluster-wide until the share falls back.
+// stormBreaker keeps the health last seen of every managed app and applies the storm
+// rule (plan.Storm) to it on each change: when too many apps are unhealthy at once, the
+// problem is bigger than any one app (a zone, the network, a bad shared dependency) and
+// restarting things would only add load, so disruptive actions stop cluster-wide until
+// the share falls back. It owns the bookkeeping: the counts, the gauge, and the flips.
 type stormBreaker struct {
 	threshold    float64
 	minUnhealthy int
@@ -64,33 +66,42 @@ func (b *stormBreaker) engaged() bool {
 	return b.active
 }
 
-// counts returns the unhealthy apps and the apps managed.
-func (b *stormBreaker) counts(ctx context.Context) (unhealthy, total int) {
+// state is the breaker's state for an app's Suspended condition: engaged or not, as the
+// guards see it, and while engaged the counts as they are now; zero when released.
+func (b *stormBreaker) state(ctx context.Context) plan.StormVerdict {
+	if !b.engaged() {
+		return plan.StormVerdict{}
+	}
+	v := b.verdict(ctx)
+	// The guards hold on the flag, and so does the condition; the counts may have moved
+	// since the flag was set.
+	v.Engaged = true
+	return v
+}
+
+// verdict applies the breaker's rule (plan.Storm) to the health last seen of every app.
+func (b *stormBreaker) verdict(ctx context.Context) plan.StormVerdict {
+	in := plan.StormInput{Threshold: b.threshold, MinUnhealthy: b.minUnhealthy}
 	b.mu.Lock()
 	for _, ok := range b.health {
 		if !ok {
-			unhealthy++
+			in.Unhealthy++
 		}
 	}
-	total = len(b.health)
+	in.Seen = len(b.health)
 	b.mu.Unlock()
-	if stormy(unhealthy, total, b.threshold, b.minUnhealthy) && b.total != nil {
-		// Apps not reconciled yet since a start count as healthy: the breaker must not
-		// engage because the first apps seen happened to be the broken ones.
-		total = max(total, b.total(ctx))
+	v := plan.Storm(in)
+	if v.Engaged && b.total != nil {
+		// Counting the managed apps lists the cache: it is done only when the apps seen
+		// make a storm, as more apps can only make the share smaller.
+		in.Managed = b.total(ctx)
+		v = plan.Storm(in)
 	}
-	return unhealthy, total
-}
-
-// stormy is the breaker's rule: more than threshold of the apps, and at least
-// minUnhealthy of them, are unhealthy.
-func stormy(unhealthy, total int, threshold float64, minUnhealthy int) bool {
-	return total > 0 && unhealthy >= minUnhealthy && float64(unhealthy) > threshold*float64(total)
+	return v
 }
 
 func (b *stormBreaker) evaluate(ctx context.Context) bool {
-	unhealthy, total := b.counts(ctx)
-	now := stormy(unhealthy, total, b.threshold, b.minUnhealthy)
+	now := b.verdict(ctx).Engaged
 	b.mu.Lock()
 	flipped := now != b.active
 	b.active = now

@@ -7,26 +7,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-func TestStormy(t *testing.T) {
-	for _, tc := range []struct {
-		name             string
-		unhealthy, total int
-		want             bool
-	}{
-		{"no apps", 0, 0, false},
-		{"one broken app of one is not a storm", 1, 1, false},
-		{"two of three is below the minimum count", 2, 3, false},
-		{"three of five is more than half", 3, 5, true},
-		{"exactly half is not more than half", 3, 6, false},
-		{"six of ten", 6, 10, true},
-		{"three of a hundred", 3, 100, false},
-	} {
-		if got := stormy(tc.unhealthy, tc.total, 0.5, DefaultStormMinUnhealthy); got != tc.want {
-			t.Errorf("%s: stormy(%d, %d) = %v, want %v", tc.name, tc.unhealthy, tc.total, got, tc.want)
-		}
-	}
-}
-
 func TestStormBreakerEngagesReleasesAndCountsUnseenAppsAsHealthy(t *testing.T) {
 	ctx := context.Background()
 	cached := 10

@@ -1,9 +1,18 @@
-// Package plan is where Homeostat's judgement lives: given what the monitor observed,
-// which symptoms the analyzer found active, the policy's state from the ledger and a
-// time, it decides what a remediation ladder does next (start an episode, act, wait,
-// escalate, give up) and whether the guards let an action through.
+// Package plan is where Homeostat's judgement lives. Given what the monitor observed,
+// which symptoms the analyzer found active, the policies' state from the ledger and a
+// time, it decides:
+//
+//   - what a remediation ladder does next (start an episode, act, wait, escalate, give up)
+//     and whether the guards, the node guard among them, let an action through;
+//   - an autoscaler's replicas, as the HPA would, and a failover's primary;
+//   - how shared healing policies merge into an app's own;
+//   - the app's summary: its health rollup, its phase, and the conditions its status
+//     carries (Summarize);
+//   - the cluster-wide storm breaker's rule: when too many apps are unhealthy at once for
+//     disruptive actions to run (Storm).
 //
 // It is pure: no client, no goroutines, no time.Now(). Every input, including the clock,
 // is passed in, and every output carries a reason a person can act on, so each decision
-// can be table-tested, replayed from recorded inputs, and explained in status.
+// can be table-tested, replayed from recorded inputs, and explained in status. Counting
+// the apps, keeping state between reconciles and writing status are the controllers'.
 package plan
