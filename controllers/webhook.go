@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -14,7 +15,14 @@ import (
 	"github.com/homeostat-dev/homeostat/internal/plan"
 )
 
-// +kubebuilder:webhook:path=/validate-autonomic-homeostat-dev-v1alpha1-autonomicapp,mutating=false,failurePolicy=fail,sideEffects=None,groups=autonomic.homeostat.dev,resources=autonomicapps,verbs=create;update,versions=v1alpha1,name=vautonomicapp.homeostat.dev,admissionReviewVersions=v1
+// The webhook checks the spec, so the API server calls it only on a create and on an
+// update that changes the spec (matchConditions). With
+// failurePolicy=fail every call fails while the manager is down; because metadata-only
+// updates are never sent, a person can still pause an app (`kubectl annotate` the
+// paused annotation), label it or remove a finalizer when the operator is the problem.
+// CEL compares maps and lists by value, deeply, so any change inside spec is caught.
+//
+// +kubebuilder:webhook:path=/validate-autonomic-homeostat-dev-v1alpha1-autonomicapp,mutating=false,failurePolicy=fail,sideEffects=None,groups=autonomic.homeostat.dev,resources=autonomicapps,verbs=create;update,versions=v1alpha1,name=vautonomicapp.homeostat.dev,admissionReviewVersions=v1,patch=`{"matchConditions":[{"name":"create-or-spec-change","expression":"request.operation != 'UPDATE' || object.spec != oldObject.spec"}]}`
 
 // AppValidator rejects apps whose symptoms do not compile or name unknown components or
 // sensors, and whose policies name unknown symptoms or components: the checks CEL
@@ -33,8 +41,15 @@ func (v *AppValidator) ValidateCreate(ctx context.Context, app *v1alpha1.Autonom
 	return nil, v.validate(ctx, app)
 }
 
-// ValidateUpdate validates a changed app.
-func (v *AppValidator) ValidateUpdate(ctx context.Context, _, app *v1alpha1.AutonomicApp) (admission.Warnings, error) {
+// ValidateUpdate validates a changed app, and allows an update that leaves the spec as
+// it was (labels, annotations such as the pause annotation, finalizers): the same rule as
+// the webhook's matchConditions, for an API server that sends such updates anyway. A
+// label change can bring in other shared policies; the reconciler validates the merged
+// result and reports it in the Ready condition, as it does when a policy changes.
+func (v *AppValidator) ValidateUpdate(ctx context.Context, old, app *v1alpha1.AutonomicApp) (admission.Warnings, error) {
+	if equality.Semantic.DeepEqual(old.Spec, app.Spec) {
+		return nil, nil
+	}
 	return nil, v.validate(ctx, app)
 }
 

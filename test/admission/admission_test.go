@@ -8,6 +8,10 @@
 // should be refused but are not, because of a bug in the API markers, wait in
 // testdata/pending with the fix described in their header.
 //
+// webhook_down_test.go installs the validating webhook configuration of config/webhook
+// with no server behind it, as while the manager is down, and proves that only creates
+// and spec changes are refused: a person can still pause an app.
+//
 // The API-server specs need kube-apiserver and etcd in KUBEBUILDER_ASSETS:
 //
 //	KUBEBUILDER_ASSETS=$(bash hack/tools.sh envtest-dir) go test ./test/admission/...
