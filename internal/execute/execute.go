@@ -185,6 +185,12 @@ func (e *Effectors) stamp(ctx context.Context, obj client.Object, id string) err
 	}))
 }
 
+// stampedWith reports whether obj carries the action id annotation with id, which says
+// that the action changed it.
+func stampedWith(obj client.Object, id string) bool {
+	return obj.GetAnnotations()[v1alpha1.ActionIDAnnotation] == id
+}
+
 func succeeded(format string, args ...any) Outcome {
 	return Outcome{Result: v1alpha1.ResultSucceeded, Message: sentence(fmt.Sprintf(format, args...))}
 }

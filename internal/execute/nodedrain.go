@@ -196,33 +196,18 @@ func (e *Effectors) drainOne(ctx context.Context, name, id, app string) nodeDrai
 		d.stuck = true
 		return d
 	}
-	pods := &corev1.PodList{}
-	if err := e.Client.List(ctx, pods, client.MatchingFields{PodNodeNameField: name}); err != nil {
+	pods, err := e.podsOnNode(ctx, name)
+	if err != nil {
 		d.problems = append(d.problems, fmt.Sprintf("Could not list the pods of Node/%s: %v", name, err))
 		d.stuck = true
 		return d
 	}
-	slices.SortFunc(pods.Items, func(a, b corev1.Pod) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
-	})
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		if p.Spec.NodeName != name {
-			continue // a cache without the index would hand out every pod
+	for i := range pods {
+		p := &pods[i]
+		if !d.evicts(p) {
+			continue
 		}
 		key := p.Namespace + "/" + p.Name
-		switch classifyForDrain(p) {
-		case drainTerminating:
-			d.moved = append(d.moved, key)
-			continue
-		case drainUnmanaged:
-			d.left = append(d.left, key)
-			continue
-		case drainEvict:
-		default:
-			d.skipped++
-			continue
-		}
 		if err := ctx.Err(); err != nil {
 			d.waiting++
 			if d.waiting == 1 {
@@ -241,6 +226,37 @@ func (e *Effectors) drainOne(ctx context.Context, name, id, app string) nodeDrai
 		}
 	}
 	return d
+}
+
+// podsOnNode lists the pods bound to a node, by namespace and name.
+func (e *Effectors) podsOnNode(ctx context.Context, name string) ([]corev1.Pod, error) {
+	pods := &corev1.PodList{}
+	if err := e.Client.List(ctx, pods, client.MatchingFields{PodNodeNameField: name}); err != nil {
+		return nil, err
+	}
+	// A cache without the index would hand out every pod.
+	onNode := slices.DeleteFunc(pods.Items, func(p corev1.Pod) bool { return p.Spec.NodeName != name })
+	slices.SortFunc(onNode, func(a, b corev1.Pod) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	return onNode, nil
+}
+
+// evicts reports whether the drain evicts a pod of the node (classifyForDrain), and
+// notes in d a pod it leaves: as moved, as left for want of a controller, or as skipped.
+func (d *nodeDrain) evicts(p *corev1.Pod) bool {
+	key := p.Namespace + "/" + p.Name
+	switch classifyForDrain(p) {
+	case drainEvict:
+		return true
+	case drainTerminating:
+		d.moved = append(d.moved, key)
+	case drainUnmanaged:
+		d.left = append(d.left, key)
+	default:
+		d.skipped++
+	}
+	return false
 }
 
 // evictForDrain stamps the action id on a pod of a node being drained and evicts it,

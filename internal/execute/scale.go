@@ -109,8 +109,11 @@ func (scale) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 	if err := e.stamp(ctx, obj, id); err != nil {
 		return failed("Scaled %s to %d replicas, but could not stamp it with the action id: %v", w, n, err)
 	}
-	return succeeded("Scaled %s to %d replicas", w, n)
+	return scaledTo(w, n)
 }
+
+// scaledTo is the outcome of a scale that took effect.
+func scaledTo(w workload, n int32) Outcome { return succeeded("Scaled %s to %d replicas", w, n) }
 
 // applyScale server-side applies spec.replicas on obj's /scale subresource as the
 // homeostat field manager, taking ownership from any other manager. The API server maps
