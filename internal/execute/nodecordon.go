@@ -60,3 +60,13 @@ func cordonSummary(total int, cordoned, already, gone []string) string {
 	}
 	return summary
 }
+
+// observe reports a cordon as done once every node the record names is unschedulable and
+// stamped with the action id and the app. A node that is gone holds no effect to see.
+func (cordonNode) observe(ctx context.Context, e *Effectors, req Request) (Outcome, bool) {
+	if !e.observeCordons(ctx, req) {
+		return Outcome{}, false
+	}
+	n := len(req.Record.Objects)
+	return succeeded("%s", cordonSummary(n, nil, req.Record.Objects, nil)), true
+}

@@ -259,6 +259,33 @@ func (d *nodeDrain) evicts(p *corev1.Pod) bool {
 	return false
 }
 
+// observe reports a drain as done once every node the record names carries the action's
+// cordon and holds no pod the drain would evict (classifyForDrain), with the outcome
+// Execute would report then. A node that is gone holds no effect to see; a pod still to
+// evict, such as one a PodDisruptionBudget refused, means the drain is in progress.
+func (drainNode) observe(ctx context.Context, e *Effectors, req Request) (Outcome, bool) {
+	rec := req.Record
+	if !e.observeCordons(ctx, req) {
+		return Outcome{}, false
+	}
+	drains := make([]nodeDrain, 0, len(rec.Objects))
+	for _, name := range rec.Objects {
+		d := nodeDrain{name: name}
+		pods, err := e.podsOnNode(ctx, name)
+		if err != nil {
+			return Outcome{}, false
+		}
+		for i := range pods {
+			if d.evicts(&pods[i]) {
+				return Outcome{}, false
+			}
+		}
+		drains = append(drains, d)
+	}
+	timeout := drainTimeout(req.Action.DrainNode)
+	return drainOutcome(drains, rec.Target, timeout, e.recordTime(rec).Add(timeout), false), true
+}
+
 // evictForDrain stamps the action id on a pod of a node being drained and evicts it,
 // with the pod's UID as a precondition so that a pod that replaced it under the same
 // name is never evicted.

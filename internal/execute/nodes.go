@@ -177,6 +177,21 @@ func cordonedBy(node *corev1.Node, id, app string) bool {
 		(app == "" || node.Annotations[plan.NodeAppAnnotation] == app)
 }
 
+// observeCordons reads every node the record names and reports whether each carries the
+// action's cordon. A node that is gone, or cannot be read, does not.
+func (e *Effectors) observeCordons(ctx context.Context, req Request) bool {
+	if len(req.Record.Objects) == 0 {
+		return false
+	}
+	for _, name := range req.Record.Objects {
+		node, err := e.readNode(ctx, name)
+		if err != nil || !cordonedBy(node, req.Record.ID, nodeApp(req.App)) {
+			return false
+		}
+	}
+	return true
+}
+
 // cordonPatch is the merge patch of a cordon: spec.unschedulable, the action id and,
 // when known, the app.
 func cordonPatch(id, app string) []byte {

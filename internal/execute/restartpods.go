@@ -136,6 +136,23 @@ func restartSummary(w workload, total int, evicted, done, notOurs []string) stri
 	return summary
 }
 
+// observe reports a restartPods as done once no pod the record names is left: each is
+// gone, terminating, or replaced (see recordedPod). A pod from before the intent that
+// still runs is not done, even when it no longer belongs to the component (execute would
+// skip it): nothing restarted it.
+func (restartPods) observe(ctx context.Context, e *Effectors, req Request) (Outcome, bool) {
+	w, err := workloadOf(req)
+	if err != nil || len(req.Record.Objects) == 0 {
+		return Outcome{}, false
+	}
+	for _, name := range req.Record.Objects {
+		if _, gone, err := e.recordedPod(ctx, w.namespace, name, req.Record); err != nil || !gone {
+			return Outcome{}, false
+		}
+	}
+	return succeeded("%s", restartSummary(w, len(req.Record.Objects), nil, req.Record.Objects, nil)), true
+}
+
 // recordedPod reads a pod a restartPods record names and reports whether the pod the
 // intent meant is gone: not found, terminating, or replaced by a pod created after the
 // intent under the same name (a StatefulSet recreates its pods so). The record holds

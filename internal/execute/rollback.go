@@ -175,6 +175,28 @@ func (rollback) execute(ctx context.Context, e *Effectors, req Request) Outcome 
 	return succeeded("Rolled %s back to revision %d (ReplicaSet %s)", w, rev, rs.Name)
 }
 
+// observe reports a rollback as done once the workload carries the action id: the one
+// JSON patch that replaces its pod template stamps it too. For a StatefulSet the forced
+// part must be finished as well; see observeStatefulRollback.
+func (rollback) observe(ctx context.Context, e *Effectors, req Request) (Outcome, bool) {
+	w, err := workloadOf(req)
+	if err != nil {
+		return Outcome{}, false
+	}
+	switch w.kind {
+	case kindDeployment:
+	case kindStatefulSet:
+		return e.observeStatefulRollback(ctx, req, w)
+	default:
+		return Outcome{}, false
+	}
+	obj, err := e.readWorkload(ctx, w)
+	if err != nil || !stampedWith(obj, req.Record.ID) {
+		return Outcome{}, false
+	}
+	return succeeded("%s", rolledBackBefore(w)), true
+}
+
 // rolledBackBefore says that the workload carries this action's rollback already.
 func rolledBackBefore(w workload) string {
 	return fmt.Sprintf("%s was already rolled back by this action", w)

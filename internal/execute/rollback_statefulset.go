@@ -140,6 +140,35 @@ func (e *Effectors) rollbackStatefulSet(ctx context.Context, req Request, w work
 	return succeeded("%s%s%s", done, onDeleteNote(s), e.releaseStuckPods(ctx, w, s, cr))
 }
 
+// observeStatefulRollback reports a StatefulSet rollback as done once both of its parts
+// are: the StatefulSet carries the action id, its controller has taken the recorded
+// revision (as its status says), and no pod is left that the forced part would delete.
+// A stamped StatefulSet whose controller has not taken the revision, or that still has
+// a stuck pod, shows only part of the effect.
+func (e *Effectors) observeStatefulRollback(ctx context.Context, req Request, w workload) (Outcome, bool) {
+	if len(req.Record.Objects) == 0 {
+		// Only the recorded revision will do: picking the previous one now would pick it
+		// against the template the rollback has already changed.
+		return Outcome{}, false
+	}
+	obj, err := e.readWorkload(ctx, w)
+	if err != nil {
+		return Outcome{}, false
+	}
+	s := obj.(*appsv1.StatefulSet)
+	if !stampedWith(s, req.Record.ID) {
+		return Outcome{}, false
+	}
+	cr, out := e.statefulRollbackTarget(ctx, req, w, s)
+	if out != nil || !revisionTaken(s, cr) {
+		return Outcome{}, false
+	}
+	if stuck, err := e.stuckPods(ctx, w, s, cr); err != nil || len(stuck) > 0 {
+		return Outcome{}, false
+	}
+	return succeeded("%s%s", rolledBackBefore(w), onDeleteNote(s)), true
+}
+
 // onDeleteNote ends the outcome of a rollback of a StatefulSet whose pods take a new
 // template only when deleted.
 func onDeleteNote(s *appsv1.StatefulSet) string {

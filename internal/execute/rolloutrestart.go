@@ -88,6 +88,21 @@ func (rolloutRestart) execute(ctx context.Context, e *Effectors, req Request) Ou
 	return succeeded("Started a rolling restart of %s (restartedAt %s)", w, at)
 }
 
+// observe reports a rolling restart as done once the workload's pod template carries the
+// action id, which the same patch writes with restartedAt. That change is the whole
+// effect: like execute, it does not wait for the rollout it starts.
+func (rolloutRestart) observe(ctx context.Context, e *Effectors, req Request) (Outcome, bool) {
+	w, err := workloadOf(req)
+	if err != nil || (w.kind != kindDeployment && w.kind != kindStatefulSet) {
+		return Outcome{}, false
+	}
+	obj, err := e.readWorkload(ctx, w)
+	if err != nil {
+		return Outcome{}, false
+	}
+	return restartedBy(w, obj, req.Record.ID)
+}
+
 // restartedBy reports whether the workload's pod template carries the action id, that is
 // whether the action has restarted it, and the outcome that says so.
 func restartedBy(w workload, obj client.Object, id string) (Outcome, bool) {

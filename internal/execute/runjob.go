@@ -111,6 +111,21 @@ func (runJob) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 	return running
 }
 
+// observe reports a runJob as done once the Job the record names exists, was created by
+// this action and has finished: Succeeded when it completed, Failed with the Job's reason
+// when it failed. A Job that runs, even past the action's timeout, or that is being
+// deleted before it finished, has no outcome of its own yet.
+func (runJob) observe(ctx context.Context, e *Effectors, req Request) (Outcome, bool) {
+	if req.App == nil {
+		return Outcome{}, false
+	}
+	job, _, err := e.readJob(ctx, req)
+	if err != nil || !stampedWith(job, req.Record.ID) {
+		return Outcome{}, false
+	}
+	return jobFinished(job)
+}
+
 // readJob reads the Job of a runJob record: the one the record names, or the one its
 // action id names. It returns the name even when the read fails.
 func (e *Effectors) readJob(ctx context.Context, req Request) (*batchv1.Job, string, error) {
