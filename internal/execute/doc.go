@@ -8,7 +8,10 @@
 // it stamps the action id (annotation autonomic.homeostat.dev/action-id) on what it
 // changes, and a second Execute of the same record recognises its own earlier effect (or
 // repeats a deterministic write the API server treats as a no-op), so a crash and a retry
-// never act twice. Execute reports an Outcome and emits an Event on the app.
+// never act twice. Execute reports an Outcome and emits an Event on the app. Observe
+// only reads: it says whether a recorded intent's effect is already complete on its
+// target and with what outcome, so that a resumed intent a guard now holds is recorded
+// with its real outcome when its effect is there, and cancelled when it is not.
 //
 // The package decides nothing: whether to act, and when, is the plan's judgement, and the
 // guards run before Prepare. It never writes the app's status, never polls or waits for a

@@ -76,6 +76,15 @@ type effector interface {
 	execute(ctx context.Context, e *Effectors, req Request) Outcome
 }
 
+// observer is implemented by the effectors whose effect can be read back from the
+// cluster, next to effector. A kind without it cannot tell, and Observe says so.
+type observer interface {
+	// observe reports, reading only, whether the recorded intent's effect is complete on
+	// its target, and then the outcome Execute would report if it ran now. It finds the
+	// target with the helpers execute uses.
+	observe(ctx context.Context, e *Effectors, req Request) (Outcome, bool)
+}
+
 var registry = map[string]effector{}
 
 // register adds the effector of a kind. It is called from init only.
@@ -128,6 +137,32 @@ func (e *Effectors) execute(ctx context.Context, kind string, req Request) Outco
 		return failed("Action %s is not supported yet", kind)
 	}
 	return f.execute(ctx, e, req)
+}
+
+// Observe reports, without changing anything, whether the recorded intent's effect is
+// already complete on its target: ok is true with the real Outcome (Succeeded or Failed)
+// when it is; ok is false when the effect is absent, partial or still in progress, or
+// when the kind cannot tell.
+//
+// The controller asks it of an intent it finds Pending in the ledger after a restart
+// and that a guard now holds: an effect already there is recorded as its outcome, any
+// other intent is cancelled. It reads through Client (possibly from the cache), writes
+// nothing and emits no Event. A request without a ledger record, an action without an
+// effector and a target that is not found are all ok=false.
+func (e *Effectors) Observe(ctx context.Context, req Request) (Outcome, bool) {
+	if req.Record == nil || req.Record.ID == "" {
+		return Outcome{}, false
+	}
+	o, ok := registry[Kind(req.Action)].(observer)
+	if !ok {
+		return Outcome{}, false
+	}
+	out, done := o.observe(ctx, e, req)
+	if !done || (out.Result != v1alpha1.ResultSucceeded && out.Result != v1alpha1.ResultFailed) {
+		return Outcome{}, false
+	}
+	out.Message = truncate(out.Message, maxMessage)
+	return out, true
 }
 
 // emit records the Event of an executed action on the app, with the workload as the
@@ -183,6 +218,12 @@ func (e *Effectors) stamp(ctx context.Context, obj client.Object, id string) err
 	return e.patch(ctx, obj, types.MergePatchType, mustJSON(map[string]any{
 		"metadata": map[string]any{"annotations": map[string]string{v1alpha1.ActionIDAnnotation: id}},
 	}))
+}
+
+// stampedWith reports whether obj carries the action id annotation with id, which says
+// that the action changed it.
+func stampedWith(obj client.Object, id string) bool {
+	return obj.GetAnnotations()[v1alpha1.ActionIDAnnotation] == id
 }
 
 func succeeded(format string, args ...any) Outcome {

@@ -39,7 +39,16 @@ func (cordonNode) execute(ctx context.Context, e *Effectors, req Request) Outcom
 		}
 	}
 
-	summary := fmt.Sprintf("Cordoned %d of %d nodes", len(cordoned), len(req.Record.Objects))
+	summary := cordonSummary(len(req.Record.Objects), cordoned, already, gone)
+	if len(problems) > 0 {
+		return failed("%s. %s", strings.Join(problems, "; "), summary)
+	}
+	return succeeded("%s", summary)
+}
+
+// cordonSummary says what became of the total nodes a cordonNode record names.
+func cordonSummary(total int, cordoned, already, gone []string) string {
+	summary := fmt.Sprintf("Cordoned %d of %d nodes", len(cordoned), total)
 	if len(cordoned) > 0 {
 		summary += " (" + namesOf(cordoned) + ")"
 	}
@@ -49,8 +58,15 @@ func (cordonNode) execute(ctx context.Context, e *Effectors, req Request) Outcom
 	if len(gone) > 0 {
 		summary += fmt.Sprintf("; %d gone from the cluster (%s)", len(gone), namesOf(gone))
 	}
-	if len(problems) > 0 {
-		return failed("%s. %s", strings.Join(problems, "; "), summary)
+	return summary
+}
+
+// observe reports a cordon as done once every node the record names is unschedulable and
+// stamped with the action id and the app. A node that is gone holds no effect to see.
+func (cordonNode) observe(ctx context.Context, e *Effectors, req Request) (Outcome, bool) {
+	if !e.observeCordons(ctx, req) {
+		return Outcome{}, false
 	}
-	return succeeded("%s", summary)
+	n := len(req.Record.Objects)
+	return succeeded("%s", cordonSummary(n, nil, req.Record.Objects, nil)), true
 }

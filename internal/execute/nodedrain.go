@@ -196,33 +196,18 @@ func (e *Effectors) drainOne(ctx context.Context, name, id, app string) nodeDrai
 		d.stuck = true
 		return d
 	}
-	pods := &corev1.PodList{}
-	if err := e.Client.List(ctx, pods, client.MatchingFields{PodNodeNameField: name}); err != nil {
+	pods, err := e.podsOnNode(ctx, name)
+	if err != nil {
 		d.problems = append(d.problems, fmt.Sprintf("Could not list the pods of Node/%s: %v", name, err))
 		d.stuck = true
 		return d
 	}
-	slices.SortFunc(pods.Items, func(a, b corev1.Pod) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
-	})
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		if p.Spec.NodeName != name {
-			continue // a cache without the index would hand out every pod
+	for i := range pods {
+		p := &pods[i]
+		if !d.evicts(p) {
+			continue
 		}
 		key := p.Namespace + "/" + p.Name
-		switch classifyForDrain(p) {
-		case drainTerminating:
-			d.moved = append(d.moved, key)
-			continue
-		case drainUnmanaged:
-			d.left = append(d.left, key)
-			continue
-		case drainEvict:
-		default:
-			d.skipped++
-			continue
-		}
 		if err := ctx.Err(); err != nil {
 			d.waiting++
 			if d.waiting == 1 {
@@ -241,6 +226,64 @@ func (e *Effectors) drainOne(ctx context.Context, name, id, app string) nodeDrai
 		}
 	}
 	return d
+}
+
+// podsOnNode lists the pods bound to a node, by namespace and name.
+func (e *Effectors) podsOnNode(ctx context.Context, name string) ([]corev1.Pod, error) {
+	pods := &corev1.PodList{}
+	if err := e.Client.List(ctx, pods, client.MatchingFields{PodNodeNameField: name}); err != nil {
+		return nil, err
+	}
+	// A cache without the index would hand out every pod.
+	onNode := slices.DeleteFunc(pods.Items, func(p corev1.Pod) bool { return p.Spec.NodeName != name })
+	slices.SortFunc(onNode, func(a, b corev1.Pod) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	return onNode, nil
+}
+
+// evicts reports whether the drain evicts a pod of the node (classifyForDrain), and
+// notes in d a pod it leaves: as moved, as left for want of a controller, or as skipped.
+func (d *nodeDrain) evicts(p *corev1.Pod) bool {
+	key := p.Namespace + "/" + p.Name
+	switch classifyForDrain(p) {
+	case drainEvict:
+		return true
+	case drainTerminating:
+		d.moved = append(d.moved, key)
+	case drainUnmanaged:
+		d.left = append(d.left, key)
+	default:
+		d.skipped++
+	}
+	return false
+}
+
+// observe reports a drain as done once every node the record names carries the action's
+// cordon and holds no pod the drain would evict (classifyForDrain), with the outcome
+// Execute would report then. A node that is gone holds no effect to see; a pod still to
+// evict, such as one a PodDisruptionBudget refused, means the drain is in progress.
+func (drainNode) observe(ctx context.Context, e *Effectors, req Request) (Outcome, bool) {
+	rec := req.Record
+	if !e.observeCordons(ctx, req) {
+		return Outcome{}, false
+	}
+	drains := make([]nodeDrain, 0, len(rec.Objects))
+	for _, name := range rec.Objects {
+		d := nodeDrain{name: name}
+		pods, err := e.podsOnNode(ctx, name)
+		if err != nil {
+			return Outcome{}, false
+		}
+		for i := range pods {
+			if d.evicts(&pods[i]) {
+				return Outcome{}, false
+			}
+		}
+		drains = append(drains, d)
+	}
+	timeout := drainTimeout(req.Action.DrainNode)
+	return drainOutcome(drains, rec.Target, timeout, e.recordTime(rec).Add(timeout), false), true
 }
 
 // evictForDrain stamps the action id on a pod of a node being drained and evicts it,

@@ -140,15 +140,14 @@ const (
 // cordoned is stamped too: from now on it is also this action's, and counts against the
 // app's maxNodes for as long as it stays cordoned.
 func (e *Effectors) cordon(ctx context.Context, name, id, app string) (cordonResult, string) {
-	node := &corev1.Node{}
-	if err := e.Client.Get(ctx, client.ObjectKey{Name: name}, node); err != nil {
+	node, err := e.readNode(ctx, name)
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nodeGone, ""
 		}
 		return nodeCordonFailed, fmt.Sprintf("Could not read Node/%s: %v", name, err)
 	}
-	if node.Spec.Unschedulable && node.Annotations[v1alpha1.ActionIDAnnotation] == id &&
-		(app == "" || node.Annotations[plan.NodeAppAnnotation] == app) {
+	if cordonedBy(node, id, app) {
 		return nodeWasCordoned, ""
 	}
 	log.FromContext(ctx).Info("Cordoning node", "node", klog.KObj(node), "actionID", id)
@@ -159,6 +158,38 @@ func (e *Effectors) cordon(ctx context.Context, name, id, app string) (cordonRes
 		return nodeCordonFailed, fmt.Sprintf("Could not cordon Node/%s: %v", name, err)
 	}
 	return nodeCordoned, ""
+}
+
+// readNode reads a node a node action names, through the client (so possibly from the
+// cache).
+func (e *Effectors) readNode(ctx context.Context, name string) (*corev1.Node, error) {
+	node := &corev1.Node{}
+	if err := e.Client.Get(ctx, client.ObjectKey{Name: name}, node); err != nil {
+		return nil, err
+	}
+	return node, nil
+}
+
+// cordonedBy reports whether the node carries the cordon of the action id: it is
+// unschedulable and stamped with the id and, when known, the app.
+func cordonedBy(node *corev1.Node, id, app string) bool {
+	return node.Spec.Unschedulable && stampedWith(node, id) &&
+		(app == "" || node.Annotations[plan.NodeAppAnnotation] == app)
+}
+
+// observeCordons reads every node the record names and reports whether each carries the
+// action's cordon. A node that is gone, or cannot be read, does not.
+func (e *Effectors) observeCordons(ctx context.Context, req Request) bool {
+	if len(req.Record.Objects) == 0 {
+		return false
+	}
+	for _, name := range req.Record.Objects {
+		node, err := e.readNode(ctx, name)
+		if err != nil || !cordonedBy(node, req.Record.ID, nodeApp(req.App)) {
+			return false
+		}
+	}
+	return true
 }
 
 // cordonPatch is the merge patch of a cordon: spec.unschedulable, the action id and,

@@ -31,3 +31,8 @@ func (notify) execute(_ context.Context, e *Effectors, req Request) Outcome {
 	e.Recorder.Eventf(req.App, nil, corev1.EventTypeWarning, ReasonNeedsAttention, KindNotify, "%s", truncate(msg, maxMessage))
 	return succeeded("Asked for attention: %s", msg)
 }
+
+// observe never reports a notify as done: its effect is an Event, which expires and is
+// not an effect on the cluster to read back, so a held notify is cancelled rather than
+// claimed as sent.
+func (notify) observe(context.Context, *Effectors, Request) (Outcome, bool) { return Outcome{}, false }

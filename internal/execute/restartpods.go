@@ -114,7 +114,15 @@ func (restartPods) execute(ctx context.Context, e *Effectors, req Request) Outco
 		}
 	}
 
-	total := len(req.Record.Objects)
+	summary := restartSummary(w, len(req.Record.Objects), evicted, done, notOurs)
+	if len(problems) > 0 {
+		return failed("%s. %s", strings.Join(problems, "; "), summary)
+	}
+	return succeeded("%s", summary)
+}
+
+// restartSummary says what became of the total pods a restartPods record names.
+func restartSummary(w workload, total int, evicted, done, notOurs []string) string {
 	summary := fmt.Sprintf("Evicted %d of %d pods of %s", len(evicted), total, w)
 	if len(evicted) > 0 {
 		summary += " (" + strings.Join(evicted, ", ") + ")"
@@ -125,28 +133,55 @@ func (restartPods) execute(ctx context.Context, e *Effectors, req Request) Outco
 	if len(notOurs) > 0 {
 		summary += fmt.Sprintf("; %d no longer belong to %s (%s)", len(notOurs), w, strings.Join(notOurs, ", "))
 	}
-	if len(problems) > 0 {
-		return failed("%s. %s", strings.Join(problems, "; "), summary)
+	return summary
+}
+
+// observe reports a restartPods as done once no pod the record names is left: each is
+// gone, terminating, or replaced (see recordedPod). A pod from before the intent that
+// still runs is not done, even when it no longer belongs to the component (execute would
+// skip it): nothing restarted it.
+func (restartPods) observe(ctx context.Context, e *Effectors, req Request) (Outcome, bool) {
+	w, err := workloadOf(req)
+	if err != nil || len(req.Record.Objects) == 0 {
+		return Outcome{}, false
 	}
-	return succeeded("%s", summary)
+	for _, name := range req.Record.Objects {
+		if _, gone, err := e.recordedPod(ctx, w.namespace, name, req.Record); err != nil || !gone {
+			return Outcome{}, false
+		}
+	}
+	return succeeded("%s", restartSummary(w, len(req.Record.Objects), nil, req.Record.Objects, nil)), true
+}
+
+// recordedPod reads a pod a restartPods record names and reports whether the pod the
+// intent meant is gone: not found, terminating, or replaced by a pod created after the
+// intent under the same name (a StatefulSet recreates its pods so). The record holds
+// names, not UIDs, so the creation time is what tells the recorded pod from its
+// replacement: a pod created before the intent, or any pod when the record has no time,
+// is taken to be the recorded one, whatever its UID. Both timestamps have one-second
+// resolution, so a replacement created in the intent's second counts as the recorded pod:
+// the doubt goes to "still there".
+func (e *Effectors) recordedPod(ctx context.Context, ns, name string, rec *v1alpha1.ActionRecord) (*corev1.Pod, bool, error) {
+	pod := &corev1.Pod{}
+	if err := e.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, pod); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, true, nil
+		}
+		return nil, false, err
+	}
+	replaced := !rec.Time.IsZero() && pod.CreationTimestamp.After(rec.Time.Time)
+	return pod, pod.DeletionTimestamp != nil || replaced, nil
 }
 
 // evictPod evicts one named pod if it still exists, is not terminating, belongs to the
 // component and existed when the intent was recorded. It stamps the action id on the pod
 // first, so the pod's last state shows which action ended it.
 func (e *Effectors) evictPod(ctx context.Context, ns, name string, owners map[types.UID]bool, rec *v1alpha1.ActionRecord) (evictResult, string) {
-	pod := &corev1.Pod{}
-	if err := e.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, pod); err != nil {
-		if apierrors.IsNotFound(err) {
-			return podDone, ""
-		}
-		return podFailed, fmt.Sprintf("Could not read pod %s: %v", name, err)
-	}
+	pod, gone, err := e.recordedPod(ctx, ns, name, rec)
 	switch {
-	case pod.DeletionTimestamp != nil:
-		return podDone, ""
-	case !rec.Time.IsZero() && pod.CreationTimestamp.After(rec.Time.Time):
-		// A StatefulSet recreates a pod under the same name: this one came after the intent.
+	case err != nil:
+		return podFailed, fmt.Sprintf("Could not read pod %s: %v", name, err)
+	case gone:
 		return podDone, ""
 	case !ownedBy(pod, owners):
 		return podNotOurs, ""

@@ -150,16 +150,14 @@ func (rollback) execute(ctx context.Context, e *Effectors, req Request) Outcome 
 		return failed("%s cannot be rolled back: rollback supports Deployments and StatefulSets; "+
 			"use rolloutRestart or restartPods for a ReplicaSet", w)
 	}
-	d := &appsv1.Deployment{}
-	if err := e.Client.Get(ctx, w.key(), d); err != nil {
-		if apierrors.IsNotFound(err) {
-			return failed("%s no longer exists", w)
-		}
-		return failed("Could not read %s: %v", w, err)
+	obj, err := e.readWorkload(ctx, w)
+	if err != nil {
+		return failed("%v", err)
 	}
+	d := obj.(*appsv1.Deployment)
 	id := req.Record.ID
-	if d.Annotations[v1alpha1.ActionIDAnnotation] == id {
-		return succeeded("%s was already rolled back by this action", w)
+	if stampedWith(d, id) {
+		return succeeded("%s", rolledBackBefore(w))
 	}
 	if d.Spec.Paused {
 		return failed("%s is paused, so a rollback would not roll out; resume it first", w)
@@ -175,6 +173,33 @@ func (rollback) execute(ctx context.Context, e *Effectors, req Request) Outcome 
 		return failed("Could not roll %s back to revision %d: %v", w, rev, err)
 	}
 	return succeeded("Rolled %s back to revision %d (ReplicaSet %s)", w, rev, rs.Name)
+}
+
+// observe reports a rollback as done once the workload carries the action id: the one
+// JSON patch that replaces its pod template stamps it too. For a StatefulSet the forced
+// part must be finished as well; see observeStatefulRollback.
+func (rollback) observe(ctx context.Context, e *Effectors, req Request) (Outcome, bool) {
+	w, err := workloadOf(req)
+	if err != nil {
+		return Outcome{}, false
+	}
+	switch w.kind {
+	case kindDeployment:
+	case kindStatefulSet:
+		return e.observeStatefulRollback(ctx, req, w)
+	default:
+		return Outcome{}, false
+	}
+	obj, err := e.readWorkload(ctx, w)
+	if err != nil || !stampedWith(obj, req.Record.ID) {
+		return Outcome{}, false
+	}
+	return succeeded("%s", rolledBackBefore(w)), true
+}
+
+// rolledBackBefore says that the workload carries this action's rollback already.
+func rolledBackBefore(w workload) string {
+	return fmt.Sprintf("%s was already rolled back by this action", w)
 }
 
 // rollbackTarget finds the ReplicaSet the record names, or, for a record without one,

@@ -19,8 +19,6 @@ import (
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-
-	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 )
 
 // A StatefulSet rollback is `kubectl rollout undo statefulset` followed by the forced
@@ -115,21 +113,19 @@ func previousStatefulRevision(s *appsv1.StatefulSet, revs []appsv1.ControllerRev
 
 // rollbackStatefulSet carries out a StatefulSet rollback; see the comment at the top.
 func (e *Effectors) rollbackStatefulSet(ctx context.Context, req Request, w workload) Outcome {
-	s := &appsv1.StatefulSet{}
-	if err := e.Client.Get(ctx, w.key(), s); err != nil {
-		if apierrors.IsNotFound(err) {
-			return failed("%s no longer exists", w)
-		}
-		return failed("Could not read %s: %v", w, err)
+	obj, err := e.readWorkload(ctx, w)
+	if err != nil {
+		return failed("%v", err)
 	}
+	s := obj.(*appsv1.StatefulSet)
 	cr, out := e.statefulRollbackTarget(ctx, req, w, s)
 	if out != nil {
 		return *out
 	}
 	id := req.Record.ID
 	done := fmt.Sprintf("Rolled %s back to revision %d (ControllerRevision %s)", w, cr.Revision, cr.Name)
-	if s.Annotations[v1alpha1.ActionIDAnnotation] == id {
-		done = fmt.Sprintf("%s was already rolled back by this action", w)
+	if stampedWith(s, id) {
+		done = rolledBackBefore(w)
 	} else {
 		tmpl, err := revisionTemplate(cr)
 		if err != nil {
@@ -141,10 +137,45 @@ func (e *Effectors) rollbackStatefulSet(ctx context.Context, req Request, w work
 			return failed("Could not roll %s back to revision %d: %v", w, cr.Revision, err)
 		}
 	}
-	if s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
-		done += "; its update strategy is OnDelete, so its pods take the template only as they are deleted"
+	return succeeded("%s%s%s", done, onDeleteNote(s), e.releaseStuckPods(ctx, w, s, cr))
+}
+
+// observeStatefulRollback reports a StatefulSet rollback as done once both of its parts
+// are: the StatefulSet carries the action id, its controller has taken the recorded
+// revision (as its status says), and no pod is left that the forced part would delete.
+// A stamped StatefulSet whose controller has not taken the revision, or that still has
+// a stuck pod, shows only part of the effect.
+func (e *Effectors) observeStatefulRollback(ctx context.Context, req Request, w workload) (Outcome, bool) {
+	if len(req.Record.Objects) == 0 {
+		// Only the recorded revision will do: picking the previous one now would pick it
+		// against the template the rollback has already changed.
+		return Outcome{}, false
 	}
-	return succeeded("%s%s", done, e.releaseStuckPods(ctx, w, s, cr))
+	obj, err := e.readWorkload(ctx, w)
+	if err != nil {
+		return Outcome{}, false
+	}
+	s := obj.(*appsv1.StatefulSet)
+	if !stampedWith(s, req.Record.ID) {
+		return Outcome{}, false
+	}
+	cr, out := e.statefulRollbackTarget(ctx, req, w, s)
+	if out != nil || !revisionTaken(s, cr) {
+		return Outcome{}, false
+	}
+	if stuck, err := e.stuckPods(ctx, w, s, cr); err != nil || len(stuck) > 0 {
+		return Outcome{}, false
+	}
+	return succeeded("%s%s", rolledBackBefore(w), onDeleteNote(s)), true
+}
+
+// onDeleteNote ends the outcome of a rollback of a StatefulSet whose pods take a new
+// template only when deleted.
+func onDeleteNote(s *appsv1.StatefulSet) string {
+	if s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+		return "; its update strategy is OnDelete, so its pods take the template only as they are deleted"
+	}
+	return ""
 }
 
 // statefulRollbackTarget finds the ControllerRevision the record names, or, for a record
@@ -188,28 +219,19 @@ func (e *Effectors) releaseStuckPods(ctx context.Context, w workload, s *appsv1.
 		if err := e.Client.Get(ctx, w.key(), cur); err != nil {
 			return false, client.IgnoreNotFound(err)
 		}
-		return cur.Status.ObservedGeneration >= cur.Generation && cur.Status.UpdateRevision == cr.Name, nil
+		return revisionTaken(cur, cr), nil
 	}
 	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, StatefulRollbackObserveTimeout, true, taken); err != nil {
 		return fmt.Sprintf("; the StatefulSet controller had not taken revision %d within %s, so no stuck pod was deleted: "+
 			"a pod of the old revision that never becomes ready holds the rollout until it is deleted (a restartPods step does that)",
 			cr.Revision, StatefulRollbackObserveTimeout)
 	}
-	var pods corev1.PodList
-	sel, err := metav1.LabelSelectorAsSelector(s.Spec.Selector)
+	stuck, err := e.stuckPods(ctx, w, s, cr)
 	if err != nil {
-		return fmt.Sprintf("; its selector is invalid (%v), so no stuck pod was deleted", err)
-	}
-	if err := e.Client.List(ctx, &pods, client.InNamespace(w.namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
-		return fmt.Sprintf("; listing its pods failed (%v), so no stuck pod was deleted", err)
+		return fmt.Sprintf("; %v, so no stuck pod was deleted", err)
 	}
 	var deleted, failures []string
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		if !metav1.IsControlledBy(p, s) || p.DeletionTimestamp != nil ||
-			p.Labels[appsv1.ControllerRevisionHashLabelKey] == cr.Name || runningAndReady(p) {
-			continue
-		}
+	for _, p := range stuck {
 		uid := p.UID
 		err := e.Client.Delete(ctx, p, client.Preconditions{UID: &uid})
 		switch {
@@ -232,6 +254,35 @@ func (e *Effectors) releaseStuckPods(ctx context.Context, w workload, s *appsv1.
 		out += fmt.Sprintf("; could not delete %s", strings.Join(failures, ", "))
 	}
 	return out
+}
+
+// revisionTaken reports whether the StatefulSet controller has seen the StatefulSet's
+// latest spec and made cr its update revision.
+func revisionTaken(s *appsv1.StatefulSet, cr *appsv1.ControllerRevision) bool {
+	return s.Status.ObservedGeneration >= s.Generation && s.Status.UpdateRevision == cr.Name
+}
+
+// stuckPods lists the StatefulSet's pods that hold its rollout to cr: those on another
+// revision that are neither terminating nor Running and Ready. The error says what
+// failed, to end a sentence.
+func (e *Effectors) stuckPods(ctx context.Context, w workload, s *appsv1.StatefulSet, cr *appsv1.ControllerRevision) ([]*corev1.Pod, error) {
+	sel, err := metav1.LabelSelectorAsSelector(s.Spec.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("its selector is invalid (%v)", err)
+	}
+	var pods corev1.PodList
+	if err := e.Client.List(ctx, &pods, client.InNamespace(w.namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, fmt.Errorf("listing its pods failed (%v)", err)
+	}
+	var stuck []*corev1.Pod
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if metav1.IsControlledBy(p, s) && p.DeletionTimestamp == nil &&
+			p.Labels[appsv1.ControllerRevisionHashLabelKey] != cr.Name && !runningAndReady(p) {
+			stuck = append(stuck, p)
+		}
+	}
+	return stuck, nil
 }
 
 // runningAndReady is the StatefulSet controller's test of a pod it may move past.

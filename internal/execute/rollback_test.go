@@ -319,49 +319,8 @@ var _ = Describe("rollback of a StatefulSet", func() {
 	BeforeEach(func() { f = newFixture() })
 	action := v1alpha1.Action{Rollback: &v1alpha1.ComponentAction{Component: "db"}}
 
-	// brokenRelease is a StatefulSet db of 3 pods whose rollout from revision 1 (:v1) to
-	// revision 2 (:v2) is stuck as the StatefulSet controller leaves it with a release
-	// that never becomes ready: db-2 was recreated at revision 2 and crash-loops, db-0 and
-	// db-1 still run revision 1, and the controller waits for db-2 before going on.
-	brokenRelease := func() (*appsv1.StatefulSet, *appsv1.ControllerRevision) {
-		s := f.statefulSet("db", 3)
-		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(s), s)).To(Succeed())
-		s.Annotations = map[string]string{ChangeCauseAnnotation: "release v1"}
-		Expect(k8s.Update(ctx, s)).To(Succeed())
-		r1 := statefulRevision(s, "db-r1", 1)
-		Expect(k8s.Create(ctx, r1)).To(Succeed())
-		s.Spec.Template.Spec.Containers[0].Image = "db:v2"
-		s.Annotations[ChangeCauseAnnotation] = "release v2"
-		Expect(k8s.Update(ctx, s)).To(Succeed())
-		Expect(k8s.Create(ctx, statefulRevision(s, "db-r2", 2))).To(Succeed())
-		s.Status = appsv1.StatefulSetStatus{ObservedGeneration: s.Generation, Replicas: 3, ReadyReplicas: 2,
-			CurrentRevision: "db-r1", UpdateRevision: "db-r2"}
-		Expect(k8s.Status().Update(ctx, s)).To(Succeed())
-		f.pod("db-0", s, gvkStatefulSet, running, appsv1.ControllerRevisionHashLabelKey, "db-r1")
-		f.pod("db-1", s, gvkStatefulSet, running, appsv1.ControllerRevisionHashLabelKey, "db-r1")
-		f.pod("db-2", s, gvkStatefulSet, crashLooping, appsv1.ControllerRevisionHashLabelKey, "db-r2")
-		return s, r1
-	}
-	// controllerTakes does what the StatefulSet controller does when the template changes
-	// back to a revision it has: that revision becomes the update revision.
-	controllerTakes := func(s *appsv1.StatefulSet, image, revision string) {
-		GinkgoHelper()
-		Eventually(func(g Gomega) {
-			cur := &appsv1.StatefulSet{}
-			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(s), cur)).To(Succeed())
-			g.Expect(cur.Spec.Template.Spec.Containers[0].Image).To(Equal(image))
-			cur.Status.ObservedGeneration, cur.Status.UpdateRevision = cur.Generation, revision
-			g.Expect(k8s.Status().Update(ctx, cur)).To(Succeed())
-		}).WithTimeout(5 * time.Second).Should(Succeed())
-	}
-	gone := func(name string) bool {
-		p := &corev1.Pod{}
-		err := k8s.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: name}, p)
-		return apierrors.IsNotFound(err) || (err == nil && p.DeletionTimestamp != nil)
-	}
-
 	It("returns the template to the previous revision, deletes the pod stuck on the broken one, and is a no-op when run again", func() {
-		s, _ := brokenRelease()
+		s, _ := f.brokenRelease()
 		req := f.prepare("act-s1", action, f.gather(kindStatefulSet, "db"))
 		Expect(req.Record.Target).To(Equal("StatefulSet/db to revision 1"))
 		Expect(req.Record.Objects).To(Equal([]string{"db-r1"}))
@@ -379,8 +338,8 @@ var _ = Describe("rollback of a StatefulSet", func() {
 		Expect(got.Spec.Template.Spec.Containers[0].Image).To(Equal("db:v1"))
 		Expect(got.Annotations).To(HaveKeyWithValue(v1alpha1.ActionIDAnnotation, "act-s1"))
 		Expect(got.Annotations).To(HaveKeyWithValue(ChangeCauseAnnotation, "release v1"))
-		Expect(gone("db-2")).To(BeTrue(), "the pod stuck on revision 2 is deleted")
-		Expect(gone("db-0") || gone("db-1")).To(BeFalse(), "ready pods are left to the controller's rolling update")
+		Expect(podGone(f.ns, "db-2")).To(BeTrue(), "the pod stuck on revision 2 is deleted")
+		Expect(podGone(f.ns, "db-0") || podGone(f.ns, "db-1")).To(BeFalse(), "ready pods are left to the controller's rolling update")
 
 		again := f.eff.Execute(ctx, req)
 		Expect(again).To(Equal(Outcome{Result: v1alpha1.ResultSucceeded,
@@ -391,7 +350,7 @@ var _ = Describe("rollback of a StatefulSet", func() {
 	})
 
 	It("finishes the forced part when it carries on an intent whose template write was made", func() {
-		s, _ := brokenRelease()
+		s, _ := f.brokenRelease()
 		req := f.prepare("act-s2", action, f.gather(kindStatefulSet, "db"))
 		// A manager that died after the template write: the StatefulSet is stamped.
 		tmpl := s.Spec.Template.DeepCopy()
@@ -403,18 +362,18 @@ var _ = Describe("rollback of a StatefulSet", func() {
 		Expect(out.Result).To(Equal(v1alpha1.ResultSucceeded))
 		Expect(out.Message).To(Equal("StatefulSet/db was already rolled back by this action; deleted 1 pod(s) stuck on the " +
 			"old revision (db-2), which the controller recreates from revision 1"))
-		Expect(gone("db-2")).To(BeTrue())
+		Expect(podGone(f.ns, "db-2")).To(BeTrue())
 	})
 
 	It("deletes nothing when the controller does not take the revision, and says so", func() {
 		defer func(d time.Duration) { StatefulRollbackObserveTimeout = d }(StatefulRollbackObserveTimeout)
 		StatefulRollbackObserveTimeout = 300 * time.Millisecond
-		brokenRelease()
+		f.brokenRelease()
 		out := f.eff.Execute(ctx, f.prepare("act-s3", action, f.gather(kindStatefulSet, "db")))
 		Expect(out.Result).To(Equal(v1alpha1.ResultSucceeded))
 		Expect(out.Message).To(HavePrefix("Rolled StatefulSet/db back to revision 1 (ControllerRevision db-r1); " +
 			"the StatefulSet controller had not taken revision 1 within 300ms, so no stuck pod was deleted"))
-		Expect(gone("db-2")).To(BeFalse())
+		Expect(podGone(f.ns, "db-2")).To(BeFalse())
 	})
 
 	It("says there is no previous revision when there is none", func() {
@@ -425,3 +384,47 @@ var _ = Describe("rollback of a StatefulSet", func() {
 		Expect(err).To(MatchError("StatefulSet/db cannot be rolled back: there is no revision before its current revision 1"))
 	})
 })
+
+// brokenRelease is a StatefulSet db of 3 pods whose rollout from revision 1 (:v1) to
+// revision 2 (:v2) is stuck as the StatefulSet controller leaves it with a release that
+// never becomes ready: db-2 was recreated at revision 2 and crash-loops, db-0 and db-1
+// still run revision 1, and the controller waits for db-2 before going on.
+func (f *fixture) brokenRelease() (*appsv1.StatefulSet, *appsv1.ControllerRevision) {
+	s := f.statefulSet("db", 3)
+	Expect(k8s.Get(ctx, client.ObjectKeyFromObject(s), s)).To(Succeed())
+	s.Annotations = map[string]string{ChangeCauseAnnotation: "release v1"}
+	Expect(k8s.Update(ctx, s)).To(Succeed())
+	r1 := statefulRevision(s, "db-r1", 1)
+	Expect(k8s.Create(ctx, r1)).To(Succeed())
+	s.Spec.Template.Spec.Containers[0].Image = "db:v2"
+	s.Annotations[ChangeCauseAnnotation] = "release v2"
+	Expect(k8s.Update(ctx, s)).To(Succeed())
+	Expect(k8s.Create(ctx, statefulRevision(s, "db-r2", 2))).To(Succeed())
+	s.Status = appsv1.StatefulSetStatus{ObservedGeneration: s.Generation, Replicas: 3, ReadyReplicas: 2,
+		CurrentRevision: "db-r1", UpdateRevision: "db-r2"}
+	Expect(k8s.Status().Update(ctx, s)).To(Succeed())
+	f.pod("db-0", s, gvkStatefulSet, running, appsv1.ControllerRevisionHashLabelKey, "db-r1")
+	f.pod("db-1", s, gvkStatefulSet, running, appsv1.ControllerRevisionHashLabelKey, "db-r1")
+	f.pod("db-2", s, gvkStatefulSet, crashLooping, appsv1.ControllerRevisionHashLabelKey, "db-r2")
+	return s, r1
+}
+
+// controllerTakes does what the StatefulSet controller does when the template changes
+// back to a revision it has: that revision becomes the update revision.
+func controllerTakes(s *appsv1.StatefulSet, image, revision string) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		cur := &appsv1.StatefulSet{}
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(s), cur)).To(Succeed())
+		g.Expect(cur.Spec.Template.Spec.Containers[0].Image).To(Equal(image))
+		cur.Status.ObservedGeneration, cur.Status.UpdateRevision = cur.Generation, revision
+		g.Expect(k8s.Status().Update(ctx, cur)).To(Succeed())
+	}).WithTimeout(5 * time.Second).Should(Succeed())
+}
+
+// podGone reports whether a pod is gone or terminating.
+func podGone(ns, name string) bool {
+	p := &corev1.Pod{}
+	err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, p)
+	return apierrors.IsNotFound(err) || (err == nil && p.DeletionTimestamp != nil)
+}

@@ -7,7 +7,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -61,20 +60,14 @@ func (rolloutRestart) execute(ctx context.Context, e *Effectors, req Request) Ou
 	if w.kind != kindDeployment && w.kind != kindStatefulSet {
 		return failed("%v", canRollOut(w, w.obj))
 	}
-	obj, err := w.newObject()
+	obj, err := e.readWorkload(ctx, w)
 	if err != nil {
 		return failed("%v", err)
 	}
-	if err := e.Client.Get(ctx, w.key(), obj); err != nil {
-		if apierrors.IsNotFound(err) {
-			return failed("%s no longer exists", w)
-		}
-		return failed("Could not read %s: %v", w, err)
-	}
 	id := req.Record.ID
 	at := e.recordTime(req.Record).UTC().Format(time.RFC3339)
-	if tmpl := podTemplate(obj); tmpl != nil && tmpl.Annotations[v1alpha1.ActionIDAnnotation] == id {
-		return succeeded("%s was already restarted by this action (restartedAt %s)", w, tmpl.Annotations[RestartedAtAnnotation])
+	if out, done := restartedBy(w, obj, id); done {
+		return out
 	}
 	if err := canRollOut(w, obj); err != nil {
 		return failed("%v", err)
@@ -93,6 +86,31 @@ func (rolloutRestart) execute(ctx context.Context, e *Effectors, req Request) Ou
 		return failed("Could not restart %s: %v", w, err)
 	}
 	return succeeded("Started a rolling restart of %s (restartedAt %s)", w, at)
+}
+
+// observe reports a rolling restart as done once the workload's pod template carries the
+// action id, which the same patch writes with restartedAt. That change is the whole
+// effect: like execute, it does not wait for the rollout it starts.
+func (rolloutRestart) observe(ctx context.Context, e *Effectors, req Request) (Outcome, bool) {
+	w, err := workloadOf(req)
+	if err != nil || (w.kind != kindDeployment && w.kind != kindStatefulSet) {
+		return Outcome{}, false
+	}
+	obj, err := e.readWorkload(ctx, w)
+	if err != nil {
+		return Outcome{}, false
+	}
+	return restartedBy(w, obj, req.Record.ID)
+}
+
+// restartedBy reports whether the workload's pod template carries the action id, that is
+// whether the action has restarted it, and the outcome that says so.
+func restartedBy(w workload, obj client.Object, id string) (Outcome, bool) {
+	tmpl := podTemplate(obj)
+	if tmpl == nil || tmpl.Annotations[v1alpha1.ActionIDAnnotation] != id {
+		return Outcome{}, false
+	}
+	return succeeded("%s was already restarted by this action (restartedAt %s)", w, tmpl.Annotations[RestartedAtAnnotation]), true
 }
 
 // recordTime is when the intent was recorded, which makes times an effector writes

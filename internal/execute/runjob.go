@@ -72,17 +72,11 @@ func (runJob) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 		return failed("Did not create a Job: %v", err)
 	}
 	rec := req.Record
-	name := JobName(req.App.Name, rec.ID)
-	if len(rec.Objects) == 1 {
-		name = rec.Objects[0]
-	}
 	timeout := runJobTimeout(a)
 	pastDeadline := e.runJobPast(PendingDeadline(req))
+	job, name, err := e.readJob(ctx, req)
 	running := Outcome{Result: v1alpha1.ResultPending,
 		Message: fmt.Sprintf("%s%s; waiting up to %s for it to finish.", jobStarted, name, timeout)}
-
-	job := &batchv1.Job{}
-	err = e.Client.Get(ctx, client.ObjectKey{Namespace: req.App.Namespace, Name: name}, job)
 	switch {
 	case err == nil:
 		return jobOutcome(job, rec.ID, timeout, pastDeadline, running)
@@ -117,6 +111,35 @@ func (runJob) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 	return running
 }
 
+// observe reports a runJob as done once the Job the record names exists, was created by
+// this action and has finished: Succeeded when it completed, Failed with the Job's reason
+// when it failed. A Job that runs, even past the action's timeout, or that is being
+// deleted before it finished, has no outcome of its own yet.
+func (runJob) observe(ctx context.Context, e *Effectors, req Request) (Outcome, bool) {
+	if req.App == nil {
+		return Outcome{}, false
+	}
+	job, _, err := e.readJob(ctx, req)
+	if err != nil || !stampedWith(job, req.Record.ID) {
+		return Outcome{}, false
+	}
+	return jobFinished(job)
+}
+
+// readJob reads the Job of a runJob record: the one the record names, or the one its
+// action id names. It returns the name even when the read fails.
+func (e *Effectors) readJob(ctx context.Context, req Request) (*batchv1.Job, string, error) {
+	name := JobName(req.App.Name, req.Record.ID)
+	if len(req.Record.Objects) == 1 {
+		name = req.Record.Objects[0]
+	}
+	job := &batchv1.Job{}
+	if err := e.Client.Get(ctx, client.ObjectKey{Namespace: req.App.Namespace, Name: name}, job); err != nil {
+		return nil, name, err
+	}
+	return job, name, nil
+}
+
 // jobStarted starts the message of a Pending runJob whose Job was created.
 const jobStarted = "Started Job "
 
@@ -129,23 +152,12 @@ func createdBefore(rec *v1alpha1.ActionRecord) bool {
 
 // jobOutcome reports what a Job that already exists has become.
 func jobOutcome(job *batchv1.Job, id string, timeout time.Duration, pastDeadline bool, running Outcome) Outcome {
-	if got := job.Annotations[v1alpha1.ActionIDAnnotation]; got != id {
+	if !stampedWith(job, id) {
 		return failed("Job %s exists but was not created by this action: its %s annotation is %q, not %q; nothing was created",
-			job.Name, v1alpha1.ActionIDAnnotation, got, id)
+			job.Name, v1alpha1.ActionIDAnnotation, job.Annotations[v1alpha1.ActionIDAnnotation], id)
 	}
-	if c := jobCondition(job, batchv1.JobComplete); c != nil {
-		took := ""
-		if s, f := job.Status.StartTime, job.Status.CompletionTime; s != nil && f != nil {
-			took = " in " + f.Sub(s.Time).Round(time.Second).String()
-		}
-		return succeeded("Job %s completed%s: %s", job.Name, took, podCounts(job))
-	}
-	if c := jobCondition(job, batchv1.JobFailed); c != nil {
-		why := c.Reason
-		if c.Message != "" {
-			why += ": " + c.Message
-		}
-		return failed("Job %s failed (%s); %s", job.Name, strings.TrimSuffix(why, "."), podCounts(job))
+	if out, finished := jobFinished(job); finished {
+		return out
 	}
 	switch {
 	case job.DeletionTimestamp != nil:
@@ -154,6 +166,27 @@ func jobOutcome(job *batchv1.Job, id string, timeout time.Duration, pastDeadline
 		return failed("Job %s did not finish within %s (%s); its activeDeadlineSeconds stops it", job.Name, timeout, podCounts(job))
 	}
 	return running
+}
+
+// jobFinished is the outcome of a Job that has finished: Succeeded, with how long it
+// took, when it completed; Failed, with its reason and message, when it failed. It is
+// false while the Job has neither condition.
+func jobFinished(job *batchv1.Job) (Outcome, bool) {
+	if c := jobCondition(job, batchv1.JobComplete); c != nil {
+		took := ""
+		if s, f := job.Status.StartTime, job.Status.CompletionTime; s != nil && f != nil {
+			took = " in " + f.Sub(s.Time).Round(time.Second).String()
+		}
+		return succeeded("Job %s completed%s: %s", job.Name, took, podCounts(job)), true
+	}
+	if c := jobCondition(job, batchv1.JobFailed); c != nil {
+		why := c.Reason
+		if c.Message != "" {
+			why += ": " + c.Message
+		}
+		return failed("Job %s failed (%s); %s", job.Name, strings.TrimSuffix(why, "."), podCounts(job)), true
+	}
+	return Outcome{}, false
 }
 
 func jobCondition(job *batchv1.Job, t batchv1.JobConditionType) *batchv1.JobCondition {

@@ -146,18 +146,6 @@ var _ = Describe("runJob", func() {
 
 	BeforeEach(func() { f = newFixture() })
 
-	// intent runs Prepare with the id the controller is about to record and returns the
-	// request with the ledger record the controller would write, at the fake clock's time.
-	intent := func(id string, action v1alpha1.Action) Request {
-		req := Request{App: f.app, Action: action, Record: &v1alpha1.ActionRecord{ID: id}}
-		p, err := f.eff.Prepare(req)
-		Expect(err).NotTo(HaveOccurred())
-		req.Record = &v1alpha1.ActionRecord{
-			ID: id, Time: metav1.NewTime(f.clock.Now()), Action: p.Kind, Target: p.Target, Objects: p.Objects,
-			Result: v1alpha1.ResultPending,
-		}
-		return req
-	}
 	// record writes an outcome into the request's record, as the controller does.
 	record := func(req Request, out Outcome) {
 		req.Record.Result, req.Record.Message = out.Result, out.Message
@@ -172,32 +160,9 @@ var _ = Describe("runJob", func() {
 		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: name}, j)).To(Succeed())
 		return j
 	}
-	// finish sets the status the Job controller would write when the Job ends.
-	finish := func(j *batchv1.Job, complete bool) {
-		start := metav1.NewTime(time.Now().Add(-3 * time.Second).Truncate(time.Second))
-		end := metav1.NewTime(start.Add(3 * time.Second))
-		j.Status.StartTime = &start
-		if complete {
-			j.Status.CompletionTime = &end
-			j.Status.Succeeded = 1
-			j.Status.Conditions = []batchv1.JobCondition{
-				{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: end, LastProbeTime: end},
-				{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: end, LastProbeTime: end},
-			}
-		} else {
-			j.Status.Failed = 1
-			j.Status.Conditions = []batchv1.JobCondition{
-				{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded",
-					Message: "Job has reached the specified backoff limit", LastTransitionTime: end, LastProbeTime: end},
-				{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded",
-					Message: "Job has reached the specified backoff limit", LastTransitionTime: end, LastProbeTime: end},
-			}
-		}
-		Expect(k8s.Status().Update(ctx, j)).To(Succeed())
-	}
 
 	It("creates one Job, owned by the app and stamped with the action id, however often it is executed", func() {
-		req := intent("heal-web-1", runJobAction(0))
+		req := f.runJobIntent("heal-web-1", runJobAction(0))
 		name := req.Record.Objects[0]
 		Expect(req.Record.Target).To(Equal("Job/" + name))
 
@@ -233,16 +198,16 @@ var _ = Describe("runJob", func() {
 		Expect(json.Unmarshal(action.RunJob.Template.Raw, &t)).To(Succeed())
 		t.Spec.ActiveDeadlineSeconds = ptr.To(int64(30))
 		action.RunJob.Template.Raw, _ = json.Marshal(t)
-		req := intent("heal-web-short", action)
+		req := f.runJobIntent("heal-web-short", action)
 		Expect(f.eff.Execute(ctx, req).Result).To(Equal(v1alpha1.ResultPending))
 		Expect(getJob(req.Record.Objects[0]).Spec.ActiveDeadlineSeconds).To(Equal(ptr.To(int64(30))))
 	})
 
 	It("reports Succeeded when the Job completes, with how long it took", func() {
-		req := intent("heal-web-2", runJobAction(0))
+		req := f.runJobIntent("heal-web-2", runJobAction(0))
 		record(req, f.eff.Execute(ctx, req))
 		name := req.Record.Objects[0]
-		finish(getJob(name), true)
+		finishJob(getJob(name), true)
 		out := f.eff.Execute(ctx, req)
 		Expect(out).To(Equal(Outcome{Result: v1alpha1.ResultSucceeded,
 			Message: "Job " + name + " completed in 3s: 0 active, 1 succeeded, 0 failed pods"}))
@@ -250,10 +215,10 @@ var _ = Describe("runJob", func() {
 	})
 
 	It("reports Failed with the Job's reason and message when the Job fails", func() {
-		req := intent("heal-web-3", runJobAction(0))
+		req := f.runJobIntent("heal-web-3", runJobAction(0))
 		record(req, f.eff.Execute(ctx, req))
 		name := req.Record.Objects[0]
-		finish(getJob(name), false)
+		finishJob(getJob(name), false)
 		out := f.eff.Execute(ctx, req)
 		Expect(out).To(Equal(Outcome{Result: v1alpha1.ResultFailed,
 			Message: "Job " + name + " failed (BackoffLimitExceeded: Job has reached the specified backoff limit); 0 active, 0 succeeded, 1 failed pods"}))
@@ -261,7 +226,7 @@ var _ = Describe("runJob", func() {
 	})
 
 	It("reports Failed when the Job has not finished within runJob.timeout", func() {
-		req := intent("heal-web-4", runJobAction(30*time.Second))
+		req := f.runJobIntent("heal-web-4", runJobAction(30*time.Second))
 		record(req, f.eff.Execute(ctx, req))
 		name := req.Record.Objects[0]
 		Expect(PendingDeadline(req)).To(Equal(f.clock.Now().Add(30 * time.Second)))
@@ -273,7 +238,7 @@ var _ = Describe("runJob", func() {
 	})
 
 	It("never creates a Job for an intent older than its timeout", func() {
-		req := intent("heal-web-5", runJobAction(time.Minute))
+		req := f.runJobIntent("heal-web-5", runJobAction(time.Minute))
 		f.clock.SetTime(f.clock.Now().Add(time.Minute))
 		out := f.eff.Execute(ctx, req)
 		Expect(out.Result).To(Equal(v1alpha1.ResultFailed))
@@ -282,7 +247,7 @@ var _ = Describe("runJob", func() {
 	})
 
 	It("never creates the Job again once an earlier run reported it created", func() {
-		req := intent("heal-web-6", runJobAction(time.Minute))
+		req := f.runJobIntent("heal-web-6", runJobAction(time.Minute))
 		out := f.eff.Execute(ctx, req)
 		record(req, out)
 		name := req.Record.Objects[0]
@@ -299,7 +264,7 @@ var _ = Describe("runJob", func() {
 	})
 
 	It("fails, changing nothing, when a Job of that name belongs to another action", func() {
-		req := intent("heal-web-7", runJobAction(0))
+		req := f.runJobIntent("heal-web-7", runJobAction(0))
 		name := req.Record.Objects[0]
 		other := &batchv1.Job{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: f.ns, Annotations: map[string]string{v1alpha1.ActionIDAnnotation: "someone-else"}},
@@ -315,7 +280,7 @@ var _ = Describe("runJob", func() {
 
 	It("fails with the API server's message when it refuses the Job", func() {
 		action := v1alpha1.Action{RunJob: &v1alpha1.RunJobAction{Template: jobTemplateJSON(corev1.RestartPolicyAlways)}}
-		req := intent("heal-web-8", action)
+		req := f.runJobIntent("heal-web-8", action)
 		out := f.eff.Execute(ctx, req)
 		Expect(out.Result).To(Equal(v1alpha1.ResultFailed))
 		Expect(out.Message).To(HavePrefix("The API server refused Job " + req.Record.Objects[0]))
@@ -323,6 +288,43 @@ var _ = Describe("runJob", func() {
 		Expect(jobs()).To(BeEmpty())
 	})
 })
+
+// runJobIntent runs Prepare with the id the controller is about to record and returns
+// the request with the ledger record the controller would write, at the fake clock's time.
+func (f *fixture) runJobIntent(id string, action v1alpha1.Action) Request {
+	req := Request{App: f.app, Action: action, Record: &v1alpha1.ActionRecord{ID: id}}
+	p, err := f.eff.Prepare(req)
+	Expect(err).NotTo(HaveOccurred())
+	req.Record = &v1alpha1.ActionRecord{
+		ID: id, Time: metav1.NewTime(f.clock.Now()), Action: p.Kind, Target: p.Target, Objects: p.Objects,
+		Result: v1alpha1.ResultPending,
+	}
+	return req
+}
+
+// finishJob sets the status the Job controller would write when the Job ends.
+func finishJob(j *batchv1.Job, complete bool) {
+	start := metav1.NewTime(time.Now().Add(-3 * time.Second).Truncate(time.Second))
+	end := metav1.NewTime(start.Add(3 * time.Second))
+	j.Status.StartTime = &start
+	if complete {
+		j.Status.CompletionTime = &end
+		j.Status.Succeeded = 1
+		j.Status.Conditions = []batchv1.JobCondition{
+			{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: end, LastProbeTime: end},
+			{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: end, LastProbeTime: end},
+		}
+	} else {
+		j.Status.Failed = 1
+		j.Status.Conditions = []batchv1.JobCondition{
+			{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded",
+				Message: "Job has reached the specified backoff limit", LastTransitionTime: end, LastProbeTime: end},
+			{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded",
+				Message: "Job has reached the specified backoff limit", LastTransitionTime: end, LastProbeTime: end},
+		}
+	}
+	Expect(k8s.Status().Update(ctx, j)).To(Succeed())
+}
 
 func TestRunJobCreatesItsJobAfterAFailedRead(t *testing.T) {
 	app := &v1alpha1.AutonomicApp{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "shop", UID: "app-uid"}}

@@ -109,8 +109,31 @@ func (scale) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 	if err := e.stamp(ctx, obj, id); err != nil {
 		return failed("Scaled %s to %d replicas, but could not stamp it with the action id: %v", w, n, err)
 	}
-	return succeeded("Scaled %s to %d replicas", w, n)
+	return scaledTo(w, n)
 }
+
+// observe reports a scale as done when the workload carries the action id and its
+// spec.replicas is the recorded count. Execute stamps after it applies, so a count
+// without the stamp may be anyone's and is not taken as this action's; a stamped
+// workload whose count has changed since no longer shows the effect.
+func (scale) observe(ctx context.Context, e *Effectors, req Request) (Outcome, bool) {
+	w, err := workloadOf(req)
+	if err != nil || req.Record.Replicas == nil {
+		return Outcome{}, false
+	}
+	obj, err := e.readWorkload(ctx, w)
+	if err != nil || !stampedWith(obj, req.Record.ID) {
+		return Outcome{}, false
+	}
+	n := *req.Record.Replicas
+	if got, ok := specReplicas(obj); !ok || got != n {
+		return Outcome{}, false
+	}
+	return scaledTo(w, n), true
+}
+
+// scaledTo is the outcome of a scale that took effect.
+func scaledTo(w workload, n int32) Outcome { return succeeded("Scaled %s to %d replicas", w, n) }
 
 // applyScale server-side applies spec.replicas on obj's /scale subresource as the
 // homeostat field manager, taking ownership from any other manager. The API server maps

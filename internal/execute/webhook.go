@@ -179,6 +179,10 @@ func (webhook) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 	return failed("%s", msg)
 }
 
+// observe never reports a webhook as done: an HTTP call leaves no trace in the cluster
+// to read back.
+func (webhook) observe(context.Context, *Effectors, Request) (Outcome, bool) { return Outcome{}, false }
+
 // attempt is the result of one POST: a status code, or an error.
 type attempt struct {
 	code int

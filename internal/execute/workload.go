@@ -1,11 +1,13 @@
 package execute
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -54,6 +56,22 @@ func (w workload) newObject() (client.Object, error) {
 // key is the workload's namespaced name.
 func (w workload) key() client.ObjectKey {
 	return client.ObjectKey{Namespace: w.namespace, Name: w.name}
+}
+
+// readWorkload reads the workload as it is now (through the client, so possibly from the
+// cache), as a typed object of its kind. The error is a sentence for an outcome.
+func (e *Effectors) readWorkload(ctx context.Context, w workload) (client.Object, error) {
+	obj, err := w.newObject()
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Client.Get(ctx, w.key(), obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("%s no longer exists", w)
+		}
+		return nil, fmt.Errorf("could not read %s: %w", w, err)
+	}
+	return obj, nil
 }
 
 // workloadOf resolves the workload of a component action from the request.
