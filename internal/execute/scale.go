@@ -121,8 +121,10 @@ func (scale) observe(ctx context.Context, e *Effectors, req Request) (Outcome, b
 	if err != nil || req.Record.Replicas == nil {
 		return Outcome{}, false
 	}
+	// The replicas are the effect; the id is stamped after them, so a manager that died
+	// between the two writes left the effect without the stamp.
 	obj, err := e.readWorkload(ctx, w)
-	if err != nil || !stampedWith(obj, req.Record.ID) {
+	if err != nil {
 		return Outcome{}, false
 	}
 	n := *req.Record.Replicas
