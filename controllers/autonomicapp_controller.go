@@ -858,6 +858,7 @@ func (r *AppReconciler) carryOut(ctx context.Context, s *session, in actInput, v
 			rec.ID = p.id
 		}
 		rec.Target, rec.Objects, rec.Replicas = p.p.Target, p.p.Objects, p.p.Replicas
+		rec.Failover = p.p.Failover
 		if rec.DryRun {
 			rec.Result, rec.Message, rec.FinishedAt = v1alpha1.ResultSkipped, "DryRun: the action was decided and recorded; nothing was changed.", &rec.Time
 			r.countAction(rec)

@@ -145,8 +145,8 @@ func resumedMove(s *session, id string) {
 	if rec == nil || rec.Result != v1alpha1.ResultSucceeded {
 		return
 	}
-	fr, ok := execute.ParseFailoverRecord(*rec)
-	if !ok || fr.Phase != plan.PhaseMoveTraffic {
+	fr, ok := knowledge.FailoverOf(*rec)
+	if !ok || fr.Phase != v1alpha1.FailoverMoveTraffic {
 		return
 	}
 	st := v1alpha1.PolicyStatus{Name: fr.Policy}
@@ -264,15 +264,15 @@ func failoverHistory(app *v1alpha1.AutonomicApp, policy string) (last, lastMove 
 		if rec.Policy != policy || rec.Result != v1alpha1.ResultSucceeded {
 			continue
 		}
-		fr, ok := execute.ParseFailoverRecord(rec)
-		if !ok || fr.Phase == plan.PhaseDemote {
+		fr, ok := knowledge.FailoverOf(rec)
+		if !ok || fr.Phase == v1alpha1.FailoverDemote {
 			continue
 		}
-		ch := &plan.FailoverChange{Phase: fr.Phase, Component: fr.Component, From: fr.From, At: rec.Time.Time, Reason: rec.Reason}
+		ch := &plan.FailoverChange{Phase: plan.FailoverPhase(fr.Phase), Component: fr.Component, From: fr.From, At: rec.Time.Time, Reason: rec.Reason}
 		if last == nil {
 			last = ch
 		}
-		if fr.Phase == plan.PhaseMoveTraffic {
+		if fr.Phase == v1alpha1.FailoverMoveTraffic {
 			return last, ch
 		}
 	}
@@ -297,7 +297,7 @@ func demotedPrimaries(s *session, policy string) map[string]string {
 			if rec.Policy != st.Name || rec.Result != v1alpha1.ResultSucceeded || rec.Time.Before(st.EpisodeStart) {
 				continue
 			}
-			if fr, ok := execute.ParseFailoverRecord(rec); ok && fr.Phase == plan.PhaseDemote && fr.Policy == policy {
+			if fr, ok := knowledge.FailoverOf(rec); ok && fr.Phase == v1alpha1.FailoverDemote && fr.Policy == policy {
 				if out == nil {
 					out = map[string]string{}
 				}
@@ -326,18 +326,18 @@ func latestFailoverChange(app *v1alpha1.AutonomicApp, policy string) *plan.Failo
 		return nil
 	}
 	rec := app.Status.History[0]
-	fr, ok := execute.ParseFailoverRecord(rec)
+	fr, ok := knowledge.FailoverOf(rec)
 	if !ok || fr.Policy != policy || rec.Result != v1alpha1.ResultSucceeded {
 		return nil
 	}
-	return &plan.FailoverChange{Phase: fr.Phase, Component: fr.Component, From: fr.From, At: rec.Time.Time}
+	return &plan.FailoverChange{Phase: plan.FailoverPhase(fr.Phase), Component: fr.Component, From: fr.From, At: rec.Time.Time}
 }
 
 // failoverActionOf resolves a pending record of a failover policy's own change, for
 // resumePending: the policy's failover action on the component the record names.
 func (r *AppReconciler) failoverActionOf(s *session, rec v1alpha1.ActionRecord) (v1alpha1.Action, *monitor.Component, bool) {
-	fr, ok := execute.ParseFailoverRecord(rec)
-	if !ok || fr.Phase == plan.PhaseDemote {
+	fr, ok := knowledge.FailoverOf(rec)
+	if !ok || fr.Phase == v1alpha1.FailoverDemote {
 		return v1alpha1.Action{}, nil, false
 	}
 	for _, p := range s.view.Spec.Policies {
