@@ -80,7 +80,7 @@ func (r *AppReconciler) failover(ctx context.Context, s *session, pol v1alpha1.P
 		}
 		return last.Target == p.Target
 	}
-	if last := lastFailoverRecord(app, pol.Name); last != nil && same(last) {
+	if last := knowledge.LastFailoverRecord(&app.Status, pol.Name); last != nil && same(last) {
 		if last.Result == v1alpha1.ResultSkipped {
 			st.LastAction = last.ID
 			st.Message = knowledge.Truncate("DryRun, nothing is changed: "+d.Message, 1024)
@@ -97,7 +97,7 @@ func (r *AppReconciler) failover(ctx context.Context, s *session, pol v1alpha1.P
 	}
 
 	g := r.guardInput(s)
-	if plan.ContinuesFailover(d, latestFailoverChange(app, pol.Name)) {
+	if plan.ContinuesFailover(d, planChange(knowledge.LatestFailoverChange(&app.Status, pol.Name))) {
 		g.Cooldown = 0
 	}
 	v := plan.CheckGuards(g, perr == nil && p.Disruptive, s.now)
@@ -231,8 +231,9 @@ func (r *AppReconciler) failoverInput(ctx context.Context, s *session, pol v1alp
 	for _, c := range spec.Candidates {
 		in.Candidates = append(in.Candidates, failoverCandidate(c, s.component(c.Component)))
 	}
-	in.Last, in.LastMove = failoverHistory(s.app, pol.Name)
-	in.Demoted = demotedPrimaries(s, pol.Name)
+	last, lastMove := knowledge.FailoverHistory(&s.app.Status, pol.Name)
+	in.Last, in.LastMove = planChange(last), planChange(lastMove)
+	in.Demoted = knowledge.DemotedPrimaries(&s.app.Status, pol.Name, ladderNames(s.view))
 	return in, nil
 }
 
@@ -255,82 +256,6 @@ func failoverCandidate(spec v1alpha1.FailoverCandidate, c *monitor.Component) pl
 	}
 	fc.PodLabels = podLabels
 	return fc
-}
-
-// failoverHistory reads the policy's latest change and latest traffic move that took
-// effect from the ledger (newest first).
-func failoverHistory(app *v1alpha1.AutonomicApp, policy string) (last, lastMove *plan.FailoverChange) {
-	for _, rec := range app.Status.History {
-		if rec.Policy != policy || rec.Result != v1alpha1.ResultSucceeded {
-			continue
-		}
-		fr, ok := knowledge.FailoverOf(rec)
-		if !ok || fr.Phase == v1alpha1.FailoverDemote {
-			continue
-		}
-		ch := &plan.FailoverChange{Phase: plan.FailoverPhase(fr.Phase), Component: fr.Component, From: fr.From, At: rec.Time.Time, Reason: rec.Reason}
-		if last == nil {
-			last = ch
-		}
-		if fr.Phase == v1alpha1.FailoverMoveTraffic {
-			return last, ch
-		}
-	}
-	return last, nil
-}
-
-// demotedPrimaries are the primaries of the policy that a remediation ladder's failover
-// action treated as failed during the ladder's open episode.
-func demotedPrimaries(s *session, policy string) map[string]string {
-	ladders := map[string]bool{}
-	for _, p := range s.view.Spec.Policies {
-		if p.Remediate != nil {
-			ladders[p.Name] = true
-		}
-	}
-	var out map[string]string
-	for _, st := range s.app.Status.Policies {
-		if !ladders[st.Name] || st.Step == 0 || st.EpisodeStart == nil {
-			continue
-		}
-		for _, rec := range s.app.Status.History {
-			if rec.Policy != st.Name || rec.Result != v1alpha1.ResultSucceeded || rec.Time.Before(st.EpisodeStart) {
-				continue
-			}
-			if fr, ok := knowledge.FailoverOf(rec); ok && fr.Phase == v1alpha1.FailoverDemote && fr.Policy == policy {
-				if out == nil {
-					out = map[string]string{}
-				}
-				out[fr.Component] = st.Name
-			}
-		}
-	}
-	return out
-}
-
-// lastFailoverRecord is the newest ledger record of the policy's own changes.
-func lastFailoverRecord(app *v1alpha1.AutonomicApp, policy string) *v1alpha1.ActionRecord {
-	for i := range app.Status.History {
-		if rec := &app.Status.History[i]; rec.Policy == policy && rec.Action == execute.KindFailover {
-			return rec
-		}
-	}
-	return nil
-}
-
-// latestFailoverChange is the app's newest action when it belongs to the policy's
-// failover (one of its changes, or a ladder's demotion of its primary) and took effect;
-// nil otherwise. A change that continues it is not held by cooldown.
-func latestFailoverChange(app *v1alpha1.AutonomicApp, policy string) *plan.FailoverChange {
-	if len(app.Status.History) == 0 {
-		return nil
-	}
-	rec := app.Status.History[0]
-	fr, ok := knowledge.FailoverOf(rec)
-	if !ok || fr.Policy != policy || rec.Result != v1alpha1.ResultSucceeded {
-		return nil
-	}
-	return &plan.FailoverChange{Phase: plan.FailoverPhase(fr.Phase), Component: fr.Component, From: fr.From, At: rec.Time.Time}
 }
 
 // failoverActionOf resolves a pending record of a failover policy's own change, for

@@ -1,7 +1,9 @@
 package knowledge
 
 import (
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 )
@@ -19,6 +21,95 @@ func FailoverOf(rec v1alpha1.ActionRecord) (fo v1alpha1.FailoverRecord, ok bool)
 		return *rec.Failover, true
 	}
 	return legacyFailover(rec)
+}
+
+// FailoverChange is a failover record read back from the ledger: what it changed, and
+// when and why it was decided.
+type FailoverChange struct {
+	v1alpha1.FailoverRecord
+	// At is when the intent was recorded.
+	At time.Time
+	// Reason is the record's reason, the sentence the decision gave.
+	Reason string
+}
+
+func failoverChange(rec v1alpha1.ActionRecord, fo v1alpha1.FailoverRecord) *FailoverChange {
+	return &FailoverChange{FailoverRecord: fo, At: rec.Time.Time, Reason: rec.Reason}
+}
+
+// FailoverHistory reads the failover policy's latest own change that took effect and
+// its latest traffic move that took effect (the same record when the latest change was
+// a move); nil when the ledger holds none. A ladder's demotion is not a change of the
+// policy.
+func FailoverHistory(st *v1alpha1.AutonomicAppStatus, policy string) (last, lastMove *FailoverChange) {
+	for _, rec := range st.History {
+		if rec.Policy != policy || rec.Result != v1alpha1.ResultSucceeded {
+			continue
+		}
+		fo, ok := FailoverOf(rec)
+		if !ok || fo.Phase == v1alpha1.FailoverDemote {
+			continue
+		}
+		ch := failoverChange(rec, fo)
+		if last == nil {
+			last = ch
+		}
+		if fo.Phase == v1alpha1.FailoverMoveTraffic {
+			return last, ch
+		}
+	}
+	return last, nil
+}
+
+// LastFailoverRecord is the newest record of the failover policy's own changes,
+// whatever its result; nil when there is none.
+func LastFailoverRecord(st *v1alpha1.AutonomicAppStatus, policy string) *v1alpha1.ActionRecord {
+	for i := range st.History {
+		if rec := &st.History[i]; rec.Policy == policy && rec.Action == failoverAction {
+			return rec
+		}
+	}
+	return nil
+}
+
+// LatestFailoverChange is the app's newest action when it belongs to the failover
+// policy's failover (one of its changes, or a ladder's demotion of its primary) and took
+// effect; nil otherwise. A change that continues it is not held by cooldown.
+func LatestFailoverChange(st *v1alpha1.AutonomicAppStatus, policy string) *FailoverChange {
+	if len(st.History) == 0 {
+		return nil
+	}
+	rec := st.History[0]
+	fo, ok := FailoverOf(rec)
+	if !ok || fo.Policy != policy || rec.Result != v1alpha1.ResultSucceeded {
+		return nil
+	}
+	return failoverChange(rec, fo)
+}
+
+// DemotedPrimaries maps each primary of the failover policy that a remediation ladder's
+// failover action demoted during the ladder's open episode to that ladder; nil when
+// none is. ladders names the app's remediation policies: only their open episodes
+// (status step and episodeStart set) count, and only demotions that took effect.
+func DemotedPrimaries(st *v1alpha1.AutonomicAppStatus, policy string, ladders []string) map[string]string {
+	var out map[string]string
+	for _, ps := range st.Policies {
+		if !slices.Contains(ladders, ps.Name) || ps.Step == 0 || ps.EpisodeStart == nil {
+			continue
+		}
+		for _, rec := range st.History {
+			if rec.Policy != ps.Name || rec.Result != v1alpha1.ResultSucceeded || rec.Time.Before(ps.EpisodeStart) {
+				continue
+			}
+			if fo, ok := FailoverOf(rec); ok && fo.Phase == v1alpha1.FailoverDemote && fo.Policy == policy {
+				if out == nil {
+					out = map[string]string{}
+				}
+				out[fo.Component] = ps.Name
+			}
+		}
+	}
+	return out
 }
 
 // legacyFailover reads a failover record written before records had the failover field,
