@@ -38,6 +38,7 @@ import (
 	"github.com/homeostat-dev/homeostat/internal/knowledge"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
 	"github.com/homeostat-dev/homeostat/internal/plan"
+	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
 // CrashAfterIntentEnv, when set to an action name (or "*"), makes the manager exit right
@@ -834,7 +835,7 @@ func (r *AppReconciler) carryOut(ctx context.Context, s *session, in actInput, v
 	newRecord := func(component string) v1alpha1.ActionRecord {
 		return v1alpha1.ActionRecord{
 			ID: knowledge.NewID(in.Policy, s.now), Time: metav1.NewTime(s.now), Policy: in.Policy, Step: in.Step,
-			Action: plan.ActionName(in.Action), Component: component, Reason: knowledge.Truncate(in.Reason, 1024),
+			Action: plan.ActionName(in.Action), Component: component, Reason: text.Truncate(in.Reason, 1024),
 			Result: v1alpha1.ResultPending, DryRun: verdict.RecordOnly, DetectedAt: &detected,
 		}
 	}
@@ -844,7 +845,7 @@ func (r *AppReconciler) carryOut(ctx context.Context, s *session, in actInput, v
 			prepareErr = fmt.Errorf("the action has no target")
 		}
 		rec := newRecord(in.Action.Component())
-		rec.Result, rec.Message, rec.FinishedAt = v1alpha1.ResultFailed, knowledge.Truncate(prepareErr.Error(), 1024), &rec.Time
+		rec.Result, rec.Message, rec.FinishedAt = v1alpha1.ResultFailed, text.Truncate(prepareErr.Error(), 1024), &rec.Time
 		knowledge.Record(&app.Status, rec)
 		r.countAction(rec)
 		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "ActionFailed", rec.Action, "%s: %s", who, prepareErr.Error())
@@ -1015,7 +1016,7 @@ func (r *AppReconciler) finishStatus(s *session, healthy bool, healthMsg string)
 				reason = v1alpha1.ReasonGaveUp
 			}
 		}
-		r.setCondition(s, v1alpha1.ConditionNeedsAttention, true, reason, knowledge.Truncate(joinList(attention), 32768))
+		r.setCondition(s, v1alpha1.ConditionNeedsAttention, true, reason, text.Truncate(joinList(attention), 32768))
 	} else {
 		r.setCondition(s, v1alpha1.ConditionNeedsAttention, false, v1alpha1.ReasonNothingNeeded, "No policy needs a person.")
 	}
@@ -1101,7 +1102,7 @@ func (r *AppReconciler) setCondition(s *session, typ string, ok bool, reason, ms
 		status = metav1.ConditionTrue
 	}
 	meta.SetStatusCondition(&s.app.Status.Conditions, metav1.Condition{
-		Type: typ, Status: status, Reason: reason, Message: knowledge.Truncate(msg, 32768),
+		Type: typ, Status: status, Reason: reason, Message: text.Truncate(msg, 32768),
 		ObservedGeneration: s.app.Generation, LastTransitionTime: metav1.NewTime(s.now),
 	})
 }

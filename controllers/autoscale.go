@@ -15,6 +15,7 @@ import (
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
 	"github.com/homeostat-dev/homeostat/internal/plan"
+	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch
@@ -132,7 +133,7 @@ func (r *AppReconciler) autoscale(ctx context.Context, s *session, pol v1alpha1.
 
 	desired := d.Desired
 	st.DesiredReplicas = &desired
-	st.Reason, st.Message = d.Reason, d.Message
+	st.Reason, st.Message = d.Reason, text.Truncate(d.Message, 1024)
 	st.State = v1alpha1.PolicyIdle
 	if d.Reason == plan.ReasonSensorUnavailable || d.Reason == plan.ReasonFallback {
 		st.State = v1alpha1.PolicyHeld
@@ -149,7 +150,7 @@ func (r *AppReconciler) autoscale(ctx context.Context, s *session, pol v1alpha1.
 	}
 	if res.Held.Held {
 		st.State, st.Reason = v1alpha1.PolicyHeld, res.Held.Reason
-		st.Message = fmt.Sprintf("Scaling %s from %d to %d is held: %s", a.Component, d.Current, d.Desired, res.Held.Message)
+		st.Message = text.Truncate(fmt.Sprintf("Scaling %s from %d to %d is held: %s", a.Component, d.Current, d.Desired, res.Held.Message), 1024)
 		s.requeueAt(res.Held.Until)
 		r.autoscalers.put(memKey, mem)
 		return st, nil

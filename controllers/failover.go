@@ -23,6 +23,7 @@ import (
 	"github.com/homeostat-dev/homeostat/internal/knowledge"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
 	"github.com/homeostat-dev/homeostat/internal/plan"
+	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;patch
@@ -51,7 +52,7 @@ func (r *AppReconciler) failover(ctx context.Context, s *session, pol v1alpha1.P
 	}
 	d := plan.Elect(in)
 	s.requeueAt(d.NextCheck)
-	st := v1alpha1.PolicyStatus{Name: pol.Name, State: d.State, Reason: d.Reason, Message: knowledge.Truncate(d.Message, 1024),
+	st := v1alpha1.PolicyStatus{Name: pol.Name, State: d.State, Reason: d.Reason, Message: text.Truncate(d.Message, 1024),
 		Primary: d.Primary, LastAction: old.LastAction}
 	switch d.Phase {
 	case plan.PhaseScaleUpStandby, plan.PhaseMoveTraffic, plan.PhaseScaleDownOldPrimary, plan.PhaseScaleDownStandby:
@@ -76,14 +77,14 @@ func (r *AppReconciler) failover(ctx context.Context, s *session, pol v1alpha1.P
 	// next attempt; after a success it is not made again while the cache may not show it.
 	same := func(last *v1alpha1.ActionRecord) bool {
 		if perr != nil {
-			return last.Target == "" && last.Message == knowledge.Truncate(perr.Error(), 1024)
+			return last.Target == "" && last.Message == text.Truncate(perr.Error(), 1024)
 		}
 		return last.Target == p.Target
 	}
 	if last := knowledge.LastFailoverRecord(&app.Status, pol.Name); last != nil && same(last) {
 		if last.Result == v1alpha1.ResultSkipped {
 			st.LastAction = last.ID
-			st.Message = knowledge.Truncate("DryRun, nothing is changed: "+d.Message, 1024)
+			st.Message = text.Truncate("DryRun, nothing is changed: "+d.Message, 1024)
 			return st, nil
 		}
 		if wait, until := plan.RepeatFailoverChange(last.Result, last.Time.Time, s.now); wait {
@@ -104,7 +105,7 @@ func (r *AppReconciler) failover(ctx context.Context, s *session, pol v1alpha1.P
 	if v.Held {
 		s.requeueAt(v.Until)
 		st.State, st.Reason = v1alpha1.PolicyHeld, v.Reason
-		st.Message = knowledge.Truncate(fmt.Sprintf("%s It is held: %s", d.Message, v.Message), 1024)
+		st.Message = text.Truncate(fmt.Sprintf("%s It is held: %s", d.Message, v.Message), 1024)
 		r.explainFailover(s, pol.Name, old, st)
 		return st, nil
 	}
@@ -131,7 +132,7 @@ func (r *AppReconciler) failover(ctx context.Context, s *session, pol v1alpha1.P
 		s.requeueAt(until)
 		return r.failoverFailed(s, pol.Name, old, st, d, rec, until), nil
 	case rec.DryRun:
-		st.Message = knowledge.Truncate("DryRun, nothing is changed: "+d.Message, 1024)
+		st.Message = text.Truncate("DryRun, nothing is changed: "+d.Message, 1024)
 	}
 	return st, nil
 }
@@ -165,7 +166,7 @@ func resumedMove(s *session, id string) {
 func (r *AppReconciler) failoverFailed(s *session, policy string, old, st v1alpha1.PolicyStatus, d plan.FailoverDecision,
 	rec *v1alpha1.ActionRecord, until time.Time) v1alpha1.PolicyStatus {
 	st.State, st.Reason, st.LastAction = v1alpha1.PolicyWaiting, plan.ReasonRetryingChange, rec.ID
-	st.Message = knowledge.Truncate(fmt.Sprintf("%s The last attempt failed: %s It is tried again at %s.",
+	st.Message = text.Truncate(fmt.Sprintf("%s The last attempt failed: %s It is tried again at %s.",
 		d.Message, ensurePeriod(rec.Message), until.UTC().Format(time.RFC3339)), 1024)
 	r.explainFailover(s, policy, old, st)
 	return st

@@ -7,5 +7,5 @@
 // the step it was on and never act twice.
 //
 // It only reads and edits a status value; it never talks to the API server and never
-// reads the clock: times are passed in. It imports only the API types.
+// reads the clock: times are passed in. It imports only the API types and internal/text.
 package knowledge

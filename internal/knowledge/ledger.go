@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
 // HistoryLimit is how many action records status keeps.
@@ -68,7 +69,7 @@ func Complete(st *v1alpha1.AutonomicAppStatus, id string, result v1alpha1.Action
 		return
 	}
 	t := metav1.NewTime(now)
-	rec.Result, rec.Message, rec.FinishedAt = result, truncate(message, 1024), &t
+	rec.Result, rec.Message, rec.FinishedAt = result, text.Truncate(message, 1024), &t
 	if st.LastAction != nil && st.LastAction.ID == id {
 		r := *rec
 		st.LastAction = &r
@@ -82,7 +83,7 @@ func Progress(st *v1alpha1.AutonomicAppStatus, id, message string) {
 	if rec == nil || rec.Result != v1alpha1.ResultPending {
 		return
 	}
-	rec.Message = truncate(message, 1024)
+	rec.Message = text.Truncate(message, 1024)
 	if st.LastAction != nil && st.LastAction.ID == id {
 		r := *rec
 		st.LastAction = &r
@@ -109,13 +110,3 @@ func LastActionAt(st *v1alpha1.AutonomicAppStatus) time.Time {
 	}
 	return last
 }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
-}
-
-// Truncate shortens s to at most n bytes, marking the cut.
-func Truncate(s string, n int) string { return truncate(s, n) }
