@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -223,8 +222,12 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if rv, ok := r.written.Load(req.NamespacedName); ok {
 		// This reconcile must not read the status from before the last one's writes: a
 		// stale ledger would resume an intent that already finished. The wait is here, not
-		// after the write, so the worker is free meanwhile; by now it is usually over.
-		r.waitForCache(ctx, req.NamespacedName, rv.(string))
+		// after the write, so the worker is free meanwhile; by now it is usually over. A
+		// cache that does not catch up fails the request, which is retried with backoff.
+		cached := &v1alpha1.AutonomicApp{ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name}}
+		if err := waitForCacheToBeUpToDate(ctx, r.Client, r.Clock, cached, rv.(string)); err != nil {
+			return ctrl.Result{}, err
+		}
 		r.written.CompareAndDelete(req.NamespacedName, rv)
 	}
 	app := &v1alpha1.AutonomicApp{}
@@ -292,31 +295,6 @@ func (s *session) flush(ctx context.Context) error {
 	s.base = s.app.DeepCopy()
 	s.r.written.Store(types.NamespacedName{Namespace: s.app.Namespace, Name: s.app.Name}, s.app.ResourceVersion)
 	return nil
-}
-
-// waitForCache waits, briefly, until the informer cache holds the app at the
-// resourceVersion the last reconcile wrote (or a newer one), as Cluster API does after
-// its own writes. It reads the cached app without copying it.
-func (r *AppReconciler) waitForCache(ctx context.Context, key types.NamespacedName, rv string) {
-	want, err := strconv.ParseUint(rv, 10, 64)
-	if err != nil {
-		return
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		app := &v1alpha1.AutonomicApp{}
-		if err := r.Get(ctx, key, app, client.UnsafeDisableDeepCopy); err != nil {
-			return
-		}
-		if got, err := strconv.ParseUint(app.ResourceVersion, 10, 64); err != nil || got >= want {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
 }
 
 func (r *AppReconciler) forget(key types.NamespacedName) {
