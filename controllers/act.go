@@ -17,6 +17,7 @@ import (
 	"github.com/homeostat-dev/homeostat/internal/knowledge"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
 	"github.com/homeostat-dev/homeostat/internal/plan"
+	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
 // The one act path. Every policy kind's planner returns a plan.Decision, and apply
@@ -51,7 +52,7 @@ func (r *AppReconciler) runPolicies(ctx context.Context, s *session, active map[
 		if ran && pol.Autoscale != nil {
 			r.rememberScale(s, pol)
 		}
-		st.Source = s.source(pol.Name)
+		st = bounded(st, s.source(pol.Name))
 		if newDecision(old, st) {
 			r.Metrics.Decisions.WithLabelValues(decisionLabel(st)).Inc()
 		}
@@ -78,6 +79,14 @@ func (r *AppReconciler) decide(ctx context.Context, s *session, pol v1alpha1.Pol
 
 func (s *session) source(policy string) string {
 	return s.merged.Sources[plan.EntryPolicy+"/"+policy]
+}
+
+// bounded is a policy's status as status stores it: with its source, and its message
+// cut to the API's bound (plan's messages are whole sentences of any length).
+func bounded(st v1alpha1.PolicyStatus, source string) v1alpha1.PolicyStatus {
+	st.Source = source
+	st.Message = text.Truncate(st.Message, 1024)
+	return st
 }
 
 func mergePolicy(list []v1alpha1.PolicyStatus, st v1alpha1.PolicyStatus) []v1alpha1.PolicyStatus {
@@ -296,7 +305,7 @@ func (r *AppReconciler) carryOut(ctx context.Context, s *session, policy string,
 	newRecord := func(component string) v1alpha1.ActionRecord {
 		return v1alpha1.ActionRecord{
 			ID: knowledge.NewID(policy, s.now), Time: metav1.NewTime(s.now), Policy: policy, Step: in.Step,
-			Action: plan.ActionName(in.Action), Component: component, Reason: knowledge.Truncate(in.Reason, 1024),
+			Action: plan.ActionName(in.Action), Component: component, Reason: text.Truncate(in.Reason, 1024),
 			Result: v1alpha1.ResultPending, DryRun: verdict.RecordOnly, DetectedAt: &detected,
 			Failover: changeRecord(policy, in.Change),
 		}
@@ -307,7 +316,7 @@ func (r *AppReconciler) carryOut(ctx context.Context, s *session, policy string,
 			prepareErr = fmt.Errorf("the action has no target")
 		}
 		rec := newRecord(in.Action.Component())
-		rec.Result, rec.Message, rec.FinishedAt = v1alpha1.ResultFailed, knowledge.Truncate(prepareErr.Error(), 1024), &rec.Time
+		rec.Result, rec.Message, rec.FinishedAt = v1alpha1.ResultFailed, text.Truncate(prepareErr.Error(), 1024), &rec.Time
 		knowledge.Record(&app.Status, rec)
 		r.finished(knowledge.Find(&app.Status, rec.ID))
 		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "ActionFailed", rec.Action, "%s: %s", who, prepareErr.Error())
@@ -319,9 +328,7 @@ func (r *AppReconciler) carryOut(ctx context.Context, s *session, policy string,
 		rec := newRecord(componentName(p.target))
 		rec.ID = p.id
 		rec.Target, rec.Objects, rec.Replicas = p.p.Target, p.p.Objects, p.p.Replicas
-		if p.p.Failover != nil {
-			rec.Failover = p.p.Failover
-		}
+		rec.Failover = cmp.Or(p.p.Failover, rec.Failover)
 		if rec.DryRun {
 			rec.Result, rec.Message, rec.FinishedAt = v1alpha1.ResultSkipped, "DryRun: the action was decided and recorded; nothing was changed.", &rec.Time
 			r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "DryRun", rec.Action, "%s would run %s on %s: %s",
@@ -342,8 +349,7 @@ func (r *AppReconciler) carryOut(ctx context.Context, s *session, policy string,
 	// durable before anything changes. A manager that dies between the intent and the
 	// result then finds both the Pending record and the step it belongs to: it finishes
 	// the record and waits out the step, instead of acting on the step again.
-	acted := plan.ActedStatus(in, last, s.now)
-	acted.Source = s.source(policy)
+	acted := bounded(plan.ActedStatus(in, last, s.now), s.source(policy))
 	app.Status.Policies = mergePolicy(app.Status.Policies, acted)
 	if err := s.flush(ctx); err != nil {
 		return actResult{}, err
@@ -501,13 +507,13 @@ func (r *AppReconciler) completePolicy(s *session, id string, action v1alpha1.Ac
 	}
 	st, next, _ := plan.Completed(st, *rec, action, change, s.now)
 	s.requeueAt(next)
-	s.app.Status.Policies = mergePolicy(s.app.Status.Policies, st)
+	s.app.Status.Policies = mergePolicy(s.app.Status.Policies, bounded(st, s.source(rec.Policy)))
 }
 
 // actionOf finds what a Pending record acts on: the ladder step's action, or the
 // failover policy's change, with its target component.
 func (r *AppReconciler) actionOf(s *session, rec v1alpha1.ActionRecord) (v1alpha1.Action, *monitor.Component, *plan.ChangeIntent, bool) {
-	if fr := rec.Failover; fr != nil && fr.Phase != v1alpha1.FailoverPhase(plan.PhaseDemote) {
+	if fr, ok := knowledge.FailoverOf(rec); ok && fr.Phase != v1alpha1.FailoverDemote {
 		for _, p := range s.view.Spec.Policies {
 			if p.Name == rec.Policy && p.Failover != nil {
 				change := &plan.ChangeIntent{Phase: plan.FailoverPhase(fr.Phase), Service: fr.Service, Component: fr.Component, From: fr.From,

@@ -1,12 +1,8 @@
 package controllers
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"os"
-	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -34,9 +30,9 @@ import (
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/analyze"
 	"github.com/homeostat-dev/homeostat/internal/execute"
-	"github.com/homeostat-dev/homeostat/internal/knowledge"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
 	"github.com/homeostat-dev/homeostat/internal/plan"
+	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
 // CrashAfterIntentEnv, when set to an action name (or "*"), makes the manager exit right
@@ -221,8 +217,12 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if rv, ok := r.written.Load(req.NamespacedName); ok {
 		// This reconcile must not read the status from before the last one's writes: a
 		// stale ledger would resume an intent that already finished. The wait is here, not
-		// after the write, so the worker is free meanwhile; by now it is usually over.
-		r.waitForCache(ctx, req.NamespacedName, rv.(string))
+		// after the write, so the worker is free meanwhile; by now it is usually over. A
+		// cache that does not catch up fails the request, which is retried with backoff.
+		cached := &v1alpha1.AutonomicApp{ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name}}
+		if err := waitForCacheToBeUpToDate(ctx, r.Client, r.Clock, cached, rv.(string)); err != nil {
+			return ctrl.Result{}, err
+		}
 		r.written.CompareAndDelete(req.NamespacedName, rv)
 	}
 	app := &v1alpha1.AutonomicApp{}
@@ -293,31 +293,6 @@ func (s *session) flush(ctx context.Context) error {
 	s.base = s.app.DeepCopy()
 	s.r.written.Store(types.NamespacedName{Namespace: s.app.Namespace, Name: s.app.Name}, s.app.ResourceVersion)
 	return nil
-}
-
-// waitForCache waits, briefly, until the informer cache holds the app at the
-// resourceVersion the last reconcile wrote (or a newer one), as Cluster API does after
-// its own writes. It reads the cached app without copying it.
-func (r *AppReconciler) waitForCache(ctx context.Context, key types.NamespacedName, rv string) {
-	want, err := strconv.ParseUint(rv, 10, 64)
-	if err != nil {
-		return
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		app := &v1alpha1.AutonomicApp{}
-		if err := r.Get(ctx, key, app, client.UnsafeDisableDeepCopy); err != nil {
-			return
-		}
-		if got, err := strconv.ParseUint(app.ResourceVersion, 10, 64); err != nil || got >= want {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
 }
 
 func (r *AppReconciler) forget(key types.NamespacedName) {
@@ -592,7 +567,7 @@ func (r *AppReconciler) setCondition(s *session, typ string, ok bool, reason, ms
 // the message cut to the API's bound.
 func copyCondition(app *v1alpha1.AutonomicApp, c plan.Condition) {
 	meta.SetStatusCondition(&app.Status.Conditions, metav1.Condition{
-		Type: c.Type, Status: c.Status, Reason: c.Reason, Message: knowledge.Truncate(c.Message, 32768),
+		Type: c.Type, Status: c.Status, Reason: c.Reason, Message: text.Truncate(c.Message, 32768),
 		ObservedGeneration: app.Generation, LastTransitionTime: metav1.NewTime(c.Since),
 	})
 }

@@ -17,7 +17,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 
-	"github.com/homeostat-dev/homeostat/internal/knowledge"
+	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
 // cacheCatchUp is how long an informer is still counted stale after its list or watch
@@ -253,7 +253,7 @@ func (h *cacheHealth) stale() (string, time.Time) {
 		slices.Sort(down)
 		last := ""
 		if h.lastErr != "" {
-			last = " (last error: " + knowledge.Truncate(h.lastErr, 256) + ")"
+			last = " (last error: " + text.Truncate(h.lastErr, 256) + ")"
 		}
 		return fmt.Sprintf("The manager's watches of %s have been down since %s%s, so its view of the cluster may be stale; the informers retry with a backoff of up to a minute.",
 			strings.Join(down, ", "), since.UTC().Format(time.RFC3339), last), recheck

@@ -3,13 +3,12 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"maps"
-	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -46,13 +45,13 @@ func (r *AppReconciler) decideFailover(ctx context.Context, s *session, pol v1al
 		return plan.Decision{}, err
 	}
 	in.Election = el
-	if last := lastFailoverRecord(s.app, pol.Name); last != nil {
+	if last := knowledge.LastFailoverRecord(&s.app.Status, pol.Name); last != nil {
 		in.LastRecord = &plan.FailoverRecordView{ID: last.ID, Result: last.Result, At: last.Time.Time, Message: last.Message}
-		if fr := last.Failover; fr != nil {
+		if fr, ok := knowledge.FailoverOf(*last); ok {
 			in.LastRecord.Phase, in.LastRecord.Component = plan.FailoverPhase(fr.Phase), fr.Component
 		}
 	}
-	in.Latest = latestFailoverChange(s.app, pol.Name)
+	in.Latest = planChange(knowledge.LatestFailoverChange(&s.app.Status, pol.Name))
 	in.UnjudgedOldest, in.UnjudgedNewest = knowledge.Unjudged(&s.app.Status, pol.Name)
 	return plan.DecideFailover(in), nil
 }
@@ -81,8 +80,9 @@ func (r *AppReconciler) failoverInput(ctx context.Context, s *session, pol v1alp
 	for _, c := range spec.Candidates {
 		in.Candidates = append(in.Candidates, failoverCandidate(c, s.component(c.Component)))
 	}
-	in.Last, in.LastMove = failoverHistory(s.app, pol.Name)
-	in.Demoted = demotedPrimaries(s, pol.Name)
+	last, lastMove := knowledge.FailoverHistory(&s.app.Status, pol.Name)
+	in.Last, in.LastMove = planChange(last), planChange(lastMove)
+	in.Demoted = knowledge.DemotedPrimaries(&s.app.Status, pol.Name, ladderNames(s.view))
 	return in, nil
 }
 
@@ -105,82 +105,6 @@ func failoverCandidate(spec v1alpha1.FailoverCandidate, c *monitor.Component) pl
 	}
 	fc.PodLabels = podLabels
 	return fc
-}
-
-// failoverHistory reads the policy's latest change and latest traffic move that took
-// effect from the ledger (newest first).
-func failoverHistory(app *v1alpha1.AutonomicApp, policy string) (last, lastMove *plan.FailoverChange) {
-	for _, rec := range app.Status.History {
-		if rec.Policy != policy || rec.Result != v1alpha1.ResultSucceeded {
-			continue
-		}
-		fr, ok := execute.ParseFailoverRecord(rec)
-		if !ok || fr.Phase == plan.PhaseDemote {
-			continue
-		}
-		ch := &plan.FailoverChange{Phase: fr.Phase, Component: fr.Component, From: fr.From, At: rec.Time.Time, Reason: rec.Reason}
-		if last == nil {
-			last = ch
-		}
-		if fr.Phase == plan.PhaseMoveTraffic {
-			return last, ch
-		}
-	}
-	return last, nil
-}
-
-// demotedPrimaries are the primaries of the policy that a remediation ladder's failover
-// action treated as failed during the ladder's open episode.
-func demotedPrimaries(s *session, policy string) map[string]string {
-	ladders := map[string]bool{}
-	for _, p := range s.view.Spec.Policies {
-		if p.Remediate != nil {
-			ladders[p.Name] = true
-		}
-	}
-	var out map[string]string
-	for _, st := range s.app.Status.Policies {
-		if !ladders[st.Name] || st.Step == 0 || st.EpisodeStart == nil {
-			continue
-		}
-		for _, rec := range s.app.Status.History {
-			if rec.Policy != st.Name || rec.Result != v1alpha1.ResultSucceeded || rec.Time.Before(st.EpisodeStart) {
-				continue
-			}
-			if fr, ok := execute.ParseFailoverRecord(rec); ok && fr.Phase == plan.PhaseDemote && fr.Policy == policy {
-				if out == nil {
-					out = map[string]string{}
-				}
-				out[fr.Component] = st.Name
-			}
-		}
-	}
-	return out
-}
-
-// lastFailoverRecord is the newest ledger record of the policy's own changes.
-func lastFailoverRecord(app *v1alpha1.AutonomicApp, policy string) *v1alpha1.ActionRecord {
-	for i := range app.Status.History {
-		if rec := &app.Status.History[i]; rec.Policy == policy && rec.Action == execute.KindFailover {
-			return rec
-		}
-	}
-	return nil
-}
-
-// latestFailoverChange is the app's newest action when it belongs to the policy's
-// failover (one of its changes, or a ladder's demotion of its primary) and took effect;
-// nil otherwise. A change that continues it is not held by cooldown.
-func latestFailoverChange(app *v1alpha1.AutonomicApp, policy string) *plan.FailoverChange {
-	if len(app.Status.History) == 0 {
-		return nil
-	}
-	rec := app.Status.History[0]
-	fr, ok := execute.ParseFailoverRecord(rec)
-	if !ok || fr.Policy != policy || rec.Result != v1alpha1.ResultSucceeded {
-		return nil
-	}
-	return &plan.FailoverChange{Phase: fr.Phase, Component: fr.Component, From: fr.From, At: rec.Time.Time}
 }
 
 // failoverServiceChanged lets through the Service events a failover policy cares about:

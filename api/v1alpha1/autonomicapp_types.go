@@ -478,6 +478,11 @@ type ActionRecord struct {
 	// replicas is the absolute count a scale action sets, fixed with the intent.
 	// +optional
 	Replicas *int32 `json:"replicas,omitempty"`
+	// failover says what a failover record changes, fixed with the intent: the phase of
+	// the move, the policy, the candidate acted on and where traffic leaves, so a retry
+	// after a crash makes the same change. Only records of action failover have it.
+	// +optional
+	Failover *FailoverRecord `json:"failover,omitempty"`
 	// reason says why, in a sentence.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
@@ -508,6 +513,56 @@ type ActionRecord struct {
 	// finishedAt is when the result was recorded.
 	// +optional
 	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
+}
+
+// FailoverPhase is the change a failover record makes.
+// +kubebuilder:validation:Enum=ScaleUpStandby;MoveTraffic;ScaleDownOldPrimary;ScaleDownStandby;Demote
+type FailoverPhase string
+
+const (
+	// FailoverScaleUpStandby scales a standby at zero replicas up before traffic moves to it.
+	FailoverScaleUpStandby FailoverPhase = "ScaleUpStandby"
+	// FailoverMoveTraffic points the Service's selector at the candidate's pods.
+	FailoverMoveTraffic FailoverPhase = "MoveTraffic"
+	// FailoverScaleDownOldPrimary scales the candidate traffic left down to zero.
+	FailoverScaleDownOldPrimary FailoverPhase = "ScaleDownOldPrimary"
+	// FailoverScaleDownStandby scales a standby that a move no longer needs back to zero.
+	FailoverScaleDownStandby FailoverPhase = "ScaleDownStandby"
+	// FailoverDemote is a remediation ladder's failover action: it changes nothing in the
+	// cluster, and the named policy treats its primary as failed while the ladder's
+	// episode is open.
+	FailoverDemote FailoverPhase = "Demote"
+)
+
+// FailoverRecord is what one failover record changes.
+type FailoverRecord struct {
+	// phase is the change: ScaleUpStandby, MoveTraffic, ScaleDownOldPrimary or
+	// ScaleDownStandby for a failover policy's own change, Demote for a remediation
+	// ladder's failover action.
+	// +required
+	Phase FailoverPhase `json:"phase"`
+	// policy is the failover policy: the record's own policy for a change, the policy the
+	// ladder's action names for Demote.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Policy string `json:"policy"`
+	// component is the candidate the change acts on (the standby scaled up, the candidate
+	// traffic moves to, the candidate scaled down), or for Demote the primary treated as
+	// failed.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Component string `json:"component"`
+	// from is the candidate traffic moves away from (MoveTraffic; empty when the Service
+	// selected none).
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	From string `json:"from,omitempty"`
+	// service is the Service whose selector the policy sets.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Service string `json:"service,omitempty"`
 }
 
 // AutonomicApp is an application that keeps itself healthy: its components, the sensors

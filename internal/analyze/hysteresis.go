@@ -3,11 +3,11 @@ package analyze
 import (
 	"errors"
 	"time"
-	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
 // maxMessageLength is the API's MaxLength of status.symptoms[].message.
@@ -44,7 +44,7 @@ func Step(prev v1alpha1.SymptomStatus, ev Evaluation, forDur, clearFor time.Dura
 		Holding: holding,
 	}
 	if ev.Err != nil {
-		next.Message = truncate(ev.Err.Error(), maxMessageLength)
+		next.Message = text.Truncate(ev.Err.Error(), maxMessageLength)
 	}
 	if holding == prev.Active {
 		return next, time.Time{}
@@ -105,17 +105,4 @@ func duration(d *metav1.Duration) time.Duration {
 		return 0
 	}
 	return d.Duration
-}
-
-// truncate shortens s to at most n bytes without splitting a character.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const ellipsis = "..."
-	cut := n - len(ellipsis)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + ellipsis
 }

@@ -246,8 +246,8 @@ func TestStepThroughAnAPIServerRoundTrip(t *testing.T) {
 func TestStepTruncatesLongMessages(t *testing.T) {
 	long := strings.Repeat("é", 1000) // 2000 bytes
 	got, _ := Step(v1alpha1.SymptomStatus{Name: "S"}, Evaluation{Err: errors.New(long)}, 0, 0, t0)
-	if len(got.Message) > maxMessageLength || !strings.HasSuffix(got.Message, "...") || !strings.HasPrefix(got.Message, "éé") {
-		t.Errorf("message of %d bytes, want at most %d ending in ...", len(got.Message), maxMessageLength)
+	if len(got.Message) > maxMessageLength || !strings.HasSuffix(got.Message, "…") || !strings.HasPrefix(got.Message, "éé") {
+		t.Errorf("message of %d bytes, want at most %d ending in …", len(got.Message), maxMessageLength)
 	}
 	if strings.ContainsRune(got.Message, '\uFFFD') {
 		t.Error("message split a character")

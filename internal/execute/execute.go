@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -15,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
 // Effectors carries out actions against the API server. It holds no state of its own and
@@ -60,8 +60,8 @@ const (
 	ReasonNeedsAttention = "NeedsAttention"
 )
 
-// maxMessage is the length the ledger allows for ActionRecord.Message and the events API
-// for an Event's note.
+// maxMessage bounds, in bytes, ActionRecord.Message (1024 characters) and an Event's note
+// (1024 bytes).
 const maxMessage = 1024
 
 // Kind returns the name of the action's set member; see v1alpha1.Action.Kind.
@@ -120,7 +120,7 @@ func (e *Effectors) Prepare(req Request) (Prepared, error) {
 func (e *Effectors) Execute(ctx context.Context, req Request) Outcome {
 	kind := Kind(req.Action)
 	out := e.execute(ctx, kind, req)
-	out.Message = truncate(out.Message, maxMessage)
+	out.Message = text.Truncate(out.Message, maxMessage)
 	e.emit(req, kind, out)
 	return out
 }
@@ -161,7 +161,7 @@ func (e *Effectors) Observe(ctx context.Context, req Request) (Outcome, bool) {
 	if !done || (out.Result != v1alpha1.ResultSucceeded && out.Result != v1alpha1.ResultFailed) {
 		return Outcome{}, false
 	}
-	out.Message = truncate(out.Message, maxMessage)
+	out.Message = text.Truncate(out.Message, maxMessage)
 	return out, true
 }
 
@@ -190,7 +190,7 @@ func (e *Effectors) emit(req Request, kind string, out Outcome) {
 		what += " on " + target
 	}
 	suffix := fmt.Sprintf(" (%s, action %s)", what, id)
-	note := truncate(out.Message, maxMessage-utf8.RuneCountInString(suffix)) + suffix
+	note := text.Truncate(out.Message, maxMessage-len(suffix)) + suffix
 	var related *corev1.ObjectReference
 	if req.Target != nil && req.Target.Workload != nil && req.Target.Ref != nil {
 		w := req.Target.Workload
@@ -242,16 +242,4 @@ func sentence(s string) string {
 		return s
 	}
 	return string(unicode.ToUpper(r)) + s[n:]
-}
-
-// truncate shortens s to at most n runes, marking the cut with an ellipsis.
-func truncate(s string, n int) string {
-	if n <= 0 {
-		return ""
-	}
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	runes := []rune(s)
-	return strings.TrimRightFunc(string(runes[:n-1]), unicode.IsSpace) + "…"
 }

@@ -116,16 +116,34 @@ func (f *fakeDeployment) componentWithout() *monitor.Component {
 	return c
 }
 
-func TestTruncateKeepsMessagesWithinTheLedgerLimit(t *testing.T) {
-	long := strings.Repeat("é", 2000)
-	got := truncate(long, maxMessage)
-	if n := utf8.RuneCountInString(got); n != maxMessage || !strings.HasSuffix(got, "…") {
-		t.Errorf("truncate() has %d runes, suffix %q", n, got[len(got)-3:])
-	}
-	if got := truncate("short", maxMessage); got != "short" {
-		t.Errorf("truncate() = %q", got)
-	}
+func TestSentence(t *testing.T) {
 	if got := sentence("no pod qualifies"); got != "No pod qualifies" {
 		t.Errorf("sentence() = %q", got)
+	}
+}
+
+// A notify message the API accepts (1024 characters) can be 2048 bytes; the Events API
+// refuses a note over 1024 bytes, and the ledger's message must fit too.
+func TestExecuteBoundsTheMessageAndEveryEventNoteInBytes(t *testing.T) {
+	rec := events.NewFakeRecorder(10)
+	msg := strings.Repeat("é", 1024)
+	req := Request{App: failoverApp(""), Action: v1alpha1.Action{Notify: &v1alpha1.NotifyAction{Message: msg}},
+		Record: &v1alpha1.ActionRecord{ID: "heal-1", Action: KindNotify}}
+	out := (&Effectors{Recorder: rec}).Execute(context.Background(), req)
+	if out.Result != v1alpha1.ResultSucceeded || len(out.Message) > maxMessage || !utf8.ValidString(out.Message) {
+		t.Fatalf("Execute() = %s with a message of %d bytes", out.Result, len(out.Message))
+	}
+	close(rec.Events)
+	n := 0
+	for e := range rec.Events {
+		// The fake recorder writes "<type> <reason> <note>".
+		note := strings.SplitN(e, " ", 3)[2]
+		if len(note) > 1024 || !utf8.ValidString(note) {
+			t.Errorf("an Event note of %d bytes: %.40q...", len(note), note)
+		}
+		n++
+	}
+	if n != 2 {
+		t.Errorf("%d Events, want NeedsAttention and ActionSucceeded", n)
 	}
 }

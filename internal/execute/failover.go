@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/knowledge"
 	"github.com/homeostat-dev/homeostat/internal/plan"
 )
 
@@ -35,18 +36,10 @@ func init() { register(KindFailover, failover{}) }
 // its record (Demote) makes the named policy treat its current primary as failed while
 // the ladder's episode is open, and that policy then makes the changes above.
 //
-// What a record changes is fixed in its Objects when the intent is recorded: the object
-// first, then key=value entries (failover=<phase>, component=, from=, policy=) that
-// ParseFailoverRecord reads back, so a retry after a crash makes the same change.
+// What a record changes is fixed in its typed failover field when the intent is
+// recorded (Prepared.Failover), so a retry after a crash makes the same change; its
+// Objects name only the object changed: the workload scaled, or Service/<name>.
 type failover struct{}
-
-// Keys of the key=value entries of a failover record's Objects.
-const (
-	foKeyPhase     = "failover"
-	foKeyPolicy    = "policy"
-	foKeyComponent = "component"
-	foKeyFrom      = "from"
-)
 
 // FailoverChange is one change a failover policy decided, to be prepared for the ledger.
 type FailoverChange struct {
@@ -60,55 +53,10 @@ type FailoverChange struct {
 	Replicas int32
 }
 
-// FailoverRecord is what a failover record says it changes.
-type FailoverRecord struct {
-	Phase plan.FailoverPhase
-	// Policy is the failover policy: the record's own for a change, the named one for a
-	// ladder's demotion.
-	Policy string
-	// Component is the candidate acted on, or the primary a ladder demoted.
-	Component string
-	// From is the candidate traffic moved away from (MoveTraffic).
-	From string
-	// Service is the Service a MoveTraffic record points (from its first object).
-	Service string
-}
-
-// ParseFailoverRecord reads what a failover record changes; ok is false for records of
-// other actions and for failover records that do not say.
-func ParseFailoverRecord(rec v1alpha1.ActionRecord) (FailoverRecord, bool) {
-	if rec.Action != KindFailover {
-		return FailoverRecord{}, false
-	}
-	out := FailoverRecord{Policy: rec.Policy}
-	for _, o := range rec.Objects {
-		if svc, ok := strings.CutPrefix(o, "Service/"); ok {
-			out.Service = svc
-			continue
-		}
-		k, v, ok := strings.Cut(o, "=")
-		if !ok {
-			continue
-		}
-		switch k {
-		case foKeyPhase:
-			out.Phase = plan.FailoverPhase(v)
-		case foKeyPolicy:
-			out.Policy = v
-		case foKeyComponent:
-			out.Component = v
-		case foKeyFrom:
-			out.From = v
-		}
-	}
-	return out, out.Phase != "" && out.Component != ""
-}
-
-func foEntry(k, v string) string { return k + "=" + v }
-
 // PrepareFailover fixes one change of a failover policy before its intent is written to
-// the ledger. req.Target is the candidate the change acts on, as the monitor saw it; req
-// is otherwise as for Prepare. It reads only the request, never the API server.
+// the ledger. req.Action is the policy's failover action and req.Target the candidate the
+// change acts on, as the monitor saw it; req is otherwise as for Prepare. It reads only
+// the request, never the API server.
 func (e *Effectors) PrepareFailover(req Request, ch FailoverChange) (Prepared, error) {
 	p, err := prepareFailoverChange(req, ch)
 	p.Kind = KindFailover
@@ -116,11 +64,16 @@ func (e *Effectors) PrepareFailover(req Request, ch FailoverChange) (Prepared, e
 }
 
 func prepareFailoverChange(req Request, ch FailoverChange) (Prepared, error) {
+	if req.Action.Failover == nil || req.Action.Failover.Policy == "" {
+		return Prepared{}, errors.New("the failover change names no policy")
+	}
 	w, err := workloadOf(req)
 	if err != nil {
 		return Prepared{}, err
 	}
 	name := req.Target.Name
+	fo := &v1alpha1.FailoverRecord{Phase: v1alpha1.FailoverPhase(ch.Phase), Policy: req.Action.Failover.Policy,
+		Component: name, Service: ch.Service}
 	switch ch.Phase {
 	case plan.PhaseScaleUpStandby, plan.PhaseScaleDownOldPrimary, plan.PhaseScaleDownStandby:
 		n := ch.Replicas
@@ -135,7 +88,7 @@ func prepareFailoverChange(req Request, ch FailoverChange) (Prepared, error) {
 			plan.PhaseScaleDownStandby:    "unneeded standby",
 		}[ch.Phase]
 		p.Target = fmt.Sprintf("%s (%s for Service/%s)", p.Target, role, ch.Service)
-		p.Objects = []string{w.String(), foEntry(foKeyPhase, string(ch.Phase)), foEntry(foKeyComponent, name)}
+		p.Objects, p.Failover = []string{w.String()}, fo
 		return p, nil
 	case plan.PhaseMoveTraffic:
 		if ch.Service == "" {
@@ -144,13 +97,11 @@ func prepareFailoverChange(req Request, ch FailoverChange) (Prepared, error) {
 		if _, err := serviceSelector(w); err != nil {
 			return Prepared{}, err
 		}
-		objects := []string{"Service/" + ch.Service, foEntry(foKeyPhase, string(ch.Phase)), foEntry(foKeyComponent, name)}
-		if ch.From != "" {
-			objects = append(objects, foEntry(foKeyFrom, ch.From))
-		}
+		fo.From = ch.From
 		// Traffic moves only to a candidate whose every desired replica is ready: no
 		// capacity is taken away, so the move is not disruptive.
-		return Prepared{Target: fmt.Sprintf("Service/%s -> %s", ch.Service, name), Objects: objects}, nil
+		return Prepared{Target: fmt.Sprintf("Service/%s -> %s", ch.Service, name), Objects: []string{"Service/" + ch.Service},
+			Failover: fo}, nil
 	}
 	return Prepared{}, fmt.Errorf("a failover has no phase %q to carry out", ch.Phase)
 }
@@ -176,8 +127,9 @@ func (failover) prepare(req Request) (Prepared, error) {
 		return Prepared{}, fmt.Errorf("failover policy %q has not elected a primary yet, so there is nothing to fail over from", a.Policy)
 	}
 	return Prepared{
-		Target:  fmt.Sprintf("Service/%s away from %s", pol.Service, primary),
-		Objects: []string{foEntry(foKeyPhase, string(plan.PhaseDemote)), foEntry(foKeyPolicy, a.Policy), foEntry(foKeyComponent, primary)},
+		Target: fmt.Sprintf("Service/%s away from %s", pol.Service, primary),
+		Failover: &v1alpha1.FailoverRecord{Phase: v1alpha1.FailoverDemote, Policy: a.Policy, Component: primary,
+			Service: pol.Service},
 	}, nil
 }
 
@@ -191,23 +143,26 @@ func failoverPolicy(app *v1alpha1.AutonomicApp, name string) *v1alpha1.FailoverP
 }
 
 func (failover) execute(ctx context.Context, e *Effectors, req Request) Outcome {
-	rec, ok := ParseFailoverRecord(*req.Record)
+	rec, ok := knowledge.FailoverOf(*req.Record)
 	if !ok {
 		return failed("The ledger record of the failover action does not say what to change, so nothing was changed")
 	}
 	switch rec.Phase {
-	case plan.PhaseDemote:
+	case v1alpha1.FailoverDemote:
 		svc := "its Service"
-		if req.App != nil {
+		if rec.Service != "" {
+			svc = "Service/" + rec.Service
+		} else if req.App != nil {
+			// A demotion recorded before records named the Service.
 			if pol := failoverPolicy(req.App, rec.Policy); pol != nil {
 				svc = "Service/" + pol.Service
 			}
 		}
 		return succeeded("Policy %s treats %s as failed while this episode of %s is open, and moves %s to its best other candidate",
 			rec.Policy, rec.Component, req.Record.Policy, svc)
-	case plan.PhaseMoveTraffic:
+	case v1alpha1.FailoverMoveTraffic:
 		return e.moveTraffic(ctx, req, rec)
-	case plan.PhaseScaleUpStandby, plan.PhaseScaleDownOldPrimary, plan.PhaseScaleDownStandby:
+	case v1alpha1.FailoverScaleUpStandby, v1alpha1.FailoverScaleDownOldPrimary, v1alpha1.FailoverScaleDownStandby:
 		// The same write as the scale action: spec.replicas through /scale, by
 		// server-side apply, to the count fixed in the record.
 		return scale{}.execute(ctx, e, req)
@@ -216,7 +171,7 @@ func (failover) execute(ctx context.Context, e *Effectors, req Request) Outcome 
 }
 
 // moveTraffic points the Service's selector at the pods of the record's component.
-func (e *Effectors) moveTraffic(ctx context.Context, req Request, rec FailoverRecord) Outcome {
+func (e *Effectors) moveTraffic(ctx context.Context, req Request, rec v1alpha1.FailoverRecord) Outcome {
 	w, err := workloadOf(req)
 	if err != nil {
 		return failed("%v", err)

@@ -33,16 +33,17 @@ func TestPrepareFailoverFixesEachChange(t *testing.T) {
 		{"scaling a standby up is not disruptive", &fakeDeployment{replicas: 0},
 			FailoverChange{Phase: plan.PhaseScaleUpStandby, Service: "web", Replicas: 3},
 			Prepared{Kind: KindFailover, Target: "Deployment/web from 0 to 3 replicas (standby for Service/web)",
-				Objects: []string{"Deployment/web", "failover=ScaleUpStandby", "component=web"}, Replicas: ptr.To[int32](3)}, ""},
+				Objects: []string{"Deployment/web"}, Replicas: ptr.To[int32](3),
+				Failover: &v1alpha1.FailoverRecord{Phase: v1alpha1.FailoverScaleUpStandby, Policy: "fo", Component: "web", Service: "web"}}, ""},
 		{"scaling the old primary down is disruptive by its pods", web,
 			FailoverChange{Phase: plan.PhaseScaleDownOldPrimary, Service: "web", Replicas: 0},
 			Prepared{Kind: KindFailover, Target: "Deployment/web from 3 to 0 replicas (old primary for Service/web)",
-				Objects: []string{"Deployment/web", "failover=ScaleDownOldPrimary", "component=web"}, Replicas: ptr.To[int32](0),
-				Disruptive: true, Pods: 3}, ""},
+				Objects: []string{"Deployment/web"}, Replicas: ptr.To[int32](0), Disruptive: true, Pods: 3,
+				Failover: &v1alpha1.FailoverRecord{Phase: v1alpha1.FailoverScaleDownOldPrimary, Policy: "fo", Component: "web", Service: "web"}}, ""},
 		{"moving traffic names the Service, the candidate and where traffic leaves", web,
 			FailoverChange{Phase: plan.PhaseMoveTraffic, Service: "shop", From: "web-eu"},
-			Prepared{Kind: KindFailover, Target: "Service/shop -> web",
-				Objects: []string{"Service/shop", "failover=MoveTraffic", "component=web", "from=web-eu"}}, ""},
+			Prepared{Kind: KindFailover, Target: "Service/shop -> web", Objects: []string{"Service/shop"},
+				Failover: &v1alpha1.FailoverRecord{Phase: v1alpha1.FailoverMoveTraffic, Policy: "fo", Component: "web", From: "web-eu", Service: "shop"}}, ""},
 		{"matchExpressions are refused with the reason",
 			selectorOf(&metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"web"}}}}),
 			FailoverChange{Phase: plan.PhaseMoveTraffic, Service: "web"}, Prepared{Kind: KindFailover},
@@ -56,7 +57,8 @@ func TestPrepareFailoverFixesEachChange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := e.PrepareFailover(Request{Target: tt.target.component()}, tt.change)
+			action := v1alpha1.Action{Failover: &v1alpha1.FailoverAction{Policy: "fo"}}
+			got, err := e.PrepareFailover(Request{Action: action, Target: tt.target.component()}, tt.change)
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
 					t.Fatalf("PrepareFailover() error = %v, want %q", err, tt.wantErr)
@@ -66,24 +68,29 @@ func TestPrepareFailoverFixesEachChange(t *testing.T) {
 			if err != nil {
 				t.Fatalf("PrepareFailover() error = %v", err)
 			}
-			g := NewWithT(t)
-			g.Expect(got).To(Equal(tt.want))
-			rec, ok := ParseFailoverRecord(v1alpha1.ActionRecord{Action: KindFailover, Policy: "fo", Objects: got.Objects})
-			g.Expect(ok).To(BeTrue())
-			g.Expect(rec).To(Equal(FailoverRecord{Phase: tt.change.Phase, Policy: "fo", Component: "web", From: tt.change.From,
-				Service: map[bool]string{true: tt.change.Service}[tt.change.Phase == plan.PhaseMoveTraffic]}))
+			NewWithT(t).Expect(got).To(Equal(tt.want))
 		})
 	}
+	t.Run("a change of no policy is refused", func(t *testing.T) {
+		_, err := e.PrepareFailover(Request{Target: web.component()}, FailoverChange{Phase: plan.PhaseMoveTraffic, Service: "web"})
+		if err == nil || err.Error() != "the failover change names no policy" {
+			t.Fatalf("PrepareFailover() error = %v", err)
+		}
+	})
 }
 
-func TestParseFailoverRecordIgnoresOtherRecords(t *testing.T) {
-	for _, rec := range []v1alpha1.ActionRecord{
-		{Action: KindScale, Objects: []string{"failover=ScaleUpStandby", "component=web"}},
-		{Action: KindFailover},
-		{Action: KindFailover, Objects: []string{"Service/web"}},
+// The record's failover phases are the plan's, string for string: the controller and
+// PrepareFailover convert one into the other.
+func TestFailoverPhasesAreThePlansPhases(t *testing.T) {
+	for api, p := range map[v1alpha1.FailoverPhase]plan.FailoverPhase{
+		v1alpha1.FailoverScaleUpStandby:      plan.PhaseScaleUpStandby,
+		v1alpha1.FailoverMoveTraffic:         plan.PhaseMoveTraffic,
+		v1alpha1.FailoverScaleDownOldPrimary: plan.PhaseScaleDownOldPrimary,
+		v1alpha1.FailoverScaleDownStandby:    plan.PhaseScaleDownStandby,
+		v1alpha1.FailoverDemote:              plan.PhaseDemote,
 	} {
-		if _, ok := ParseFailoverRecord(rec); ok {
-			t.Errorf("ParseFailoverRecord(%+v) ok", rec)
+		if string(api) != string(p) {
+			t.Errorf("API phase %q is plan phase %q", api, p)
 		}
 	}
 }
@@ -112,7 +119,7 @@ func TestFailoverActionOfALadderDemotesThePrimary(t *testing.T) {
 	}{
 		{"the policy's primary is demoted", Request{App: failoverApp("web"), Action: action("web-failover")},
 			Prepared{Kind: KindFailover, Target: "Service/web away from web",
-				Objects: []string{"failover=Demote", "policy=web-failover", "component=web"}}, ""},
+				Failover: &v1alpha1.FailoverRecord{Phase: v1alpha1.FailoverDemote, Policy: "web-failover", Component: "web", Service: "web"}}, ""},
 		{"a policy that is not a failover policy", Request{App: failoverApp("web"), Action: action("heal")}, Prepared{},
 			`policy "heal" is not a failover policy of this app`},
 		{"a policy with no primary yet", Request{App: failoverApp(""), Action: action("web-failover")}, Prepared{},
@@ -132,18 +139,24 @@ func TestFailoverActionOfALadderDemotesThePrimary(t *testing.T) {
 		})
 	}
 
-	// Executing the demotion changes nothing in the cluster: no client is needed.
-	rec := events.NewFakeRecorder(10)
-	req := Request{App: failoverApp("web"), Action: action("web-failover"), Record: &v1alpha1.ActionRecord{
-		ID: "heal-1", Policy: "heal", Step: 2, Action: KindFailover, Target: "Service/web away from web",
-		Objects: []string{"failover=Demote", "policy=web-failover", "component=web"}}}
-	out := (&Effectors{Recorder: rec}).Execute(context.Background(), req)
-	want := "Policy web-failover treats web as failed while this episode of heal is open, and moves Service/web to its best other candidate"
-	if out.Result != v1alpha1.ResultSucceeded || out.Message != want {
-		t.Errorf("Execute() = %+v", out)
-	}
-	if got := <-rec.Events; got != "Normal ActionSucceeded "+want+" (failover on Service/web away from web, action heal-1)" {
-		t.Errorf("event = %q", got)
+	// Executing the demotion changes nothing in the cluster: no client is needed. A
+	// demotion recorded by the previous version, with what it changes in Objects, is
+	// carried out the same.
+	for name, record := range map[string]v1alpha1.ActionRecord{
+		"typed":            {Failover: &v1alpha1.FailoverRecord{Phase: v1alpha1.FailoverDemote, Policy: "web-failover", Component: "web", Service: "web"}},
+		"previous version": {Objects: []string{"failover=Demote", "policy=web-failover", "component=web"}},
+	} {
+		rec := events.NewFakeRecorder(10)
+		record.ID, record.Policy, record.Step, record.Action, record.Target = "heal-1", "heal", 2, KindFailover, "Service/web away from web"
+		req := Request{App: failoverApp("web"), Action: action("web-failover"), Record: &record}
+		out := (&Effectors{Recorder: rec}).Execute(context.Background(), req)
+		want := "Policy web-failover treats web as failed while this episode of heal is open, and moves Service/web to its best other candidate"
+		if out.Result != v1alpha1.ResultSucceeded || out.Message != want {
+			t.Errorf("%s: Execute() = %+v", name, out)
+		}
+		if got := <-rec.Events; got != "Normal ActionSucceeded "+want+" (failover on Service/web away from web, action heal-1)" {
+			t.Errorf("%s: event = %q", name, got)
+		}
 	}
 }
 
@@ -165,7 +178,7 @@ var _ = Describe("failover", func() {
 		p, err := f.eff.PrepareFailover(req, ch)
 		Expect(err).NotTo(HaveOccurred())
 		req.Record = &v1alpha1.ActionRecord{ID: id, Policy: "web-failover", Action: p.Kind, Target: p.Target,
-			Objects: p.Objects, Replicas: p.Replicas, Result: v1alpha1.ResultPending}
+			Objects: p.Objects, Replicas: p.Replicas, Failover: p.Failover, Result: v1alpha1.ResultPending}
 		return req
 	}
 
@@ -208,6 +221,19 @@ var _ = Describe("failover", func() {
 		out := f.eff.Execute(ctx, req)
 		Expect(out).To(Equal(Outcome{Result: v1alpha1.ResultFailed, Message: "Service web was not found, so traffic was not moved to web"}))
 		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: "web"}, &corev1.Service{})).NotTo(Succeed())
+	})
+
+	It("carries out a traffic move that the previous version recorded in the record's objects", func() {
+		svc := service(map[string]string{"app": "web-eu"})
+		f.deployment("web", 1)
+		req := Request{App: f.app, Action: v1alpha1.Action{Failover: &v1alpha1.FailoverAction{Policy: "web-failover"}},
+			Target: f.gather(kindDeployment, "web"), Record: &v1alpha1.ActionRecord{
+				ID: "fo-5", Policy: "web-failover", Action: KindFailover, Target: "Service/web -> web", Result: v1alpha1.ResultPending,
+				Objects: []string{"Service/web", "failover=MoveTraffic", "component=web", "from=web-eu"}}}
+		Expect(f.eff.Execute(ctx, req)).To(Equal(Outcome{Result: v1alpha1.ResultSucceeded, Message: "Pointed Service web at the pods of web (app=web)"}))
+		got := &corev1.Service{}
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(svc), got)).To(Succeed())
+		Expect(got.Spec.Selector).To(Equal(map[string]string{"app": "web"}))
 	})
 
 	It("scales a standby up and the old primary down through /scale, as the scale action does", func() {

@@ -17,6 +17,7 @@ import (
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
 	"github.com/homeostat-dev/homeostat/internal/plan"
+	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
 // What cordonNode and drainNode share: which nodes they take, and the cordon itself.
@@ -118,7 +119,7 @@ func nodesTarget(names []string) string {
 	if len(names) == 1 {
 		return "Node/" + names[0]
 	}
-	return truncate("Nodes "+strings.Join(names, ", "), 512)
+	return text.Truncate("Nodes "+strings.Join(names, ", "), 512)
 }
 
 // cordonResult is what became of one node a node action cordons.

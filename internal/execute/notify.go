@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
 func init() { register(KindNotify, notify{}) }
@@ -28,7 +30,7 @@ func (notify) execute(_ context.Context, e *Effectors, req Request) Outcome {
 	if e.Recorder == nil {
 		return failed("Could not ask for attention (%s): no Event recorder is configured", msg)
 	}
-	e.Recorder.Eventf(req.App, nil, corev1.EventTypeWarning, ReasonNeedsAttention, KindNotify, "%s", truncate(msg, maxMessage))
+	e.Recorder.Eventf(req.App, nil, corev1.EventTypeWarning, ReasonNeedsAttention, KindNotify, "%s", text.Truncate(msg, maxMessage))
 	return succeeded("Asked for attention: %s", msg)
 }
 

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
 func TestObserveCannotTellWithoutARecordOrAnEffectToRead(t *testing.T) {
@@ -97,7 +98,7 @@ func TestObserveReportsOnlyAFinalOutcome(t *testing.T) {
 				}
 				return
 			}
-			if out.Result != tt.stub.out.Result || out.Message != truncate(tt.stub.out.Message, maxMessage) {
+			if out.Result != tt.stub.out.Result || out.Message != text.Truncate(tt.stub.out.Message, maxMessage) {
 				t.Errorf("Observe() = %+v, want %+v with the message truncated", out, tt.stub.out)
 			}
 		})

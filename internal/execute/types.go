@@ -6,8 +6,8 @@ import (
 )
 
 // Request is one action to carry out: the app, its ledger record (whose ID the effector
-// stamps on what it changes, and whose Objects and Replicas were fixed when the intent
-// was recorded), the action, and the component it targets as the monitor saw it.
+// stamps on what it changes, and whose Objects, Replicas and Failover were fixed when the
+// intent was recorded), the action, and the component it targets as the monitor saw it.
 type Request struct {
 	App    *v1alpha1.AutonomicApp
 	Record *v1alpha1.ActionRecord
@@ -27,6 +27,8 @@ type Prepared struct {
 	Objects []string
 	// Replicas is the absolute count a scale action will set.
 	Replicas *int32
+	// Failover is what a failover record changes (failover actions only).
+	Failover *v1alpha1.FailoverRecord
 	// Disruptive is true for actions that take capacity away (evictions, restarts,
 	// rollbacks, drains, scale-down): the maxUnhealthyPods guard and the storm breaker
 	// hold them back.

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
 func init() { register(KindWebhook, webhook{}) }
@@ -89,7 +90,7 @@ func (webhook) prepare(req Request) (Prepared, error) {
 	if _, err := webhookRoots(a.CABundle); err != nil {
 		return Prepared{}, err
 	}
-	return Prepared{Target: truncate(displayURL(u), 512)}, nil
+	return Prepared{Target: text.Truncate(displayURL(u), 512)}, nil
 }
 
 func (webhook) execute(ctx context.Context, e *Effectors, req Request) Outcome {

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
 // HistoryLimit is how many action records status keeps.
@@ -73,7 +74,7 @@ func Complete(st *v1alpha1.AutonomicAppStatus, id string, result v1alpha1.Action
 		return
 	}
 	t := metav1.NewTime(now)
-	rec.Result, rec.Message, rec.FinishedAt = result, truncate(message, 1024), &t
+	rec.Result, rec.Message, rec.FinishedAt = result, text.Truncate(message, 1024), &t
 	if result != v1alpha1.ResultSucceeded && result != v1alpha1.ResultPending && rec.Outcome == "" {
 		// Nothing changed, so there is nothing to verify.
 		rec.Outcome, rec.OutcomeAt = v1alpha1.OutcomeUnknown, &t
@@ -88,7 +89,7 @@ func Progress(st *v1alpha1.AutonomicAppStatus, id, message string) {
 	if rec == nil || rec.Result != v1alpha1.ResultPending {
 		return
 	}
-	rec.Message = truncate(message, 1024)
+	rec.Message = text.Truncate(message, 1024)
 	syncLast(st, rec)
 }
 
@@ -112,13 +113,3 @@ func LastActionAt(st *v1alpha1.AutonomicAppStatus) time.Time {
 	}
 	return last
 }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
-}
-
-// Truncate shortens s to at most n bytes, marking the cut.
-func Truncate(s string, n int) string { return truncate(s, n) }

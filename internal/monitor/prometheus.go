@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
 // promClient is a Prometheus API client shared by every sensor that queries one
@@ -146,5 +147,5 @@ func promErrorText(e *promv1.Error) string {
 
 // oneLine squeezes s onto one line of at most n bytes, for an error message.
 func oneLine(s string, n int) string {
-	return truncate(strings.Join(strings.Fields(s), " "), n)
+	return text.Truncate(strings.Join(strings.Fields(s), " "), n)
 }

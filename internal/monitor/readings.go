@@ -6,12 +6,12 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
 // Bounds of a sensor's history: the samples younger than HistoryWindow, at most
@@ -73,7 +73,7 @@ const maxStatusError = 1024
 // Status is the reading as the app's status.sensors[] entry of the named sensor. The
 // value is the shortest decimal that reads back as the same float64.
 func (r Reading) Status(name string) v1alpha1.SensorStatus {
-	s := v1alpha1.SensorStatus{Name: name, Error: truncate(r.Err, maxStatusError), ConsecutiveFailures: int32(min(r.ConsecutiveFailures, math.MaxInt32))}
+	s := v1alpha1.SensorStatus{Name: name, Error: text.Truncate(r.Err, maxStatusError), ConsecutiveFailures: int32(min(r.ConsecutiveFailures, math.MaxInt32))}
 	if !r.At.IsZero() {
 		s.Value = strconv.FormatFloat(r.Value, 'g', -1, 64)
 		s.ObservedAt = &metav1.Time{Time: r.At}
@@ -226,17 +226,4 @@ func appendSample(h []Sample, s Sample) []Sample {
 	}
 	// Shift rather than reslice, so the backing array does not grow without bound.
 	return slices.Delete(h, 0, drop)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	// Cut at a rune boundary and mark the cut.
-	const ellipsis = "…"
-	cut := n - len(ellipsis)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + ellipsis
 }

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
@@ -47,9 +46,6 @@ const (
 
 // DefaultFailureThreshold is onSensorFailure.failureThreshold when unset.
 const DefaultFailureThreshold = 3
-
-// maxMessageLength is the longest message status accepts (PolicyStatus.message).
-const maxMessageLength = 1024
 
 // MetricInput is one metric's reading, as the monitor observed it.
 type MetricInput struct {
@@ -141,7 +137,7 @@ type AutoscaleDecision struct {
 	// zero when every metric is idle.
 	Recommended int32
 	// Reason is a CamelCase word (the Reason* constants); Message is a sentence a person
-	// can act on.
+	// can act on, whole: the controller bounds it to what status accepts.
 	Reason, Message string
 	// Limited is true when a bound or a rate policy cut the recommendation; Limit names
 	// it: TooManyReplicas, TooFewReplicas, ScaleUpLimit or ScaleDownLimit.
@@ -352,7 +348,6 @@ func Autoscale(in AutoscaleInput) AutoscaleDecision {
 	if len(missing) > 0 && d.Reason != ReasonSensorUnavailable {
 		d.Message += fmt.Sprintf(" Sensor %s %s unavailable; the other metrics ask for at least the current replicas.", strings.Join(missing, ", "), isAre(missing))
 	}
-	d.Message = truncateMessage(d.Message)
 	return d
 }
 
@@ -685,7 +680,7 @@ func holdMessage(target string, cur int32, d AutoscaleDecision, best int, f sens
 		msg += fmt.Sprintf(" onSensorFailure falls back to %s once a sensor has failed %d consecutive polls (%s: %d).",
 			replicas(f.replicas), f.threshold, f.pending, f.count)
 	}
-	return truncateMessage(msg)
+	return msg
 }
 
 // heldBack says, in a clause, why the decision does not go all the way to rec: a bound
@@ -768,15 +763,4 @@ func num(v float64) string {
 		return strconv.FormatFloat(v, 'g', 6, 64)
 	}
 	return strconv.FormatFloat(math.Round(v*1e4)/1e4, 'f', -1, 64)
-}
-
-func truncateMessage(s string) string {
-	if len(s) <= maxMessageLength {
-		return s
-	}
-	cut := maxMessageLength - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
 }

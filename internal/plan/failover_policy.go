@@ -66,7 +66,7 @@ func DecideFailover(in FailoverPolicyInput) Decision {
 		return d.with(Hold, st, time.Time{})
 	}
 	e := Elect(in.Election)
-	st := v1alpha1.PolicyStatus{Name: in.Name, State: e.State, Reason: e.Reason, Message: truncateMessage(e.Message),
+	st := v1alpha1.PolicyStatus{Name: in.Name, State: e.State, Reason: e.Reason, Message: e.Message,
 		Primary: e.Primary, LastAction: in.Previous.LastAction}
 	d = d.with(Hold, st, e.NextCheck)
 	d.Event = failoverEvent(in.Name, st)
@@ -160,7 +160,7 @@ func retrying(st v1alpha1.PolicyStatus, failure string, until time.Time) v1alpha
 		msg = msg[:i]
 	}
 	st.State, st.Reason = v1alpha1.PolicyWaiting, ReasonRetryingChange
-	st.Message = truncateMessage(fmt.Sprintf("%s The last attempt failed: %s It is tried again at %s.", msg, withPeriod(failure), stamp(until)))
+	st.Message = fmt.Sprintf("%s The last attempt failed: %s It is tried again at %s.", msg, withPeriod(failure), stamp(until))
 	return st
 }
 
@@ -169,7 +169,7 @@ func dryRunMessage(msg string) string {
 	if strings.HasPrefix(msg, prefix) {
 		return msg
 	}
-	return truncateMessage(prefix + msg)
+	return prefix + msg
 }
 
 func withPeriod(s string) string {
