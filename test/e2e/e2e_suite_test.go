@@ -186,6 +186,27 @@ func (m *managerProcess) stop() {
 	m.cmd = nil
 }
 
+// kill ends the manager with SIGKILL, as a crash would: no graceful shutdown, nothing
+// finished or flushed.
+func (m *managerProcess) kill() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		return
+	}
+	_ = m.cmd.Process.Kill()
+	<-m.done
+	m.cmd = nil
+}
+
+// running reports whether the manager was started and has not been stopped or seen to
+// exit.
+func (m *managerProcess) running() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cmd != nil
+}
+
 // wait waits for the manager to exit by itself and returns its exit code.
 func (m *managerProcess) wait(timeout time.Duration) (int, error) {
 	m.mu.Lock()
