@@ -462,12 +462,17 @@ func (r *AppReconciler) resumePending(ctx context.Context, s *session) error {
 				fmt.Sprintf("The intent could not be resumed: policy %q has no step %d any more.", rec.Policy, rec.Step), s.now)
 			r.finished(knowledge.Find(&s.app.Status, rec.ID))
 		} else if v := plan.CheckResume(r.guardInput(s), plan.ResumeDisruptive(rec.Action), s.now); v.Held {
+			// Nothing changes in the cluster: the cancel is written with the rest of
+			// this pass's status, in one write.
 			r.cancel(ctx, s, rec, action, target, v)
+			r.completePolicy(s, rec.ID, action, change)
+			continue
 		} else {
 			logf.FromContext(ctx).V(1).Info("Carrying on with an unfinished action", "id", rec.ID, "policy", rec.Policy, "step", rec.Step)
 			r.execute(ctx, s, rec, action, target)
 		}
 		r.completePolicy(s, rec.ID, action, change)
+		// The effect is recorded before anything else is decided.
 		if err := s.flush(ctx); err != nil {
 			return err
 		}
