@@ -1,11 +1,14 @@
 // Package controllers holds Homeostat's reconcilers, one per kind. Each is thin: it
-// gathers (internal/monitor), analyzes (internal/analyze), plans (internal/plan), records
-// the intent (internal/knowledge), executes (internal/execute) and writes status once.
+// gathers (internal/monitor and the cache), analyzes (internal/analyze), asks plan for
+// one plan.Decision per policy, carries every decision out on one act path (act.go:
+// guards, the intent recorded in internal/knowledge, the effectors of internal/execute,
+// plan.Completed) and writes status once.
 //
 // The reconcilers own the wiring: watches, indexes, the cache transform, metrics, Events,
 // the order of the ledger writes, and the bookkeeping that outlives a reconcile (the
-// storm breaker's count of unhealthy apps and the flip that reconciles every app). The
-// judgement is plan's: an app's health, phase and conditions come from plan.Summarize,
-// and the storm breaker engages by plan.Storm; the controllers copy what plan decides
-// into status.
+// storm breaker's count of unhealthy apps and the flip that reconciles every app, an
+// autoscaler's recommendations and scale events). The judgement is plan's: each
+// policy's next move and its verdicts on earlier actions, the guards, an app's health,
+// phase and conditions (plan.Summarize) and the storm breaker's rule (plan.Storm); the
+// controllers copy what plan decides into status. See docs/architecture.md.
 package controllers

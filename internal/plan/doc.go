@@ -2,8 +2,14 @@
 // which symptoms the analyzer found active, the policies' state from the ledger and a
 // time, it decides:
 //
-//   - what a remediation ladder does next (start an episode, act, wait, escalate, give up)
-//     and whether the guards, the node guard among them, let an action through;
+//   - what each policy does next, as one Decision shared by every kind: the status to
+//     show, at most one Intent, the verdicts (Verified, Ineffective, Unknown) on earlier
+//     actions, and when to look again (Remediate, DecideAutoscale, DecideFailover), and
+//     how a policy reads once its intent ended (Completed);
+//   - what a remediation ladder does next (start an episode, act, wait, verify that a
+//     recovery holds, escalate, give up);
+//   - whether the guards, the node guard among them, let an action through, and whether
+//     an intent an earlier run left may be carried on (CheckGuards, CheckResume);
 //   - an autoscaler's replicas, as the HPA would, and a failover's primary;
 //   - how shared healing policies merge into an app's own;
 //   - the app's summary: its health rollup, its phase, and the conditions its status
