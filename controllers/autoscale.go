@@ -82,7 +82,7 @@ func (m *autoscaleMemory) forget(app types.NamespacedName) {
 // scale has been carried out (rememberScale).
 func (r *AppReconciler) decideAutoscale(ctx context.Context, s *session, pol v1alpha1.Policy, old v1alpha1.PolicyStatus) (plan.Decision, error) {
 	a := pol.Autoscale
-	in := plan.AutoscalePolicyInput{Name: pol.Name, Previous: old}
+	in := plan.AutoscalePolicyInput{Name: pol.Name, Previous: old, Recommender: plan.AutoscaleInput{Now: s.now, Policy: *a}}
 	var c *monitor.Component
 	if a.Component != "*" {
 		c = s.component(a.Component)

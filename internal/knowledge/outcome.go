@@ -10,14 +10,16 @@ import (
 
 // Judge writes an outcome into the records of a policy's action that have none yet: the
 // records of policy recorded at or after since, of step when step is above zero, whose
-// result is Succeeded. It returns copies of the records it changed, for their Events and
-// metrics. Records of other results already carry Unknown (see Complete).
+// result is Succeeded or still Pending (a Job still running when its step timed out was
+// ineffective all the same). It returns copies of the records it changed, for their
+// Events and metrics. Records that changed nothing already carry Unknown (see Complete).
 func Judge(st *v1alpha1.AutonomicAppStatus, policy string, step int32, since time.Time, outcome v1alpha1.ActionOutcome, now time.Time) []v1alpha1.ActionRecord {
 	var changed []v1alpha1.ActionRecord
 	t := metav1.NewTime(now)
 	for i := range st.History {
 		rec := &st.History[i]
-		if rec.Policy != policy || rec.Outcome != "" || rec.Result != v1alpha1.ResultSucceeded || rec.Time.Time.Before(since) ||
+		took := rec.Result == v1alpha1.ResultSucceeded || rec.Result == v1alpha1.ResultPending
+		if rec.Policy != policy || rec.Outcome != "" || !took || rec.Time.Time.Before(since) ||
 			(step > 0 && rec.Step != step) {
 			continue
 		}
