@@ -197,7 +197,9 @@ var _ = Describe("failover", Label("kwok"), func() {
 				Healing: v1alpha1.Healing{
 					Symptoms: []v1alpha1.Symptom{{Name: "Shrunk", Expression: "components.web.desiredReplicas < 3"}},
 					Policies: []v1alpha1.Policy{
-						{Name: "heal-web", Remediate: &v1alpha1.RemediatePolicy{When: []string{"Shrunk"}, Steps: []v1alpha1.RemediationStep{
+						// The demotion lasts as long as the episode, which stays open for
+						// verifyFor after the symptom clears: a short window here.
+						{Name: "heal-web", Remediate: &v1alpha1.RemediatePolicy{When: []string{"Shrunk"}, VerifyFor: &metav1.Duration{Duration: 3 * time.Second}, Steps: []v1alpha1.RemediationStep{
 							step(v1alpha1.Action{Failover: &v1alpha1.FailoverAction{Policy: "web-failover"}}, time.Minute)}}},
 						{Name: "web-failover", Failover: &v1alpha1.FailoverPolicy{
 							Service:      "web",
@@ -232,7 +234,7 @@ var _ = Describe("failover", Label("kwok"), func() {
 			Should(HaveKeyWithValue("app", "web-standby"), "Best moved back to web while the episode was open")
 		Expect(specReplicas(ns, "web")).To(BeEquivalentTo(2), "scaleStandby false: the old primary keeps its replicas")
 
-		By("the symptom clears: the episode closes, and Best moves back to web")
+		By("the symptom clears and stays clear for verifyFor: the episode closes, and Best moves back to web")
 		scaleDeployment(ns, "web", 3)
 		Eventually(func(g Gomega) {
 			g.Expect(serviceSelector(ns)).To(HaveKeyWithValue("app", "web"))

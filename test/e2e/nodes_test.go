@@ -287,6 +287,9 @@ func nodeApp(ns string, action v1alpha1.Action) *v1alpha1.AutonomicApp {
 					Expression: "components.web.readyReplicas < components.web.desiredReplicas"}},
 				Policies: []v1alpha1.Policy{{Name: "heal-nodes", Remediate: &v1alpha1.RemediatePolicy{
 					When: []string{"ReplicasLost"},
+					// The replacement pods settle within seconds: a short window keeps the
+					// spec from waiting out the step's two minutes to call the drain a fix.
+					VerifyFor: &metav1.Duration{Duration: 5 * time.Second},
 					Steps: []v1alpha1.RemediationStep{
 						step(action, 2*time.Minute),
 						step(notify("web lost replicas and draining their node did not bring them back"), time.Minute),
