@@ -35,6 +35,9 @@ type Options struct {
 	// StormMinUnhealthy is how many apps must be unhealthy, besides the share, before
 	// the storm breaker engages.
 	StormMinUnhealthy int
+	// StormMinNamespaces is how many namespaces must be in a storm of their own, besides
+	// the share of namespaces, before the storm breaker engages.
+	StormMinNamespaces int
 	// SensorWorkers bounds how many sensor polls run at once.
 	SensorWorkers int
 	// EnableWebhooks registers the validating webhook.
@@ -85,6 +88,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.StormMinUnhealthy <= 0 {
 		opts.StormMinUnhealthy = DefaultStormMinUnhealthy
 	}
+	if opts.StormMinNamespaces <= 0 {
+		opts.StormMinNamespaces = DefaultStormMinNamespaces
+	}
 	if opts.MaxConcurrentReconciles <= 0 {
 		opts.MaxConcurrentReconciles = 4
 	}
@@ -103,8 +109,8 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			Clock:    opts.Clock,
 		},
 		Metrics: DefaultMetrics,
-		Storm: newStormBreaker(opts.StormThreshold, opts.StormMinUnhealthy, countApps(mgr.GetClient()),
-			DefaultMetrics.StormActive),
+		Storm: newStormBreaker(opts.StormThreshold, opts.StormMinUnhealthy, opts.StormMinNamespaces,
+			countApps(mgr.GetClient()), DefaultMetrics.StormActive),
 		triggers:    newTriggers(),
 		cacheHealth: defaultCacheHealth,
 	}
