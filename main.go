@@ -51,6 +51,7 @@ func main() {
 		stormThresholdString string
 		stormMinUnhealthy    int
 		stormMinNamespaces   int
+		objectClusterKinds   string
 		sensorWorkers        int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to, "+
@@ -83,6 +84,9 @@ func main() {
 		"engages only when at least this many namespaces are in a storm, besides --storm-threshold: one namespace, "+
 		"whatever its apps, is one vote, so with 2 or more no single namespace can stop healing cluster-wide. "+
 		"Set 1 where one team owns the whole cluster.")
+	flag.StringVar(&objectClusterKinds, "object-sensor-cluster-kinds", "", "Comma-separated cluster-scoped kinds, "+
+		"as Kind.group (Node, StorageClass.storage.k8s.io), that object sensors may read; default none. A namespaced "+
+		"kind is always read in the app's own namespace, and a Secret never.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -93,6 +97,11 @@ func main() {
 	stormThreshold, err := controllers.ParsePercent(stormThresholdString)
 	if err != nil {
 		log.Error(err, "Invalid --storm-threshold")
+		os.Exit(2)
+	}
+	clusterKinds, err := controllers.ParseClusterKinds(objectClusterKinds)
+	if err != nil {
+		log.Error(err, "Invalid --object-sensor-cluster-kinds")
 		os.Exit(2)
 	}
 
@@ -143,6 +152,7 @@ func main() {
 		StormThreshold:          stormThreshold,
 		StormMinUnhealthy:       stormMinUnhealthy,
 		StormMinNamespaces:      stormMinNamespaces,
+		ObjectClusterKinds:      clusterKinds,
 		SensorWorkers:           sensorWorkers,
 		EnableWebhooks:          enableWebhooks,
 	}); err != nil {
