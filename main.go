@@ -50,6 +50,8 @@ func main() {
 		maxConcurrentRecon   int
 		stormThresholdString string
 		stormMinUnhealthy    int
+		stormMinNamespaces   int
+		objectClusterKinds   string
 		sensorWorkers        int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to, "+
@@ -72,11 +74,19 @@ func main() {
 	flag.DurationVar(&gracefulShutdown, "graceful-shutdown-timeout", 30*time.Second, "How long to wait for running "+
 		"reconciles and effectors to finish on shutdown.")
 	flag.IntVar(&maxConcurrentRecon, "max-concurrent-reconciles", 4, "How many apps are reconciled at once.")
-	flag.StringVar(&stormThresholdString, "storm-threshold", "50%", "When more than this share of managed apps is "+
-		"unhealthy at once, disruptive actions stop cluster-wide.")
+	flag.StringVar(&stormThresholdString, "storm-threshold", "50%", "The storm breaker's share: a namespace is in a storm "+
+		"when more than this share of its judged apps is unhealthy, and when more than this share of the namespaces is, "+
+		"disruptive actions stop cluster-wide. Apps whose health cannot be judged (an invalid spec, a missing component) count nowhere.")
 	flag.IntVar(&sensorWorkers, "sensor-workers", 8, "How many sensor polls run at once, across all apps.")
 	flag.IntVar(&stormMinUnhealthy, "storm-min-unhealthy", controllers.DefaultStormMinUnhealthy, "The storm breaker "+
 		"engages only when at least this many apps are unhealthy, besides --storm-threshold.")
+	flag.IntVar(&stormMinNamespaces, "storm-min-namespaces", controllers.DefaultStormMinNamespaces, "The storm breaker "+
+		"engages only when at least this many namespaces are in a storm, besides --storm-threshold: one namespace, "+
+		"whatever its apps, is one vote, so with 2 or more no single namespace can stop healing cluster-wide. "+
+		"Set 1 where one team owns the whole cluster.")
+	flag.StringVar(&objectClusterKinds, "object-sensor-cluster-kinds", "", "Comma-separated cluster-scoped kinds, "+
+		"as Kind.group (Node, StorageClass.storage.k8s.io), that object sensors may read; default none. A namespaced "+
+		"kind is always read in the app's own namespace, and a Secret never.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -87,6 +97,11 @@ func main() {
 	stormThreshold, err := controllers.ParsePercent(stormThresholdString)
 	if err != nil {
 		log.Error(err, "Invalid --storm-threshold")
+		os.Exit(2)
+	}
+	clusterKinds, err := controllers.ParseClusterKinds(objectClusterKinds)
+	if err != nil {
+		log.Error(err, "Invalid --object-sensor-cluster-kinds")
 		os.Exit(2)
 	}
 
@@ -136,6 +151,8 @@ func main() {
 		MaxConcurrentReconciles: maxConcurrentRecon,
 		StormThreshold:          stormThreshold,
 		StormMinUnhealthy:       stormMinUnhealthy,
+		StormMinNamespaces:      stormMinNamespaces,
+		ObjectClusterKinds:      clusterKinds,
 		SensorWorkers:           sensorWorkers,
 		EnableWebhooks:          enableWebhooks,
 	}); err != nil {

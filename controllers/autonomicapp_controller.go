@@ -335,23 +335,28 @@ func (r *AppReconciler) reconcile(ctx context.Context, s *session) (time.Time, e
 	for _, c := range components {
 		st.Components = append(st.Components, c.Status)
 	}
-	r.Storm.observe(ctx, types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, rollup(app, components).Healthy)
+	// The storm breaker counts an app only when its health can be judged.
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 
 	// Validate what CEL in the CRD cannot: symptom expressions and cross references.
 	if errs := validateView(s.view, s.merged); len(errs) > 0 {
+		r.Storm.observe(ctx, key, notJudged)
 		r.setCondition(s, v1alpha1.ConditionReady, false, v1alpha1.ReasonInvalidSpec,
 			"The spec is invalid and no policy runs until it is fixed: "+validationMessage(errs))
 		r.finishStatus(s)
 		return s.next, nil
 	}
 	if herr := analyze.CheckHierarchy(app, r.lookupApp(ctx, app.Namespace)); herr != nil {
+		r.Storm.observe(ctx, key, notJudged)
 		r.setCondition(s, v1alpha1.ConditionReady, false, herr.Reason, herr.Error())
 		r.finishStatus(s)
 		return s.next, nil
 	}
 	if missing := missingComponents(components); missing != "" {
+		r.Storm.observe(ctx, key, notJudged)
 		r.setCondition(s, v1alpha1.ConditionReady, false, v1alpha1.ReasonComponentNotFound, missing)
 	} else {
+		r.Storm.observe(ctx, key, judgedAs(rollup(app, components).Healthy))
 		r.setCondition(s, v1alpha1.ConditionReady, true, v1alpha1.ReasonReconciled, "Every component resolves and every symptom compiles.")
 	}
 

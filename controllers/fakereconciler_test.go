@@ -55,7 +55,7 @@ func reconcilerOn(c client.Client, clk clock.Clock) *AppReconciler {
 		Gatherer:  monitor.Gatherer{Reader: c},
 		Effectors: &execute.Effectors{Client: c, Recorder: rec, Clock: clock.RealClock{}},
 		Metrics:   newMetrics(prometheus.NewRegistry()),
-		Storm:     newStormBreaker(0.5, DefaultStormMinUnhealthy, countApps(c), nil),
+		Storm:     newStormBreaker(0.5, DefaultStormMinUnhealthy, DefaultStormMinNamespaces, countApps(c), nil),
 		triggers:  newTriggers(),
 	}
 }

@@ -51,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.StormActive = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "homeostat_storm_active",
-		Help: "1 while more than --storm-threshold of the managed apps are unhealthy and disruptive actions are stopped.",
+		Help: "1 while the storm breaker stops disruptive actions cluster-wide: more than --storm-threshold of the namespaces have more than --storm-threshold of their apps unhealthy.",
 	})
 	reg.MustRegister(m.Actions, m.ActionOutcomes, m.Decisions, m.DetectToAct, m.SymptomActive, m.StormActive)
 	return m

@@ -3,12 +3,14 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	metricsv "k8s.io/metrics/pkg/client/clientset/versioned"
@@ -35,6 +37,12 @@ type Options struct {
 	// StormMinUnhealthy is how many apps must be unhealthy, besides the share, before
 	// the storm breaker engages.
 	StormMinUnhealthy int
+	// StormMinNamespaces is how many namespaces must be in a storm of their own, besides
+	// the share of namespaces, before the storm breaker engages.
+	StormMinNamespaces int
+	// ObjectClusterKinds lists the cluster-scoped kinds object sensors may read
+	// (--object-sensor-cluster-kinds); default none.
+	ObjectClusterKinds []schema.GroupKind
 	// SensorWorkers bounds how many sensor polls run at once.
 	SensorWorkers int
 	// EnableWebhooks registers the validating webhook.
@@ -85,6 +93,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.StormMinUnhealthy <= 0 {
 		opts.StormMinUnhealthy = DefaultStormMinUnhealthy
 	}
+	if opts.StormMinNamespaces <= 0 {
+		opts.StormMinNamespaces = DefaultStormMinNamespaces
+	}
 	if opts.MaxConcurrentReconciles <= 0 {
 		opts.MaxConcurrentReconciles = 4
 	}
@@ -103,8 +114,8 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			Clock:    opts.Clock,
 		},
 		Metrics: DefaultMetrics,
-		Storm: newStormBreaker(opts.StormThreshold, opts.StormMinUnhealthy, countApps(mgr.GetClient()),
-			DefaultMetrics.StormActive),
+		Storm: newStormBreaker(opts.StormThreshold, opts.StormMinUnhealthy, opts.StormMinNamespaces,
+			countApps(mgr.GetClient()), DefaultMetrics.StormActive),
 		triggers:    newTriggers(),
 		cacheHealth: defaultCacheHealth,
 	}
@@ -115,12 +126,14 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	r.Readings = monitor.NewReadings()
 	r.Poller = &monitor.Poller{
-		Readings:  r.Readings,
-		Reader:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Metrics:   metricsClient.MetricsV1beta1(),
-		Workers:   opts.SensorWorkers,
-		Notify:    r.notify.Notify,
+		Readings:     r.Readings,
+		Reader:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
+		RESTMapper:   mgr.GetRESTMapper(),
+		ClusterKinds: opts.ObjectClusterKinds,
+		Metrics:      metricsClient.MetricsV1beta1(),
+		Workers:      opts.SensorWorkers,
+		Notify:       r.notify.Notify,
 	}
 	if c, ok := opts.Clock.(clock.WithTicker); ok {
 		// One clock: the sensor history the forecasts read is stamped by the loop's clock.
@@ -143,6 +156,29 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		}
 	}
 	return nil
+}
+
+// ParseClusterKinds parses --object-sensor-cluster-kinds: comma-separated kinds as
+// Kind.group (Node, StorageClass.storage.k8s.io), the form kubectl prints. A Secret is
+// refused: object sensors never read one, and listing it says the admin expects otherwise.
+func ParseClusterKinds(s string) ([]schema.GroupKind, error) {
+	var out []schema.GroupKind
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		gk := schema.ParseGroupKind(item)
+		switch {
+		case gk.Kind == "" || strings.ContainsAny(item, "/ "):
+			return nil, fmt.Errorf("%q is not a kind as Kind.group, for example Node or StorageClass.storage.k8s.io", item)
+		case v1alpha1.IsSecretKind(gk):
+			return nil, fmt.Errorf("%q: object sensors never read Secrets, and Secrets are not cluster-scoped", item)
+		}
+		if !slices.Contains(out, gk) {
+			out = append(out, gk)
+		}
+	}
+	return out, nil
 }
 
 // ParsePercent parses "50%" or "0.5" into a share from 0 to 1.

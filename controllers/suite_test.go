@@ -89,7 +89,7 @@ var _ = BeforeSuite(func() {
 		Gatherer:  monitor.Gatherer{Reader: mgr.GetClient()},
 		Effectors: &execute.Effectors{Client: mgr.GetClient(), Recorder: rec, Clock: clock.RealClock{}},
 		Metrics:   newMetrics(prometheus.NewRegistry()),
-		Storm:     newStormBreaker(0.5, DefaultStormMinUnhealthy, countApps(mgr.GetClient()), nil),
+		Storm:     newStormBreaker(0.5, DefaultStormMinUnhealthy, DefaultStormMinNamespaces, countApps(mgr.GetClient()), nil),
 		triggers:  newTriggers(),
 	}
 	r.notify = newNotifier(nil)

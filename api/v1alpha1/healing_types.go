@@ -1,10 +1,13 @@
 package v1alpha1
 
 import (
+	"strings"
+
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -149,7 +152,8 @@ type HTTPSensor struct {
 	ExpectedStatus []int32 `json:"expectedStatus,omitempty"`
 }
 
-// ObjectReference names an object in the app's namespace.
+// ObjectReference names an object in the app's namespace (or, for a cluster-scoped kind,
+// in the cluster). It has no namespace: an app reads nothing of another namespace.
 type ObjectReference struct {
 	// apiVersion of the object, for example v1 or apps/v1.
 	// +required
@@ -170,9 +174,31 @@ type ObjectReference struct {
 	Name string `json:"name"`
 }
 
+// NamesSecret says whether the reference names a Secret of the core group, in any letter
+// case: object sensors never read one.
+func (r ObjectReference) NamesSecret() bool {
+	gv, err := schema.ParseGroupVersion(r.APIVersion)
+	return err == nil && IsSecretKind(gv.WithKind(r.Kind).GroupKind())
+}
+
+// ObjectSensorSecretMessage is why an object sensor may not name a Secret, as the
+// validation of ObjectSensor (its CEL rule, the webhook, the reconciler) and the sensor
+// itself say it.
+const ObjectSensorSecretMessage = "object sensors never read Secrets: the sensor's value and errors are in the app's status, " +
+	"so anyone who can read the app would read the Secret; put the number in a ConfigMap, or export it as a metric " +
+	"and read it with a prometheus sensor"
+
+// IsSecretKind says whether gk is the core group's Secret, in any letter case.
+func IsSecretKind(gk schema.GroupKind) bool {
+	return gk.Group == "" && strings.EqualFold(gk.Kind, "Secret")
+}
+
 // ObjectSensor reads a number out of an object.
+// +kubebuilder:validation:XValidation:rule="!(self.ref.kind.lowerAscii() == 'secret' && (!self.ref.apiVersion.contains('/') || self.ref.apiVersion.startsWith('/')))",fieldPath=".ref.kind",message="object sensors never read Secrets: the sensor's value and errors are in the app's status, so anyone who can read the app would read the Secret; put the number in a ConfigMap, or export it as a metric and read it with a prometheus sensor"
 type ObjectSensor struct {
-	// ref names the object, in the app's namespace.
+	// ref names the object. A namespaced kind is read in the app's own namespace, always;
+	// a cluster-scoped kind only if the cluster admin lists it in the manager's
+	// --object-sensor-cluster-kinds; a Secret never.
 	// +required
 	Ref ObjectReference `json:"ref"`
 

@@ -68,13 +68,17 @@ func (p *program) eval(vars map[string]any, sensors map[string]float64) (ev Eval
 	if p.prg == nil {
 		return Evaluation{Err: errors.New("the expression did not compile: " + p.problem)}
 	}
+	// An error may quote what the expression read; everything a symptom reads (component
+	// and sensor values, the app's name and labels) is in the app's own status and
+	// metadata already, so CEL's message is kept: it names the missing key.
 	val, _, err := p.prg.Eval(vars)
 	if err != nil {
 		return Evaluation{Err: fmt.Errorf("evaluating the expression failed: %w%s", err, p.unavailableHint(sensors))}
 	}
 	b, ok := val.(types.Bool)
 	if !ok {
-		return Evaluation{Err: fmt.Errorf("the expression returned %s %v, not a bool", val.Type().TypeName(), val.Value())}
+		// The type, never the value.
+		return Evaluation{Err: fmt.Errorf("the expression returned a value of type %s, not a bool", val.Type().TypeName())}
 	}
 	return Evaluation{Holding: bool(b)}
 }

@@ -50,7 +50,7 @@ func TestEval(t *testing.T) {
 		{name: "unavailable sensor as an optional", expr: "sensors.?latency_p95.orValue(0.0) > 0.3", want: false},
 		{name: "unavailable sensor read without has", expr: "sensors.latency_p95 > 0.3",
 			wantErr: "no such key: latency_p95 (unavailable sensors: latency_p95; guard a read with has(sensors.latency_p95))"},
-		{name: "dyn value that is not a bool", expr: "dyn(components.payments.phase)", wantErr: "the expression returned string Degraded, not a bool"},
+		{name: "dyn value that is not a bool", expr: "dyn(components.payments.phase)", wantErr: "the expression returned a value of type string, not a bool"},
 		{name: "division by zero", expr: "components.web.restarts / 0 > 1", wantErr: "division by zero"},
 		{name: "cost limit", expr: "[" + strings.Repeat("0,", 99) + "0].all(a, [" + strings.Repeat("0,", 99) + "0].all(b, [" + strings.Repeat("0,", 99) + "0].all(c, a + b + c >= 0)))",
 			wantErr: "cost limit exceeded"},
@@ -75,6 +75,22 @@ func TestEval(t *testing.T) {
 				t.Errorf("Eval = %+v, want Holding %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestEvalNamesTheTypeOfAResultThatIsNotABoolNeverItsValue(t *testing.T) {
+	const secret = "aHVudGVyMi1zM2NyM3Q="
+	in := testInput()
+	in.App["labels"] = map[string]string{"token": secret}
+	for _, expr := range []string{"dyn(app.labels.token)", "dyn(app.labels)", "dyn([app.labels.token])", "dyn(size(app.labels.token))"} {
+		c, errs := Compile([]v1alpha1.Symptom{{Name: "S", Expression: expr}}, testDecl, "spec.symptoms")
+		if len(errs) != 0 {
+			t.Fatalf("Compile(%s): %v", expr, errs)
+		}
+		got := c.Eval(in)["S"]
+		if got.Err == nil || strings.Contains(got.Err.Error(), secret) || !strings.Contains(got.Err.Error(), "returned a value of type") {
+			t.Errorf("Eval(%s) = %v, want an error that names the type and not the value", expr, got.Err)
+		}
 	}
 }
 

@@ -14,8 +14,9 @@ const wildcardComponent = "*"
 // ValidateApp checks what the CRD schema cannot: that every symptom compiles against the
 // app's components and sensors (see Compile), that every policies[].remediate.when entry
 // names a symptom of the app, and that every component named by an action, an autoscale
-// or failover policy or a resource sensor is a workload component of the app. `"*"` is
-// rejected: it is for HealingPolicy and ClusterHealingPolicy only.
+// or failover policy or a resource sensor is a workload component of the app; and, as the
+// CRD does too, that no object sensor names a Secret. `"*"` is rejected: it is for
+// HealingPolicy and ClusterHealingPolicy only.
 //
 // It checks the app as given. The admission webhook passes the app as submitted; the
 // reconciler reports the same errors in the Ready condition.
@@ -46,6 +47,12 @@ func ValidateMerged(app *v1alpha1.AutonomicApp, fromShared func(policy string) b
 		if s.Resource != nil {
 			v.component(fmt.Sprintf("spec.sensors[%d].resource.component", i),
 				fmt.Sprintf("sensor %q", s.Name), "a resource sensor", s.Resource.Component)
+		}
+		// The CRD refuses it too; an app stored before that rule, or merged from a
+		// policy that was, is refused here.
+		if s.Object != nil && s.Object.Ref.NamesSecret() {
+			v.errs = append(v.errs, FieldError{Field: fmt.Sprintf("spec.sensors[%d].object.ref.kind", i),
+				Message: fmt.Sprintf("sensor %q: %s", s.Name, v1alpha1.ObjectSensorSecretMessage)})
 		}
 	}
 	for i, p := range app.Spec.Policies {

@@ -137,6 +137,29 @@ func TestValidateApp(t *testing.T) {
 				`policy "web-failover": a failover candidate names component "web-eu", which is not a component of this app`}},
 		},
 		{
+			name: "an object sensor names a Secret",
+			mutate: func(app *v1alpha1.AutonomicApp) {
+				app.Spec.Sensors = append(app.Spec.Sensors, v1alpha1.Sensor{Name: "db", Object: &v1alpha1.ObjectSensor{
+					Ref: v1alpha1.ObjectReference{APIVersion: "v1", Kind: "Secret", Name: "db"}, Expression: "double(size(object.data))"}})
+			},
+			want: map[string][]string{"spec.sensors[2].object.ref.kind": {`sensor "db": object sensors never read Secrets: `, "put the number in a ConfigMap"}},
+		},
+		{
+			name: "an object sensor names a Secret in lower case, with the core group spelt /v1",
+			mutate: func(app *v1alpha1.AutonomicApp) {
+				app.Spec.Sensors = append(app.Spec.Sensors, v1alpha1.Sensor{Name: "db", Object: &v1alpha1.ObjectSensor{
+					Ref: v1alpha1.ObjectReference{APIVersion: "/v1", Kind: "secret", Name: "db"}, Expression: "1.0"}})
+			},
+			want: map[string][]string{"spec.sensors[2].object.ref.kind": {"object sensors never read Secrets"}},
+		},
+		{
+			name: "an object sensor may name a kind called Secret of another group",
+			mutate: func(app *v1alpha1.AutonomicApp) {
+				app.Spec.Sensors = append(app.Spec.Sensors, v1alpha1.Sensor{Name: "vault", Object: &v1alpha1.ObjectSensor{
+					Ref: v1alpha1.ObjectReference{APIVersion: "example.com/v1", Kind: "Secret", Name: "db"}, Expression: "1.0"}})
+			},
+		},
+		{
 			name:   "resource sensor names an unknown component",
 			mutate: func(app *v1alpha1.AutonomicApp) { app.Spec.Sensors[1].Resource.Component = "db" },
 			want: map[string][]string{"spec.sensors[1].resource.component": {

@@ -73,6 +73,7 @@ func (hp *httpProbe) read(ctx context.Context, _ types.NamespacedName, timeout t
 	timeout = min(timeout, hp.timeout)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	ctx, ans := withAnswer(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, hp.url, nil)
 	if err != nil {
 		return 0, nil, fmt.Errorf("GET %s: %w", hp.shown, err)
@@ -81,6 +82,7 @@ func (hp *httpProbe) read(ctx context.Context, _ types.NamespacedName, timeout t
 	start := hp.p.Clock.Now()
 	resp, err := hp.p.httpProbe.Do(req)
 	if err == nil {
+		recordAnswer(ctx, resp)
 		_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, maxProbeBody))
 		_ = resp.Body.Close()
 	}
@@ -93,10 +95,11 @@ func (hp *httpProbe) read(ctx context.Context, _ types.NamespacedName, timeout t
 		if errors.As(err, &uerr) {
 			err = uerr.Err // its text repeats the method and the unredacted URL
 		}
-		return 0, nil, fmt.Errorf("GET %s: %w", hp.shown, err)
+		return 0, nil, fmt.Errorf("GET %s: %s", hp.shown, requestErrorText(err, ans))
 	}
 	if !hp.accepts(resp.StatusCode) {
-		return 0, nil, fmt.Errorf("GET %s answered %s; expected %s", hp.shown, resp.Status, hp.expectedText())
+		// The status code and media type, never the server's status line or body.
+		return 0, nil, fmt.Errorf("GET %s answered %s; expected %s", hp.shown, ans.status(), hp.expectedText())
 	}
 	return latency.Seconds(), nil, nil
 }

@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"bufio"
 	"context"
 	"net"
 	"net/http"
@@ -59,15 +60,15 @@ func TestHTTPSensorReadsLatencyAndFailsOnStatusOrTimeout(t *testing.T) {
 		{name: "the latency is the response time in seconds", spec: v1alpha1.HTTPSensor{URL: srv.URL + "/slow"}, min: 80 * time.Millisecond, max: 800 * time.Millisecond},
 		{name: "a 503 is unavailable with the status",
 			spec:    v1alpha1.HTTPSensor{URL: srv.URL + "/down"},
-			wantErr: "GET " + srv.URL + "/down answered 503 Service Unavailable; expected 200-399"},
+			wantErr: "GET " + srv.URL + "/down answered 503 Service Unavailable (no content type); expected 200-399"},
 		{name: "a status outside expectedStatus is unavailable",
 			spec:    v1alpha1.HTTPSensor{URL: srv.URL + "/fast", ExpectedStatus: []int32{204, 202}},
-			wantErr: "GET " + srv.URL + "/fast answered 200 OK; expected one of 202, 204"},
+			wantErr: "GET " + srv.URL + "/fast answered 200 OK (no content type); expected one of 202, 204"},
 		{name: "an expected 503 is a success", spec: v1alpha1.HTTPSensor{URL: srv.URL + "/down", ExpectedStatus: []int32{503}}, max: 500 * time.Millisecond},
 		{name: "a redirect is the answer and is not followed", spec: v1alpha1.HTTPSensor{URL: srv.URL + "/moved"}, max: 500 * time.Millisecond},
 		{name: "a redirect outside expectedStatus names its status",
 			spec:    v1alpha1.HTTPSensor{URL: srv.URL + "/moved", ExpectedStatus: []int32{200}},
-			wantErr: "GET " + srv.URL + "/moved answered 302 Found; expected 200"},
+			wantErr: "GET " + srv.URL + "/moved answered 302 Found (text/html); expected 200"},
 		{name: "no answer within the sensor's timeout",
 			spec:    v1alpha1.HTTPSensor{URL: srv.URL + "/hang", Timeout: ms(150)},
 			wantErr: "GET " + srv.URL + "/hang: no answer within 150ms"},
@@ -129,5 +130,76 @@ func TestHTTPSensorErrorsRedactTheURLPassword(t *testing.T) {
 	_, _, err := newHTTPProbe(p, &v1alpha1.HTTPSensor{URL: u}).read(context.Background(), types.NamespacedName{}, time.Second)
 	if err == nil || strings.Contains(err.Error(), "secret") || !strings.Contains(err.Error(), "probe:xxxxx@") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// rawServer answers every connection on 127.0.0.1 with the bytes of answer, whatever
+// they are, once it has read the request's headers; it returns its URL.
+func rawServer(t *testing.T, answer string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer func() { _ = conn.Close() }()
+				r := bufio.NewReader(conn)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil || line == "\r\n" {
+						break
+					}
+				}
+				_, _ = conn.Write([]byte(answer))
+			}()
+		}
+	}()
+	return "http://" + l.Addr().String()
+}
+
+func TestHTTPSensorErrorsNeverQuoteTheAnswer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset="+secretValue)
+		w.Header().Set("X-Token", secretValue)
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte("<html>" + secretValue + "</html>"))
+	}))
+	t.Cleanup(srv.Close)
+	p := &Poller{}
+	p.init()
+	for _, tc := range []struct {
+		name, url, want string
+	}{
+		{name: "a body, a header and a media type's parameters", url: srv.URL,
+			want: "answered 500 Internal Server Error (text/html); expected 200-399"},
+		{name: "the server's reason phrase", url: rawServer(t, "HTTP/1.1 503 "+secretValue+"\r\nContent-Length: 0\r\n\r\n"),
+			want: "answered 503 Service Unavailable (no content type); expected 200-399"},
+		{name: "a media type that is not one", url: rawServer(t, "HTTP/1.1 500 Oops\r\nContent-Type: "+secretValue+"\r\nContent-Length: 0\r\n\r\n"),
+			want: "answered 500 Internal Server Error (no content type); expected 200-399"},
+		{name: "a server that does not speak HTTP", url: rawServer(t, "SSH-2.0-"+secretValue+"\r\n"),
+			want: ": the answer could not be read (a malformed or cut-short HTTP answer)"},
+		{name: "a malformed status code", url: rawServer(t, "HTTP/1.1 "+secretValue+" OK\r\n\r\n"),
+			want: ": the answer could not be read (a malformed or cut-short HTTP answer)"},
+		{name: "a malformed header", url: rawServer(t, "HTTP/1.1 200 OK\r\n"+secretValue+"\r\n\r\n"),
+			want: ": the answer could not be read (a malformed or cut-short HTTP answer)"},
+		{name: "a malformed Content-Length", url: rawServer(t, "HTTP/1.1 200 OK\r\nContent-Length: "+secretValue+"\r\n\r\n"),
+			want: ": the answer could not be read (a malformed or cut-short HTTP answer)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := newHTTPProbe(p, &v1alpha1.HTTPSensor{URL: tc.url}).read(context.Background(), types.NamespacedName{}, time.Second)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), secretValue[:8]) {
+				t.Fatalf("the error quotes the answer: %v", err)
+			}
+		})
 	}
 }

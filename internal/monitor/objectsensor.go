@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,20 +85,22 @@ func CompileObjectExpression(expr string) (cel.Program, error) {
 	return prg, nil
 }
 
-// EvalObjectExpression evaluates a compiled object expression over an object's content
-// (an unstructured object's map) and returns its number. A result that is not a finite
-// number is an error that says what it was.
-func EvalObjectExpression(ctx context.Context, prg cel.Program, object map[string]any) (f float64, err error) {
+// EvalObjectExpression evaluates a compiled object expression, expr, over an object's
+// content (an unstructured object's map) and returns its number. A result that is not a
+// finite number is an error that says what type it was, and an error of the evaluation
+// says what kind of error it was: neither ever quotes a value of the object.
+func EvalObjectExpression(ctx context.Context, prg cel.Program, expr string, object map[string]any) (f float64, err error) {
 	defer func() {
 		// cel-go reports errors as values; this is a last line of defence, so that a
-		// bug in a library function fails one sensor and not the poller.
+		// bug in a library function fails one sensor and not the poller. The panic's
+		// value may hold the object's content: only its type is shown.
 		if r := recover(); r != nil {
-			f, err = 0, fmt.Errorf("evaluating the expression panicked: %v", r)
+			f, err = 0, fmt.Errorf("evaluating the expression panicked (%T)", r)
 		}
 	}()
 	val, _, err := prg.ContextEval(ctx, map[string]any{objectVar: object})
 	if err != nil {
-		return 0, fmt.Errorf("evaluating the expression failed: %w", err)
+		return 0, errors.New("evaluating the expression failed: " + celEvalErrorText(expr, err))
 	}
 	switch v := val.(type) {
 	case celtypes.Double:
@@ -107,11 +110,7 @@ func EvalObjectExpression(ctx context.Context, prg cel.Program, object map[strin
 	case celtypes.Uint:
 		f = float64(v)
 	default:
-		shown := fmt.Sprint(val.Value())
-		if s, ok := val.Value().(string); ok {
-			shown = strconv.Quote(s)
-		}
-		return 0, fmt.Errorf("the expression returned %s %s, not a number (convert it with double() or int())", val.Type().TypeName(), oneLine(shown, 64))
+		return 0, fmt.Errorf("the expression returned %s, not a number (convert it with double() or int())", celTypeNoun(val))
 	}
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, fmt.Errorf("the expression returned %s; a sensor needs a finite number", strconv.FormatFloat(f, 'g', -1, 64))
@@ -119,16 +118,24 @@ func EvalObjectExpression(ctx context.Context, prg cel.Program, object map[strin
 	return f, nil
 }
 
-// objectProbe gets one object in the app's namespace with a direct read (never the
-// cache, so no informer starts for an arbitrary kind) and evaluates the expression over
-// it. The operator's RBAC must allow get on the kind: ConfigMaps are allowed by the
-// default role; for any other kind, add a rule with verb get to the manager's
-// ClusterRole. A denied read says so in the sensor's error.
+// errSecret is the error of an object sensor that names a Secret. The reference is
+// checked before anything is read, and at read time so is the resource the REST mapper
+// maps its kind to.
+var errSecret = errors.New(v1alpha1.ObjectSensorSecretMessage)
+
+// objectProbe gets one object with a direct read (never the cache, so no informer starts
+// for an arbitrary kind) and evaluates the expression over it. A namespaced kind is read
+// in the app's namespace, always; a cluster-scoped kind only if the cluster admin lists it
+// in the poller's ClusterKinds; a Secret never. The scope comes from the REST mapper.
+// The operator's RBAC must allow get on the kind: ConfigMaps are allowed by the default
+// role; for any other kind, add a rule with verb get to the manager's ClusterRole. A
+// denied read says so in the sensor's error.
 type objectProbe struct {
 	p    *Poller
 	ns   string
 	ref  v1alpha1.ObjectReference
 	gvk  schema.GroupVersionKind
+	expr string
 	prg  cel.Program
 	what string // Kind "name", for messages
 }
@@ -138,11 +145,15 @@ func newObjectProbe(p *Poller, ns string, spec *v1alpha1.ObjectSensor) probe {
 	if err != nil {
 		return failingProbe{fmt.Errorf("apiVersion %q is not valid: %w", spec.Ref.APIVersion, err)}
 	}
+	gvk := gv.WithKind(spec.Ref.Kind)
+	if v1alpha1.IsSecretKind(gvk.GroupKind()) {
+		return failingProbe{errSecret}
+	}
 	prg, err := CompileObjectExpression(spec.Expression)
 	if err != nil {
 		return failingProbe{err}
 	}
-	return &objectProbe{p: p, ns: ns, ref: spec.Ref, gvk: gv.WithKind(spec.Ref.Kind), prg: prg,
+	return &objectProbe{p: p, ns: ns, ref: spec.Ref, gvk: gvk, expr: spec.Expression, prg: prg,
 		what: fmt.Sprintf("%s %q", spec.Ref.Kind, spec.Ref.Name)}
 }
 
@@ -152,24 +163,74 @@ func (op *objectProbe) read(ctx context.Context, _ types.NamespacedName, timeout
 	if op.p.APIReader == nil {
 		return 0, nil, errors.New("the poller has no API reader for object sensors")
 	}
+	key, err := op.key()
+	if err != nil {
+		return 0, nil, err
+	}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(op.gvk)
-	if err := op.p.APIReader.Get(ctx, types.NamespacedName{Namespace: op.ns, Name: op.ref.Name}, u); err != nil {
+	if err := op.p.APIReader.Get(ctx, key, u); err != nil {
+		where := ""
+		if key.Namespace != "" {
+			where = " in namespace " + key.Namespace
+		}
 		switch {
 		case apierrors.IsNotFound(err):
-			return 0, nil, fmt.Errorf("%s not found in namespace %s", op.what, op.ns)
+			return 0, nil, fmt.Errorf("%s not found%s", op.what, where)
 		case apierrors.IsForbidden(err):
 			return 0, nil, fmt.Errorf("reading %s is forbidden: the operator's RBAC must allow get on %s (%w)", op.what, op.gvk.GroupKind(), err)
 		case meta.IsNoMatchError(err):
-			return 0, nil, fmt.Errorf("reading %s: the cluster serves no kind %s in %s", op.what, op.gvk.Kind, op.gvk.GroupVersion())
+			return 0, nil, op.noKind()
 		case timedOut(ctx, err):
 			return 0, nil, fmt.Errorf("reading %s: no answer within %s", op.what, timeout)
 		}
 		return 0, nil, fmt.Errorf("reading %s: %w", op.what, err)
 	}
-	v, err := EvalObjectExpression(ctx, op.prg, u.Object)
+	v, err := EvalObjectExpression(ctx, op.prg, op.expr, u.Object)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s: %w", op.what, err)
 	}
 	return v, nil, nil
+}
+
+// key is where the object is read: the app's namespace for a namespaced kind, none for
+// a cluster-scoped kind the admin allows. A Secret, by any name the REST mapper knows
+// it by, and a cluster-scoped kind the admin does not allow are refused.
+func (op *objectProbe) key() (types.NamespacedName, error) {
+	mapper := op.p.restMapper()
+	if mapper == nil {
+		return types.NamespacedName{}, errors.New("the poller has no REST mapper for object sensors")
+	}
+	mapping, err := mapper.RESTMapping(op.gvk.GroupKind(), op.gvk.Version)
+	if err != nil {
+		if meta.IsNoMatchError(err) {
+			return types.NamespacedName{}, op.noKind()
+		}
+		return types.NamespacedName{}, fmt.Errorf("finding the kind of %s: %w", op.what, err)
+	}
+	if mapping.Resource.GroupResource() == (schema.GroupResource{Resource: "secrets"}) || v1alpha1.IsSecretKind(mapping.GroupVersionKind.GroupKind()) {
+		return types.NamespacedName{}, errSecret
+	}
+	if mapping.Scope.Name() != meta.RESTScopeNameRoot {
+		return types.NamespacedName{Namespace: op.ns, Name: op.ref.Name}, nil
+	}
+	gk := mapping.GroupVersionKind.GroupKind()
+	if !slices.Contains(op.p.ClusterKinds, gk) {
+		allowed := "none"
+		if len(op.p.ClusterKinds) > 0 {
+			names := make([]string, len(op.p.ClusterKinds))
+			for i, k := range op.p.ClusterKinds {
+				names[i] = k.String()
+			}
+			allowed = "only " + strings.Join(names, ", ")
+		}
+		return types.NamespacedName{}, fmt.Errorf("%s is cluster-scoped, and the cluster admin allows object sensors "+
+			"to read %s of the cluster-scoped kinds (the manager's --object-sensor-cluster-kinds); read an object "+
+			"of the app's namespace instead", gk, allowed)
+	}
+	return types.NamespacedName{Name: op.ref.Name}, nil
+}
+
+func (op *objectProbe) noKind() error {
+	return fmt.Errorf("reading %s: the cluster serves no kind %s in %s", op.what, op.gvk.Kind, op.gvk.GroupVersion())
 }

@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
@@ -75,6 +77,13 @@ type Poller struct {
 	// APIReader reads the objects of object sensors with a direct get, never the cache,
 	// so no informer is started for arbitrary kinds (mgr.GetAPIReader()).
 	APIReader client.Reader
+	// RESTMapper says whether an object sensor's kind is namespaced or cluster-scoped,
+	// and which resource it is (mgr.GetRESTMapper()). Default: APIReader's, if it has one.
+	RESTMapper meta.RESTMapper
+	// ClusterKinds lists the cluster-scoped kinds object sensors may read, as the cluster
+	// admin allows them (--object-sensor-cluster-kinds); default none. A namespaced kind
+	// is always read in the app's own namespace, and a Secret never.
+	ClusterKinds []schema.GroupKind
 	// Metrics reads pod metrics from metrics.k8s.io for resource sensors.
 	Metrics metricsv1beta1.MetricsV1beta1Interface
 	// HTTPClient sends the requests of http and prometheus sensors. Default: a client
@@ -177,6 +186,17 @@ func (p *Poller) init() {
 			Clock: p.Clock,
 		})
 	})
+}
+
+// restMapper is RESTMapper, else the API reader's, else nil.
+func (p *Poller) restMapper() meta.RESTMapper {
+	if p.RESTMapper != nil {
+		return p.RESTMapper
+	}
+	if m, ok := p.APIReader.(interface{ RESTMapper() meta.RESTMapper }); ok {
+		return m.RESTMapper()
+	}
+	return nil
 }
 
 func (p *Poller) workers() int {

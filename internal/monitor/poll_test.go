@@ -148,7 +148,7 @@ func objectSensor(name string, interval time.Duration, expr string) v1alpha1.Sen
 func TestPollerPollsEachSensorAtItsOwnInterval(t *testing.T) {
 	clk := testingclock.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	c := fake.NewClientBuilder().WithObjects(configMap("shop", "q", map[string]string{"depth": "5"})).Build()
-	p := &Poller{Readings: NewReadings(), APIReader: c, Clock: clk}
+	p := &Poller{Readings: NewReadings(), RESTMapper: testMapper(), APIReader: c, Clock: clk}
 	p.Sync(testApp("web"), []v1alpha1.Sensor{
 		objectSensor("fast", 10*time.Second, "double(object.data.depth)"),
 		objectSensor("slow", 30*time.Second, "double(object.data.depth)"),
@@ -285,7 +285,7 @@ func TestNotifyIsCalledOnChangeAndNotOnAnUnchangedValue(t *testing.T) {
 	c := fake.NewClientBuilder().WithObjects(configMap("shop", "q", map[string]string{"depth": "5"})).Build()
 	reader, gets := countingReader(c)
 	var notified atomic.Int32
-	p := &Poller{Readings: NewReadings(), APIReader: reader, Notify: func(app types.NamespacedName) {
+	p := &Poller{Readings: NewReadings(), RESTMapper: testMapper(), APIReader: reader, Notify: func(app types.NamespacedName) {
 		if app == key("web") {
 			notified.Add(1)
 		}
@@ -344,7 +344,7 @@ func TestSchedulingFollowsTheInjectedClock(t *testing.T) {
 	clk := testingclock.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	c := fake.NewClientBuilder().WithObjects(configMap("shop", "q", map[string]string{"depth": "5", "other": "9"})).Build()
 	reader, gets := countingReader(c)
-	p := &Poller{Readings: NewReadings(), APIReader: reader, Clock: clk}
+	p := &Poller{Readings: NewReadings(), RESTMapper: testMapper(), APIReader: reader, Clock: clk}
 	sensor := objectSensor("backlog", time.Minute, "double(object.data.depth)")
 	p.Sync(testApp("web"), []v1alpha1.Sensor{sensor})
 	run(t, p)
@@ -411,7 +411,7 @@ func TestAPollThatRanWithAReplacedSpecIsThrownAway(t *testing.T) {
 			return c.Get(ctx, k, obj, opts...)
 		},
 	})
-	p := &Poller{Readings: NewReadings(), APIReader: reader}
+	p := &Poller{Readings: NewReadings(), RESTMapper: testMapper(), APIReader: reader}
 	sensor := func(expr string) []v1alpha1.Sensor { return []v1alpha1.Sensor{objectSensor("x", time.Hour, expr)} }
 	p.Sync(testApp("web"), sensor("double(object.data.old)"))
 	run(t, p)

@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/api"
@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
-	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
 // promClient is a Prometheus API client shared by every sensor that queries one
@@ -51,7 +50,7 @@ func (p *Poller) newPrometheusProbe(spec *v1alpha1.PrometheusSensor) probe {
 		if err != nil {
 			return failingProbe{fmt.Errorf("prometheus address %s is not usable: %w", shown, err)}
 		}
-		c = &promClient{api: promv1.NewAPI(cl)}
+		c = &promClient{api: promv1.NewAPI(answerRecorder{cl})}
 		p.prometheus[spec.Address] = c
 	}
 	c.refs++
@@ -71,6 +70,7 @@ func (pp *prometheusProbe) release() {
 }
 
 func (pp *prometheusProbe) read(ctx context.Context, _ types.NamespacedName, timeout time.Duration) (float64, *PodCounts, error) {
+	ctx, ans := withAnswer(ctx)
 	// The timeout is also sent to Prometheus, so it stops evaluating a query nobody
 	// waits for any more.
 	v, _, _, err := pp.client.api.Query(ctx, pp.query, time.Time{}, promv1.WithTimeout(timeout))
@@ -79,12 +79,10 @@ func (pp *prometheusProbe) read(ctx context.Context, _ types.NamespacedName, tim
 		switch {
 		case timedOut(ctx, err):
 			return 0, nil, fmt.Errorf("prometheus at %s did not answer within %s", pp.shown, timeout)
-		case errors.As(err, &perr) && perr.Type == promv1.ErrBadResponse:
-			return 0, nil, fmt.Errorf("prometheus at %s sent an answer the sensor cannot read: %s", pp.shown, perr.Msg)
 		case errors.As(err, &perr):
-			return 0, nil, fmt.Errorf("prometheus at %s answered %s", pp.shown, promErrorText(perr))
+			return 0, nil, fmt.Errorf("prometheus at %s answered %s", pp.shown, promErrorText(perr, ans))
 		}
-		return 0, nil, fmt.Errorf("querying prometheus at %s: %w", pp.shown, err)
+		return 0, nil, fmt.Errorf("querying prometheus at %s: %s", pp.shown, requestErrorText(err, ans))
 	}
 	value, err := PrometheusValue(v)
 	return value, nil, err
@@ -112,7 +110,7 @@ func PrometheusValue(v model.Value) (float64, error) {
 	case model.Matrix:
 		return 0, fmt.Errorf("query returned a range vector (matrix) of %d series; %s (drop the [range] selector or wrap it in a function such as rate())", len(v), need)
 	case *model.String:
-		return 0, fmt.Errorf("query returned the string %q; %s", v.Value, need)
+		return 0, fmt.Errorf("query returned a string; %s", need)
 	case nil:
 		return 0, fmt.Errorf("query returned no result; %s", need)
 	default:
@@ -125,27 +123,47 @@ func PrometheusValue(v model.Value) (float64, error) {
 	return x, nil
 }
 
-// promErrorText is "<type>: <message>" of a Prometheus API error. The client decodes
-// the error of a 400 or 422 answer only; for others (a 503 when a query times out in
-// Prometheus, a 502 from a proxy in front of it) it keeps the body as the detail, which
-// is decoded here when it is Prometheus' JSON and quoted briefly when it is not.
-func promErrorText(e *promv1.Error) string {
-	var body struct {
-		Status    string `json:"status"`
-		ErrorType string `json:"errorType"`
-		Error     string `json:"error"`
+// promErrorText says what Prometheus answered to a query that failed: the status code and
+// media type, and the error type when it is one Prometheus' API defines. Never the error's
+// message nor the body: the address may name a server that is not Prometheus, which
+// answers with content of its own, and Prometheus' own messages quote label values.
+func promErrorText(e *promv1.Error, a *answer) string {
+	typ := e.Type
+	if !promErrorTypes[typ] && e.Detail != "" {
+		// The client decodes the error of a 400 or 422 only; for other codes (a 503 when
+		// a query times out in Prometheus) the body is the detail: its type is read.
+		var body struct {
+			ErrorType promv1.ErrorType `json:"errorType"`
+		}
+		if json.Unmarshal([]byte(e.Detail), &body) == nil {
+			typ = body.ErrorType
+		}
 	}
-	if e.Detail != "" && json.Unmarshal([]byte(e.Detail), &body) == nil && body.Status == "error" && body.Error != "" {
-		return body.ErrorType + ": " + body.Error
+	s := a.status()
+	switch {
+	case e.Type == promv1.ErrBadResponse:
+		s += ", which the sensor cannot read as a query's result"
+	case promErrorTypes[typ]:
+		s += " with error type " + string(typ)
 	}
-	msg := e.Error()
-	if d := oneLine(e.Detail, 200); d != "" {
-		msg += ": " + d
+	if typ == promv1.ErrBadData {
+		s += " (run the query in Prometheus to see what is wrong with it)"
 	}
-	return msg
+	return s
 }
 
-// oneLine squeezes s onto one line of at most n bytes, for an error message.
-func oneLine(s string, n int) string {
-	return text.Truncate(strings.Join(strings.Fields(s), " "), n)
+// promErrorTypes are the error types of Prometheus' HTTP API.
+var promErrorTypes = map[promv1.ErrorType]bool{
+	promv1.ErrBadData: true, promv1.ErrTimeout: true, promv1.ErrCanceled: true, promv1.ErrExec: true,
+	"internal": true, "unavailable": true, "not_found": true, "not_acceptable": true,
+}
+
+// answerRecorder notes the status and media type of each answer in the request's
+// context (see withAnswer), for promErrorText: the client keeps only the body.
+type answerRecorder struct{ api.Client }
+
+func (c answerRecorder) Do(ctx context.Context, req *http.Request) (*http.Response, []byte, error) {
+	resp, body, err := c.Client.Do(ctx, req)
+	recordAnswer(ctx, resp)
+	return resp, body, err
 }

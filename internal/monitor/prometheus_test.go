@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
@@ -16,9 +17,10 @@ import (
 
 // promAnswer is what the fake Prometheus answers to /api/v1/query.
 type promAnswer struct {
-	status int
-	body   string
-	delay  time.Duration
+	status      int
+	body        string
+	delay       time.Duration
+	contentType string // default application/json
 }
 
 // fakePrometheus serves /api/v1/query on 127.0.0.1 with the answer of the query it is
@@ -52,6 +54,9 @@ func fakePrometheus(t *testing.T, answers map[string]promAnswer) (addr string, t
 			}
 		}
 		w.Header().Set("Content-Type", "application/json")
+		if a.contentType != "" {
+			w.Header().Set("Content-Type", a.contentType)
+		}
 		w.WriteHeader(a.status)
 		_, _ = fmt.Fprint(w, a.body)
 	}))
@@ -79,7 +84,7 @@ func TestPrometheusSensorReadsAScalarOrOneSampleAndExplainsAnythingElse(t *testi
 		"string":     promOK("string", `[`+ts+`,"hello"]`),
 		"bad syntax": {status: 400, body: `{"status":"error","errorType":"bad_data","error":"1:5: parse error: unexpected identifier \"syntax\""}`},
 		"overloaded": {status: 503, body: `{"status":"error","errorType":"timeout","error":"query timed out in expression evaluation"}`},
-		"proxy":      {status: 502, body: "<html>\n  Bad   Gateway\n</html>"},
+		"proxy":      {status: 502, body: "<html>\n  Bad   Gateway\n</html>", contentType: "text/html; charset=utf-8"},
 		"slow":       {status: 200, delay: 2 * time.Second, body: `{"status":"success","data":{"resultType":"scalar","result":[` + ts + `,"1"]}}`},
 	})
 	p := &Poller{}
@@ -97,10 +102,11 @@ func TestPrometheusSensorReadsAScalarOrOneSampleAndExplainsAnythingElse(t *testi
 		{query: "nan", wantErr: "query returned NaN; a sensor needs a finite number"},
 		{query: "inf", wantErr: "query returned +Inf; a sensor needs a finite number"},
 		// client_golang does not decode a string result, so the query never gets that far.
-		{query: "string", wantErr: "prometheus at " + addr + ` sent an answer the sensor cannot read: unexpected value type "string"`},
-		{query: "bad syntax", wantErr: "prometheus at " + addr + ` answered bad_data: 1:5: parse error: unexpected identifier "syntax"`},
-		{query: "overloaded", wantErr: "prometheus at " + addr + " answered timeout: query timed out in expression evaluation"},
-		{query: "proxy", wantErr: "prometheus at " + addr + " answered server_error: server error: 502: <html> Bad Gateway </html>"},
+		{query: "string", wantErr: "prometheus at " + addr + " answered 200 OK (application/json), which the sensor cannot read as a query's result"},
+		{query: "bad syntax", wantErr: "prometheus at " + addr + " answered 400 Bad Request (application/json) with error type bad_data " +
+			"(run the query in Prometheus to see what is wrong with it)"},
+		{query: "overloaded", wantErr: "prometheus at " + addr + " answered 503 Service Unavailable (application/json) with error type timeout"},
+		{query: "proxy", wantErr: "prometheus at " + addr + " answered 502 Bad Gateway (text/html)"},
 		{query: "slow", wantErr: "prometheus at " + addr + " did not answer within 200ms"},
 	}
 	for _, tc := range cases {
@@ -158,5 +164,41 @@ func TestPrometheusErrorsRedactTheAddressPassword(t *testing.T) {
 	_, _, err := pr.read(ctx, types.NamespacedName{}, time.Second)
 	if err == nil || strings.Contains(err.Error(), "secret") || !strings.Contains(err.Error(), "http://user:xxxxx@127.0.0.1:1") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestPrometheusErrorsNeverQuoteTheAnswer(t *testing.T) {
+	addr, _ := fakePrometheus(t, map[string]promAnswer{
+		"html":      {status: 502, body: "<html>" + secretValue + "</html>", contentType: "text/html"},
+		"api error": {status: 422, body: `{"status":"error","errorType":"execution","error":"label value ` + secretValue + `"}`},
+		"odd type":  {status: 400, body: `{"status":"error","errorType":"` + secretValue + `","error":"` + secretValue + `"}`},
+		"in a 200":  {status: 200, body: `{"status":"error","errorType":"execution","error":"` + secretValue + `"}`},
+		"in a 503":  {status: 503, body: `{"status":"error","errorType":"` + secretValue + `","error":"` + secretValue + `"}`},
+		"not json":  {status: 200, body: secretValue, contentType: "text/plain"},
+		"a string":  promOK("string", `[1700000000,"`+secretValue+`"]`),
+	})
+	p := &Poller{}
+	p.init()
+	for _, tc := range []struct{ query, want string }{
+		{"html", "answered 502 Bad Gateway (text/html)"},
+		{"api error", "answered 422 Unprocessable Entity (application/json) with error type execution"},
+		{"odd type", "answered 400 Bad Request (application/json)"},
+		{"in a 200", "answered 200 OK (application/json) with error type execution"},
+		{"in a 503", "answered 503 Service Unavailable (application/json)"},
+		{"not json", "answered 200 OK (text/plain), which the sensor cannot read as a query's result"},
+		{"a string", "answered 200 OK (application/json), which the sensor cannot read as a query's result"},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			pr := p.newPrometheusProbe(&v1alpha1.PrometheusSensor{Address: addr, Query: tc.query})
+			defer pr.release()
+			_, _, err := pr.read(context.Background(), types.NamespacedName{}, time.Second)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), secretValue[:8]) {
+				t.Fatalf("got %v, want an error containing %q and nothing of the answer", err, tc.want)
+			}
+		})
+	}
+	// A string result, as PrometheusValue sees it once decoded.
+	if _, err := PrometheusValue(&model.String{Value: secretValue}); err == nil || strings.Contains(err.Error(), secretValue[:8]) {
+		t.Fatalf("PrometheusValue of a string: %v", err)
 	}
 }

@@ -311,8 +311,9 @@ func suspendedCondition(s suspension, storm StormVerdict) Condition {
 	case v1alpha1.ReasonDryRun:
 		msg = "spec.mode is DryRun: decisions are recorded in history, nothing is changed."
 	case v1alpha1.ReasonStormDetected:
-		msg = fmt.Sprintf("%d of %d managed apps are unhealthy at once, more than --storm-threshold: "+
-			"disruptive actions are stopped cluster-wide until the share falls.", storm.Unhealthy, storm.Total)
+		msg = fmt.Sprintf("%d of %d namespaces have more than --storm-threshold of their apps unhealthy at once "+
+			"(%d of %d apps in all): disruptive actions are stopped cluster-wide until the share falls.",
+			storm.Stormy, storm.Namespaces, storm.Unhealthy, storm.Total)
 	default:
 		return condition(v1alpha1.ConditionSuspended, false, v1alpha1.ReasonActive, "Policies act.")
 	}

@@ -111,7 +111,7 @@ func TestSummarize(t *testing.T) {
 	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
 	readySince := now.Add(-time.Hour)
 	started := metav1.NewTime(now.Add(-time.Minute))
-	storm := StormVerdict{Engaged: true, Unhealthy: 4, Total: 6}
+	storm := StormVerdict{Engaged: true, Stormy: 2, Namespaces: 3, Unhealthy: 4, Total: 6}
 	base := func() SummaryInput {
 		return SummaryInput{Now: now, Mode: v1alpha1.ModeActive, Components: []ComponentHealth{healthy("web"), healthy("api")},
 			Policies: summaryPolicies,
@@ -268,7 +268,8 @@ func TestSummarize(t *testing.T) {
 			in:    func(in *SummaryInput) { in.Storm = storm },
 			phase: v1alpha1.PhaseHealthy,
 			want: []want{{v1alpha1.ConditionSuspended, v1alpha1.ReasonStormDetected,
-				"4 of 6 managed apps are unhealthy at once, more than --storm-threshold: disruptive actions are stopped cluster-wide until the share falls.",
+				"2 of 3 namespaces have more than --storm-threshold of their apps unhealthy at once (4 of 6 apps in all): " +
+					"disruptive actions are stopped cluster-wide until the share falls.",
 				metav1.ConditionTrue}}},
 		{name: "a storm verdict that is not engaged leaves the app Active",
 			in:    func(in *SummaryInput) { in.Storm = StormVerdict{Unhealthy: 2, Total: 6} },

@@ -25,7 +25,8 @@ import (
 // newNamespace creates a namespace for one spec and deletes it afterwards. Its apps are
 // deleted first, and waited for: a namespace takes seconds to terminate, and its apps,
 // unhealthy as a spec leaves them, would meanwhile count towards the storm breaker of the
-// next spec, which shares the manager (three unhealthy apps hold every disruptive action).
+// next spec, which shares the manager (three unhealthy apps in two namespaces can hold every
+// disruptive action).
 func newNamespace(prefix string) string {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
 	Expect(k8s.Create(context.Background(), ns)).To(Succeed())

@@ -81,7 +81,7 @@ var _ = Describe("shared healing policies", Label("kwok"), func() {
 
 		By("breaking each app in turn: the shared ladder restarts, then rolls back, and each heals")
 		// One at a time: three apps broken at once would be a storm (more than half of
-		// the managed apps), and the storm breaker would rightly hold every restart.
+		// the namespaces), and the storm breaker would rightly hold every restart.
 		for _, ns := range nss {
 			setImage(ns, "web", "registry.local/shop/web:bad")
 			Eventually(func(g Gomega) {
