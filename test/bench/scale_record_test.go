@@ -98,13 +98,20 @@ func (r *scaleRun) recordImprovements(label string, before, after *variantFigure
 		return Figure{Name: name + " (after)", Unit: unit, Samples: a, Note: note,
 			Baseline: &Figure{Name: name + " (before, " + rev + ")", Unit: unit, Samples: b}}
 	}
-	for _, fix := range scaleFixes {
-		Note("improvements", fix)
+	// The fixes' own comparison is against scaleBeforeRev; any other revision is a
+	// regression check of a later change, in a section of its own.
+	section := "improvements"
+	if rev != scaleBeforeRev {
+		section = "before and after " + rev
+	} else {
+		for _, fix := range scaleFixes {
+			Note(section, fix)
+		}
 	}
-	Note("improvements", fmt.Sprintf("Before is the manager built from commit %s (git archive); after is the working tree. "+
+	Note(section, fmt.Sprintf("Before is the manager built from commit %s (git archive); after is the working tree. "+
 		"Both ran in the same run on the same cluster of %s, one after the other (the app statuses were cleared in between, "+
 		"so both cold starts start from nothing). The ratio is after / before.", rev, label))
-	Record("improvements",
+	Record(section,
 		pair("cold start, "+label, "s", one(after.coldStart), one(before.coldStart), ""),
 		pair("manager CPU during the cold start, "+label, "s", one(after.coldCPU), one(before.coldCPU), ""),
 		pair("manager RSS after settling, "+label, "MiB", after.rss, before.rss, ""),
