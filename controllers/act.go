@@ -373,32 +373,24 @@ func changeRecord(policy string, c *plan.ChangeIntent) *v1alpha1.FailoverRecord 
 	return &v1alpha1.FailoverRecord{Phase: v1alpha1.FailoverPhase(c.Phase), Policy: policy, Component: c.Component, From: c.From, Service: c.Service}
 }
 
-// targets resolves the component an action names: nil for actions without one, each
-// workload component for "*" (for restartPods of unhealthy pods, those with unhealthy
-// pods), else the named component.
+// targets resolves the components an action acts on (plan.Targets): nil stands for
+// actions without one.
 func (s *session) targets(a v1alpha1.Action) []*monitor.Component {
-	name := a.Component()
-	if name == "" {
-		return []*monitor.Component{nil}
-	}
-	if name != "*" {
-		return []*monitor.Component{s.component(name)}
-	}
-	var all, sick []*monitor.Component
+	in := make([]plan.TargetComponent, 0, len(s.components))
 	for i := range s.components {
 		c := &s.components[i]
-		if c.Ref == nil {
-			continue
-		}
-		all = append(all, c)
-		if _, unhealthy, _ := monitor.HealthyPods(c); unhealthy > 0 {
-			sick = append(sick, c)
+		_, unhealthy, _ := monitor.HealthyPods(c)
+		in = append(in, plan.TargetComponent{Name: c.Name, Workload: c.Ref != nil, UnhealthyPods: unhealthy})
+	}
+	var out []*monitor.Component
+	for _, name := range plan.Targets(a, in) {
+		if name == "" {
+			out = append(out, nil)
+		} else {
+			out = append(out, s.component(name))
 		}
 	}
-	if a.RestartPods != nil && a.RestartPods.Pods != v1alpha1.PodsAll && len(sick) > 0 {
-		return sick
-	}
-	return all
+	return out
 }
 
 func componentName(c *monitor.Component) string {

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/plan"
 )
 
 // TestAResumedIntentAGuardHoldsIsCancelled kills the manager between a rollout
@@ -239,5 +240,51 @@ func expectEvent(t *testing.T, rec *events.FakeRecorder, reason, text string) {
 		default:
 			t.Fatalf("no %s Event mentioning %q", reason, text)
 		}
+	}
+}
+
+// TestEachVerdictIsInTheRecordAnEventAndTheMetric: whatever the verdict, the records it
+// covers carry it, one Event names it, and homeostat_action_outcomes_total counts each
+// record.
+func TestEachVerdictIsInTheRecordAnEventAndTheMetric(t *testing.T) {
+	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		outcome v1alpha1.ActionOutcome
+		reason  string
+		warning bool
+	}{
+		{v1alpha1.OutcomeVerified, "ActionVerified", false},
+		{v1alpha1.OutcomeIneffective, "ActionIneffective", true},
+		{v1alpha1.OutcomeUnknown, "ActionOutcomeUnknown", false},
+	} {
+		t.Run(string(tc.outcome), func(t *testing.T) {
+			_, r := newFakeReconciler(t, clock.RealClock{})
+			rec := events.NewFakeRecorder(10)
+			r.Recorder = rec
+			app := &v1alpha1.AutonomicApp{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "shop"}}
+			app.Status.History = []v1alpha1.ActionRecord{
+				{ID: "scale-2", Policy: "scale-web", Action: "scale", Time: metav1.NewTime(now), Result: v1alpha1.ResultSucceeded},
+				{ID: "scale-1", Policy: "scale-web", Action: "scale", Time: metav1.NewTime(now.Add(-time.Hour)), Result: v1alpha1.ResultSucceeded},
+			}
+			s := &session{r: r, app: app, now: now.Add(time.Minute)}
+			r.judge(s, []plan.Outcome{{Policy: "scale-web", Since: now, Outcome: tc.outcome, Message: "Because."}})
+			if got := app.Status.History[0]; got.Outcome != tc.outcome || got.OutcomeAt == nil {
+				t.Errorf("record %+v, want %s", got, tc.outcome)
+			}
+			if got := app.Status.History[1]; got.Outcome != "" {
+				t.Errorf("a record before the verdict's window was judged: %+v", got)
+			}
+			if got := testutil.ToFloat64(r.Metrics.ActionOutcomes.WithLabelValues("scale", string(tc.outcome))); got != 1 {
+				t.Errorf("homeostat_action_outcomes_total{scale,%s} = %v, want 1", tc.outcome, got)
+			}
+			select {
+			case e := <-rec.Events:
+				if !strings.Contains(e, " "+tc.reason+" ") || strings.HasPrefix(e, "Warning") != tc.warning || !strings.Contains(e, "scale-2") {
+					t.Errorf("Event %q; want %s naming the action (warning: %v)", e, tc.reason, tc.warning)
+				}
+			default:
+				t.Errorf("no %s Event", tc.reason)
+			}
+		})
 	}
 }

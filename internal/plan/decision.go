@@ -125,3 +125,39 @@ func HeldStatus(in *Intent, v Verdict) v1alpha1.PolicyStatus {
 func HeldEvent(name string, st v1alpha1.PolicyStatus) *Event {
 	return &Event{Reason: "Held" + st.Reason, Message: fmt.Sprintf("Policy %s: %s", name, st.Message)}
 }
+
+// TargetComponent is what target resolution reads of one component.
+type TargetComponent struct {
+	Name string
+	// Workload is false for a child app.
+	Workload bool
+	// UnhealthyPods counts its pods that are not healthy.
+	UnhealthyPods int
+}
+
+// Targets resolves the components an action acts on: none ("") for actions without
+// one, the named component, or for "*" each workload component, narrowed for a
+// restartPods of unhealthy pods to those with unhealthy pods, when there are any.
+func Targets(a v1alpha1.Action, components []TargetComponent) []string {
+	name := a.Component()
+	if name == "" {
+		return []string{""}
+	}
+	if name != "*" {
+		return []string{name}
+	}
+	var all, sick []string
+	for _, c := range components {
+		if !c.Workload {
+			continue
+		}
+		all = append(all, c.Name)
+		if c.UnhealthyPods > 0 {
+			sick = append(sick, c.Name)
+		}
+	}
+	if a.RestartPods != nil && a.RestartPods.Pods != v1alpha1.PodsAll && len(sick) > 0 {
+		return sick
+	}
+	return all
+}

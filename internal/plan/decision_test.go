@@ -281,3 +281,32 @@ func TestCheckResume(t *testing.T) {
 		t.Error("ResumeDisruptive must count every action that changes workloads, pods or nodes, and only those")
 	}
 }
+
+func TestTargets(t *testing.T) {
+	comps := []TargetComponent{{Name: "web", Workload: true, UnhealthyPods: 1}, {Name: "db", Workload: true}, {Name: "payments"}}
+	restart := func(c string, pods v1alpha1.PodSelection) v1alpha1.Action {
+		return v1alpha1.Action{RestartPods: &v1alpha1.RestartPodsAction{Component: c, Pods: pods}}
+	}
+	cases := []struct {
+		name  string
+		a     v1alpha1.Action
+		comps []TargetComponent
+		want  []string
+	}{
+		{name: "an action without a component has one target, the app", a: v1alpha1.Action{Notify: &v1alpha1.NotifyAction{Message: "m"}}, comps: comps, want: []string{""}},
+		{name: "a named component", a: restart("db", ""), comps: comps, want: []string{"db"}},
+		{name: `"*" restarting unhealthy pods: the components that have some`, a: restart("*", ""), comps: comps, want: []string{"web"}},
+		{name: `"*" restarting all pods: every workload component`, a: restart("*", v1alpha1.PodsAll), comps: comps, want: []string{"web", "db"}},
+		{name: `"*" with no unhealthy pod anywhere: every workload component`, a: restart("*", ""),
+			comps: []TargetComponent{{Name: "web", Workload: true}, {Name: "db", Workload: true}}, want: []string{"web", "db"}},
+		{name: `"*" for another action: every workload component, never a child app`,
+			a: v1alpha1.Action{RolloutRestart: &v1alpha1.ComponentAction{Component: "*"}}, comps: comps, want: []string{"web", "db"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Targets(tc.a, tc.comps); strings.Join(got, ",") != strings.Join(tc.want, ",") || len(got) != len(tc.want) {
+				t.Errorf("Targets = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
