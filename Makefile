@@ -102,7 +102,7 @@ run: manifests generate ## Run the manager here (webhooks off): against KUBECONF
 	$(TOOLS) cluster
 	$(GO) build -o bin/manager .
 	$(GO) build -o bin/devcluster ./cmd/devcluster
-	bin/devcluster run --manager bin/manager -- --zap-devel --health-probe-bind-address=127.0.0.1:8081 --metrics-bind-address=127.0.0.1:8080 --metrics-secure=false
+	bin/devcluster run --manager bin/manager -- --zap-devel --health-probe-bind-address=127.0.0.1:8081 --metrics-bind-address=127.0.0.1:8080 --metrics-secure=false --egress-allow-cidrs=127.0.0.0/8,::1/128
 
 .PHONY: docker-build
 docker-build: ## Build the manager image.

@@ -3,10 +3,13 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +27,7 @@ import (
 
 	autonomicv1alpha1 "github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/controllers"
+	"github.com/homeostat-dev/homeostat/internal/egress"
 )
 
 var scheme = runtime.NewScheme()
@@ -53,6 +57,10 @@ func main() {
 		stormMinNamespaces   int
 		objectClusterKinds   string
 		sensorWorkers        int
+		egressAllow          string
+		egressDeny           string
+		egressMaxBody        int64
+		egressMaxTimeout     time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to, "+
 		"for example :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
@@ -87,6 +95,16 @@ func main() {
 	flag.StringVar(&objectClusterKinds, "object-sensor-cluster-kinds", "", "Comma-separated cluster-scoped kinds, "+
 		"as Kind.group (Node, StorageClass.storage.k8s.io), that object sensors may read; default none. A namespaced "+
 		"kind is always read in the app's own namespace, and a Secret never.")
+	flag.StringVar(&egressAllow, egress.FlagAllowCIDRs[2:], "", "Comma-separated CIDRs that http and Prometheus sensors "+
+		"and webhook actions may reach although the built-in egress deny list refuses them (loopback, link-local, "+
+		"unspecified, multicast, cloud metadata addresses). It opens nothing else: never --egress-deny-cidrs, "+
+		"the API server or the manager's own ports.")
+	flag.StringVar(&egressDeny, egress.FlagDenyCIDRs[2:], "", "Comma-separated CIDRs that http and Prometheus sensors "+
+		"and webhook actions may never reach, whatever --egress-allow-cidrs says.")
+	flag.Int64Var(&egressMaxBody, egress.FlagMaxResponseBytes[2:], egress.DefaultMaxResponseBytes, "The most of a "+
+		"response body a sensor or webhook reads; a longer body fails the request.")
+	flag.DurationVar(&egressMaxTimeout, egress.FlagMaxTimeout[2:], egress.DefaultMaxTimeout, "The longest a sensor's "+
+		"poll or a webhook attempt may take; a longer timeout asked for is cut to this, and status says so.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -141,7 +159,19 @@ func main() {
 		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Port: webhookPort, CertDir: webhookCertDir, TLSOpts: tlsOpts})
 	}
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), mgrOpts)
+	restConfig := ctrl.GetConfigOrDie()
+	egressPolicy, err := egressPolicy(restConfig.Host, egressAllow, egressDeny, egressMaxBody, egressMaxTimeout, []egress.Listener{
+		{Name: "metrics", Flag: "--metrics-bind-address", Address: metricsAddr},
+		{Name: "health probe", Flag: "--health-probe-bind-address", Address: probeAddr},
+		{Name: "pprof", Flag: "--pprof-bind-address", Address: pprofAddr},
+		{Name: "webhook", Flag: "--webhook-port", Address: webhookListen(enableWebhooks, webhookPort)},
+	})
+	if err != nil {
+		log.Error(err, "Invalid egress policy")
+		os.Exit(2)
+	}
+
+	mgr, err := ctrl.NewManager(restConfig, mgrOpts)
 	if err != nil {
 		log.Error(err, "Unable to create the manager")
 		os.Exit(1)
@@ -155,6 +185,7 @@ func main() {
 		ObjectClusterKinds:      clusterKinds,
 		SensorWorkers:           sensorWorkers,
 		EnableWebhooks:          enableWebhooks,
+		Egress:                  egressPolicy,
 	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		os.Exit(1)
@@ -175,6 +206,40 @@ func main() {
 		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)
 	}
+}
+
+// egressPolicy builds the policy of the --egress-* flags. It refuses the API server at
+// the rest config's host and, in a pod, at the kubernetes Service's ClusterIP, and the
+// manager's own listeners.
+func egressPolicy(apiHost, allow, deny string, maxBody int64, maxTimeout time.Duration, listeners []egress.Listener) (*egress.Policy, error) {
+	cfg := egress.Config{APIServers: []string{apiHost}, Listeners: listeners, MaxResponseBytes: maxBody, MaxTimeout: maxTimeout}
+	var err error
+	if cfg.Allow, err = egress.ParseCIDRs(allow); err != nil {
+		return nil, fmt.Errorf("%s: %w", egress.FlagAllowCIDRs, err)
+	}
+	if cfg.Deny, err = egress.ParseCIDRs(deny); err != nil {
+		return nil, fmt.Errorf("%s: %w", egress.FlagDenyCIDRs, err)
+	}
+	if maxBody <= 0 {
+		return nil, fmt.Errorf("%s must be positive, not %d", egress.FlagMaxResponseBytes, maxBody)
+	}
+	if maxTimeout <= 0 {
+		return nil, fmt.Errorf("%s must be positive, not %s", egress.FlagMaxTimeout, maxTimeout)
+	}
+	if h, p := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT"); h != "" && p != "" {
+		cfg.APIServers = append(cfg.APIServers, net.JoinHostPort(h, p))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return egress.New(ctx, cfg)
+}
+
+// webhookListen is the webhook server's listen address: every address, at its port.
+func webhookListen(enabled bool, port int) string {
+	if !enabled {
+		return ""
+	}
+	return ":" + strconv.Itoa(port)
 }
 
 func splitList(s string) []string {

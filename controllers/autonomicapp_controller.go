@@ -431,6 +431,18 @@ func (r *AppReconciler) sensorStatus(s *session) {
 	s.app.Status.Sensors = out
 }
 
+// cappedTimeouts are the sensors whose timeouts the egress policy cuts.
+func (r *AppReconciler) cappedTimeouts(sensors []v1alpha1.Sensor) []plan.CappedTimeout {
+	if r.Poller == nil {
+		return nil
+	}
+	var out []plan.CappedTimeout
+	for _, c := range r.Poller.TimeoutCaps(sensors) {
+		out = append(out, plan.CappedTimeout{Sensor: c.Sensor, Asked: c.Asked, Cap: c.Cap})
+	}
+	return out
+}
+
 // missingComponents is the Ready condition's message for a component whose workload or
 // child app does not exist, or "" when every component resolves.
 func missingComponents(cs []monitor.Component) string {
@@ -542,6 +554,7 @@ func (r *AppReconciler) finishStatus(s *session) {
 		PolicyStatus:         st.Policies,
 		Symptoms:             st.Symptoms,
 		Sensors:              st.Sensors,
+		CappedTimeouts:       r.cappedTimeouts(s.view.Spec.Sensors),
 		Storm:                r.Storm.state(context.Background()),
 	}
 	_, in.PausedAnnotation = app.Annotations[v1alpha1.PausedAnnotation]

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/egress"
 	"github.com/homeostat-dev/homeostat/internal/execute"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
 )
@@ -47,6 +48,10 @@ type Options struct {
 	SensorWorkers int
 	// EnableWebhooks registers the validating webhook.
 	EnableWebhooks bool
+	// Egress is the admin's policy for the requests of http and Prometheus sensors and
+	// webhook actions. Default: the built-in policy, which also refuses the manager's API
+	// server but knows none of its listeners.
+	Egress *egress.Policy
 	// Clock is the controllers' one clock; default the real one.
 	Clock clock.Clock
 }
@@ -99,6 +104,13 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.MaxConcurrentReconciles <= 0 {
 		opts.MaxConcurrentReconciles = 4
 	}
+	if opts.Egress == nil {
+		pol, err := egress.New(context.Background(), egress.Config{APIServers: []string{mgr.GetConfig().Host}})
+		if err != nil {
+			return fmt.Errorf("building the egress policy: %w", err)
+		}
+		opts.Egress = pol
+	}
 	if err := monitor.SetupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
@@ -112,6 +124,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			Client:   mgr.GetClient(),
 			Recorder: rec,
 			Clock:    opts.Clock,
+			Egress:   opts.Egress,
 		},
 		Metrics: DefaultMetrics,
 		Storm: newStormBreaker(opts.StormThreshold, opts.StormMinUnhealthy, opts.StormMinNamespaces,
@@ -134,6 +147,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Metrics:      metricsClient.MetricsV1beta1(),
 		Workers:      opts.SensorWorkers,
 		Notify:       r.notify.Notify,
+		Egress:       opts.Egress,
 	}
 	if c, ok := opts.Clock.(clock.WithTicker); ok {
 		// One clock: the sensor history the forecasts read is stamped by the loop's clock.

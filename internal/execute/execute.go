@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/egress"
 	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
@@ -30,6 +31,18 @@ type Effectors struct {
 	// Clock is the package's only clock; nothing here calls time.Now(). Times an effector
 	// writes come from the ledger record, so a retry writes the same bytes.
 	Clock clock.PassiveClock
+	// Egress is the admin's policy for the requests of webhook actions: the addresses
+	// they may reach, the most of a body they read and the longest an attempt may take.
+	// Nil means egress.Default(), which refuses loopback among others.
+	Egress *egress.Policy
+}
+
+// egress is the policy webhook actions obey.
+func (e *Effectors) egress() *egress.Policy {
+	if e.Egress == nil {
+		return egress.Default()
+	}
+	return e.Egress
 }
 
 // Action kinds: the JSON names of the members of v1alpha1.Action, as recorded in

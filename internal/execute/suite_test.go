@@ -26,6 +26,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/egress"
+	"github.com/homeostat-dev/homeostat/internal/egress/egresstest"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
 )
 
@@ -37,9 +39,11 @@ import (
 var (
 	testEnv *envtest.Environment
 	k8s     client.Client
-	ctx     context.Context
-	cancel  context.CancelFunc
-	scheme  = runtime.NewScheme()
+	// apiServer is the API server's host, which the effectors' egress policy refuses.
+	apiServer string
+	ctx       context.Context
+	cancel    context.CancelFunc
+	scheme    = runtime.NewScheme()
 )
 
 func init() {
@@ -62,6 +66,7 @@ var _ = BeforeSuite(func() {
 	testEnv = &envtest.Environment{}
 	cfg, err := testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
+	apiServer = cfg.Host
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
 })
@@ -91,8 +96,12 @@ func newFixture() *fixture {
 		ns:       ns.Name,
 		app:      &v1alpha1.AutonomicApp{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns.Name, UID: "app-uid"}},
 		recorder: rec,
-		eff:      &Effectors{Client: k8s, Recorder: rec, Clock: clk},
-		clock:    clk,
+		// The servers of webhook tests are on loopback, as the manager of the e2e suite
+		// allows; the API server, on loopback too, stays refused.
+		eff: &Effectors{Client: k8s, Recorder: rec, Clock: clk, Egress: egresstest.AllowLoopback(GinkgoT(), func(c *egress.Config) {
+			c.APIServers = []string{apiServer}
+		})},
+		clock: clk,
 	}
 }
 

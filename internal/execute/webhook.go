@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 
 	"golang.org/x/net/http/httpguts"
 	corev1 "k8s.io/api/core/v1"
@@ -25,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/egress"
 	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
@@ -39,11 +39,6 @@ const (
 	IdempotencyKeyHeader = "Idempotency-Key"
 	// maxWebhookRetries is the CRD's maximum of webhook.retries.
 	maxWebhookRetries = 5
-	// maxWebhookTimeout caps webhook.timeout, so that an action holds a reconcile worker
-	// for at most (5+1) × 30 s + 6.2 s of backoff.
-	maxWebhookTimeout = 30 * time.Second
-	// webhookBodySnippet is how much of a refused response's body a message quotes.
-	webhookBodySnippet = 256
 )
 
 // webhookBackoff is the pause before retry n (1-based): 200ms, 400ms, 800ms... With the
@@ -53,12 +48,14 @@ var webhookBackoff = func(n int) time.Duration { return 200 * time.Millisecond <
 
 // webhook POSTs the action record as JSON. The URL is https unless allowInsecure; TLS is
 // always verified, against the system roots and the action's caBundle. Headers come from
-// a Secret read with get only. Each attempt has a timeout (default 5s, at most 30s); it
-// runs within the reconcile, so the bounds keep it short. A network error, a timeout,
-// 408, 429 and 5xx are retried after a short backoff, up to webhook.retries times; any
-// other status is final. Redirects are not followed, so neither the body nor the Secret's
-// headers go anywhere but the URL. Every attempt carries the action id in the
-// Idempotency-Key header, so the receiver can deduplicate a retry.
+// a Secret read with get only. Each attempt has a timeout (default 5s, at most the egress
+// policy's maximum, 30s by default, so an action holds a reconcile worker for at most
+// (5+1) × 30 s + 6.2 s of backoff). A network error, a timeout, 408, 429 and 5xx are
+// retried after a short backoff, up to webhook.retries times; any other status is final,
+// and so is an address the egress policy refuses. The request goes through the egress
+// policy's client: redirects are not followed, so neither the body nor the Secret's
+// headers go anywhere but the URL, and no proxy is used. Every attempt carries the action
+// id in the Idempotency-Key header, so the receiver can deduplicate a retry.
 type webhook struct{}
 
 // WebhookPayload is the JSON body of a webhook action.
@@ -122,17 +119,14 @@ func (webhook) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 	header.Set("User-Agent", "homeostat")
 	header.Set(IdempotencyKeyHeader, req.Record.ID)
 
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-	defer transport.CloseIdleConnections()
-	hc := &http.Client{
-		Transport:     transport,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	policy := e.egress()
+	hc := policy.Client(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})
+	defer hc.CloseIdleConnections()
 
-	timeout := DefaultWebhookTimeout
+	timeout, note := DefaultWebhookTimeout, ""
 	if a.Timeout != nil && a.Timeout.Duration > 0 {
-		timeout = min(a.Timeout.Duration, maxWebhookTimeout)
+		timeout, note = a.Timeout.Duration, policy.CapNote(a.Timeout.Duration)
+		timeout, _ = policy.Cap(timeout)
 	}
 	attempts := 1 + int(min(max(a.Retries, 0), maxWebhookRetries))
 	logger := log.FromContext(ctx).WithValues("url", target, "actionID", req.Record.ID)
@@ -145,7 +139,7 @@ func (webhook) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 				break
 			}
 		}
-		res := postOnce(ctx, hc, u, header, body, timeout)
+		res := postOnce(ctx, hc, u, header, body, timeout, note)
 		logger.V(1).Info("Webhook attempt", "attempt", n, "result", res.summary)
 		switch {
 		case res.err == nil && res.code >= 200 && res.code < 300:
@@ -156,9 +150,6 @@ func (webhook) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 			return succeeded("%s", msg)
 		case res.err == nil && !retriable(res.code):
 			msg := fmt.Sprintf("POST %s returned %s", target, res.summary)
-			if res.snippet != "" {
-				msg += ": " + res.snippet
-			}
 			if n > 1 {
 				msg += fmt.Sprintf(" on attempt %d of %d (earlier: %s)", n, attempts, strings.Join(tries, "; "))
 			}
@@ -188,18 +179,19 @@ func (webhook) observe(context.Context, *Effectors, Request) (Outcome, bool) { r
 type attempt struct {
 	code int
 	err  error
-	// summary is "503 Service Unavailable" or what went wrong, for messages.
+	// summary is "503 Service Unavailable" or what went wrong, for messages. It never
+	// quotes the response: not its body, not the server's own reason phrase.
 	summary string
-	// snippet is the start of the response body, printable, for a refusal's message.
-	snippet string
 	// final marks an error another attempt cannot mend: the server's certificate is not
-	// trusted, or the request cannot be built.
+	// trusted, the egress policy refused the address, or the request cannot be built.
 	final bool
 	// untrusted marks a certificate that failed verification.
 	untrusted bool
 }
 
-func postOnce(ctx context.Context, hc *http.Client, u *url.URL, header http.Header, body []byte, timeout time.Duration) attempt {
+// postOnce sends one attempt under timeout; note, when set, says why the timeout is
+// shorter than the action asks.
+func postOnce(ctx context.Context, hc *http.Client, u *url.URL, header http.Header, body []byte, timeout time.Duration, note string) attempt {
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	r, err := http.NewRequestWithContext(actx, http.MethodPost, u.String(), bytes.NewReader(body))
@@ -210,12 +202,13 @@ func postOnce(ctx context.Context, hc *http.Client, u *url.URL, header http.Head
 	resp, err := hc.Do(r)
 	if err != nil {
 		bad := untrusted(err)
-		return attempt{err: err, summary: describeHTTPError(ctx, err, timeout), final: bad, untrusted: bad}
+		var refused *egress.RefusedError
+		return attempt{err: err, summary: describeHTTPError(ctx, err, timeout, note),
+			final: bad || errors.As(err, &refused), untrusted: bad}
 	}
 	defer func() { _ = resp.Body.Close() }()
-	head, _ := io.ReadAll(io.LimitReader(resp.Body, webhookBodySnippet))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return attempt{code: resp.StatusCode, summary: resp.Status, snippet: printable(string(head))}
+	return attempt{code: resp.StatusCode, summary: statusText(resp.StatusCode)}
 }
 
 // retriable reports whether a status is worth another attempt: a timeout, throttling, or
@@ -225,13 +218,20 @@ func retriable(code int) bool {
 }
 
 // describeHTTPError says what went wrong with an attempt, without the URL (which may
-// carry a token in its query): the client's errors repeat it.
-func describeHTTPError(parent context.Context, err error, timeout time.Duration) string {
+// carry a token in its query): the client's errors repeat it. A refusal of the egress
+// policy is its own message, which names the address, the rule and the flag.
+func describeHTTPError(parent context.Context, err error, timeout time.Duration, note string) string {
 	if parent.Err() != nil {
 		return "stopped: " + parent.Err().Error()
 	}
+	if perr := egress.Reason(err); perr != nil {
+		return perr.Error()
+	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		if note != "" {
+			return fmt.Sprintf("no response within %s (%s)", timeout, note)
+		}
 		return fmt.Sprintf("no response within %s", timeout)
 	}
 	var ue *url.Error
@@ -335,17 +335,6 @@ func (e *Effectors) webhookHeaders(ctx context.Context, ns string, ref *v1alpha1
 	return h, nil
 }
 
-// printable keeps the first line of s, with control characters dropped.
-func printable(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
-			return -1
-		}
-		return r
-	}, s))
-}
-
 func plural(n int, word string) string {
 	if n == 1 {
 		return word
@@ -363,4 +352,12 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// statusText is a status code with its standard text ("503 Service Unavailable").
+func statusText(code int) string {
+	if t := http.StatusText(code); t != "" {
+		return fmt.Sprintf("%d %s", code, t)
+	}
+	return fmt.Sprintf("%d", code)
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/egress"
+	"github.com/homeostat-dev/homeostat/internal/egress/egresstest"
 )
 
 // hookServer is a webhook receiver on 127.0.0.1 (never any other address) that answers
@@ -109,14 +112,15 @@ func hookRecord() *v1alpha1.ActionRecord {
 	}
 }
 
-// hookEffectors are effectors whose client holds the given Secrets.
-func hookEffectors(secrets ...*corev1.Secret) (*Effectors, *events.FakeRecorder) {
+// hookEffectors are effectors whose client holds the given Secrets, under an egress
+// policy that allows loopback, where hookServer listens.
+func hookEffectors(t *testing.T, secrets ...*corev1.Secret) (*Effectors, *events.FakeRecorder) {
 	b := fake.NewClientBuilder().WithScheme(scheme)
 	for _, s := range secrets {
 		b = b.WithObjects(s)
 	}
 	rec := events.NewFakeRecorder(10)
-	return &Effectors{Client: b.Build(), Recorder: rec}, rec
+	return &Effectors{Client: b.Build(), Recorder: rec, Egress: egresstest.AllowLoopback(t)}, rec
 }
 
 func hookSecret() *corev1.Secret {
@@ -153,7 +157,7 @@ func runHook(t *testing.T, e *Effectors, action v1alpha1.Action) Outcome {
 
 func TestWebhookPostsTheRecordOverVerifiedTLSWithHeadersFromASecret(t *testing.T) {
 	h := newHookServer(t, true, http.StatusAccepted)
-	e, events := hookEffectors(hookSecret())
+	e, events := hookEffectors(t, hookSecret())
 	out := runHook(t, e, webhookAction(h.URL+"/hook", withCA(h), func(a *v1alpha1.WebhookAction) {
 		a.HeadersFrom = &v1alpha1.SecretReference{Name: "pager"}
 	}))
@@ -194,7 +198,7 @@ func TestWebhookPostsTheRecordOverVerifiedTLSWithHeadersFromASecret(t *testing.T
 
 func TestWebhookRetriesAServerErrorThenSucceeds(t *testing.T) {
 	h := newHookServer(t, true, http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusOK)
-	e, _ := hookEffectors()
+	e, _ := hookEffectors(t)
 	start := time.Now()
 	out := runHook(t, e, webhookAction(h.URL+"/hook", withCA(h)))
 	if out.Result != v1alpha1.ResultSucceeded || out.Message !=
@@ -216,7 +220,7 @@ func TestWebhookRetriesAServerErrorThenSucceeds(t *testing.T) {
 
 func TestWebhookGivesUpAfterItsRetries(t *testing.T) {
 	h := newHookServer(t, true, http.StatusBadGateway)
-	e, _ := hookEffectors()
+	e, _ := hookEffectors(t)
 	out := runHook(t, e, webhookAction(h.URL+"/hook", withCA(h), func(a *v1alpha1.WebhookAction) { a.Retries = 1 }))
 	want := Outcome{Result: v1alpha1.ResultFailed,
 		Message: "POST " + h.URL + "/hook failed after 2 attempts: 502 Bad Gateway; 502 Bad Gateway"}
@@ -230,12 +234,16 @@ func TestWebhookGivesUpAfterItsRetries(t *testing.T) {
 
 func TestWebhookDoesNotRetryAClientError(t *testing.T) {
 	h := newHookServer(t, true, http.StatusBadRequest, http.StatusOK)
-	e, _ := hookEffectors()
+	e, _ := hookEffectors(t)
 	out := runHook(t, e, webhookAction(h.URL+"/hook", withCA(h)))
+	// The answer's body is the receiver's; the message never quotes it.
 	want := Outcome{Result: v1alpha1.ResultFailed,
-		Message: `POST ` + h.URL + `/hook returned 400 Bad Request: {"error":"no such incident"}; it is not retried`}
+		Message: `POST ` + h.URL + `/hook returned 400 Bad Request; it is not retried`}
 	if out != want {
 		t.Errorf("Execute() = %+v, want %+v", out, want)
+	}
+	if strings.Contains(out.Message, "no such incident") {
+		t.Errorf("the message quotes the response body: %q", out.Message)
 	}
 	if n := h.requests(); n != 1 {
 		t.Errorf("the server got %d requests, want 1", n)
@@ -244,7 +252,7 @@ func TestWebhookDoesNotRetryAClientError(t *testing.T) {
 
 func TestWebhookDoesNotFollowARedirect(t *testing.T) {
 	h := newHookServer(t, true, http.StatusFound)
-	e, _ := hookEffectors()
+	e, _ := hookEffectors(t)
 	out := runHook(t, e, webhookAction(h.URL+"/hook", withCA(h)))
 	if out.Result != v1alpha1.ResultFailed || !strings.HasPrefix(out.Message, "POST "+h.URL+"/hook returned 302 Found") {
 		t.Errorf("Execute() = %+v", out)
@@ -257,7 +265,7 @@ func TestWebhookDoesNotFollowARedirect(t *testing.T) {
 func TestWebhookTimesOutEachAttempt(t *testing.T) {
 	h := newHookServer(t, true, http.StatusOK)
 	h.delay = 5 * time.Second
-	e, _ := hookEffectors()
+	e, _ := hookEffectors(t)
 	start := time.Now()
 	out := runHook(t, e, webhookAction(h.URL+"/hook", withCA(h), func(a *v1alpha1.WebhookAction) {
 		a.Timeout = &metav1.Duration{Duration: 150 * time.Millisecond}
@@ -275,7 +283,7 @@ func TestWebhookTimesOutEachAttempt(t *testing.T) {
 
 func TestWebhookVerifiesTheServerCertificate(t *testing.T) {
 	h := newHookServer(t, true, http.StatusOK)
-	e, _ := hookEffectors()
+	e, _ := hookEffectors(t)
 	out := runHook(t, e, webhookAction(h.URL+"/hook"))
 	if out.Result != v1alpha1.ResultFailed || !strings.Contains(out.Message, "certificate") {
 		t.Errorf("Execute() without caBundle = %+v, want a certificate failure", out)
@@ -290,7 +298,7 @@ func TestWebhookVerifiesTheServerCertificate(t *testing.T) {
 
 func TestWebhookRefusesHTTPUnlessAllowed(t *testing.T) {
 	h := newHookServer(t, false, http.StatusNoContent)
-	e, _ := hookEffectors()
+	e, _ := hookEffectors(t)
 	action := webhookAction(h.URL + "/hook")
 	_, err := e.Prepare(Request{App: hookApp(), Action: action})
 	if err == nil || !strings.Contains(err.Error(), "allowInsecure") {
@@ -350,7 +358,7 @@ func TestWebhookHeadersFromASecret(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e, _ := hookEffectors(tt.secrets...)
+			e, _ := hookEffectors(t, tt.secrets...)
 			out := runHook(t, e, webhookAction(h.URL+"/hook", withCA(h), func(a *v1alpha1.WebhookAction) {
 				a.HeadersFrom = &v1alpha1.SecretReference{Name: "pager"}
 			}))
@@ -388,4 +396,72 @@ var _ = Describe("webhook", func() {
 		Expect(h.got[0].Header.Get(IdempotencyKeyHeader)).To(Equal("page-1"))
 		Expect(f.drainEvents()).To(ConsistOf(HavePrefix("Normal ActionSucceeded POST " + h.URL + "/hook returned 202 Accepted")))
 	})
+
+	It("refuses to POST to the API server, though loopback, where it listens here, is allowed", func() {
+		f := newFixture()
+		u, err := url.Parse(apiServer)
+		Expect(err).NotTo(HaveOccurred())
+		hook := "https://" + u.Host + "/api/v1/namespaces/" + f.ns + "/pods"
+		req := Request{App: f.app, Action: webhookAction(hook, func(a *v1alpha1.WebhookAction) { a.Retries = 0 })}
+		p, err := f.eff.Prepare(req)
+		Expect(err).NotTo(HaveOccurred())
+		req.Record = &v1alpha1.ActionRecord{ID: "page-2", Time: metav1.NewTime(f.clock.Now()), Action: p.Kind, Target: p.Target,
+			Result: v1alpha1.ResultPending}
+		Expect(f.eff.Execute(ctx, req)).To(Equal(Outcome{Result: v1alpha1.ResultFailed,
+			Message: "POST " + hook + " failed after 1 attempt: the egress policy refused " + u.Host +
+				": it is the Kubernetes API server; no flag allows it"}))
+	})
 })
+
+func TestWebhookRefusedByTheEgressPolicyFailsWithTheRuleAndSendsNothing(t *testing.T) {
+	h := newHookServer(t, true, http.StatusOK)
+	hostPort := strings.TrimPrefix(h.URL, "https://")
+	withAllowLoopback, _ := hookEffectors(t)
+	asMetrics := &Effectors{Client: withAllowLoopback.Client, Egress: egresstest.AllowLoopback(t, func(c *egress.Config) {
+		c.Listeners = []egress.Listener{{Name: "metrics", Flag: "--metrics-bind-address", Address: hostPort}}
+	})}
+	tests := []struct {
+		name string
+		e    *Effectors
+		want string
+	}{
+		{name: "loopback under the built-in policy", e: &Effectors{Client: withAllowLoopback.Client},
+			want: "POST " + h.URL + "/hook failed after 1 attempt: the egress policy refused " + hostPort +
+				": it is a loopback address (127.0.0.0/8), denied by default; --egress-allow-cidrs=127.0.0.0/8 would allow it"},
+		{name: "the manager's own port with loopback allowed", e: asMetrics,
+			want: "POST " + h.URL + "/hook failed after 1 attempt: the egress policy refused " + hostPort +
+				": it is the manager's own metrics listener (--metrics-bind-address); no flag allows it"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Retries would not change the policy's answer: there is one attempt.
+			out := runHook(t, tt.e, webhookAction(h.URL+"/hook", withCA(h), func(a *v1alpha1.WebhookAction) { a.Retries = 3 }))
+			if out != (Outcome{Result: v1alpha1.ResultFailed, Message: tt.want}) {
+				t.Errorf("Execute() = %+v\nwant Failed: %s", out, tt.want)
+			}
+		})
+	}
+	if n := h.requests(); n != 0 {
+		t.Errorf("the server got %d requests", n)
+	}
+}
+
+func TestWebhookTimeoutIsCappedByTheEgressMaximumAndTheMessageSaysSo(t *testing.T) {
+	h := newHookServer(t, true, http.StatusOK)
+	h.delay = 5 * time.Second
+	e, _ := hookEffectors(t)
+	e.Egress = egresstest.AllowLoopback(t, func(c *egress.Config) { c.MaxTimeout = 150 * time.Millisecond })
+	start := time.Now()
+	out := runHook(t, e, webhookAction(h.URL+"/hook", withCA(h), func(a *v1alpha1.WebhookAction) {
+		a.Timeout = &metav1.Duration{Duration: time.Minute}
+		a.Retries = 0
+	}))
+	want := Outcome{Result: v1alpha1.ResultFailed, Message: "POST " + h.URL + "/hook failed after 1 attempt: no response within 150ms " +
+		"(the timeout asked for, 1m0s, is capped at 150ms by --egress-max-timeout)"}
+	if out != want {
+		t.Errorf("Execute() = %+v\nwant %+v", out, want)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the attempt took %s, beyond the 150ms cap", d)
+	}
+}

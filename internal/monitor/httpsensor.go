@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -16,34 +15,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/egress"
 )
-
-// maxProbeBody is how much of a response an http sensor reads: the latency includes
-// reading the body, up to this much, so a server that answers its headers at once and
-// then stalls is seen as slow.
-const maxProbeBody = 1 << 20
-
-// newHTTPClient is the default client of http and prometheus sensors: every phase of a
-// connection is bounded, idle connections are kept for reuse but not forever, and
-// proxies come from the environment as for any Go program. Each request is further
-// bounded by its sensor's timeout.
-func newHTTPClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-	}}
-}
 
 // httpProbe sends a GET and reads the latency, in seconds, of the whole response. A
 // status outside the expected ones, or no response at all, makes the sensor
-// unavailable with the status or the transport's error. Redirects are not followed.
+// unavailable with the status or the transport's error. It sends through the poller's
+// egress client: redirects are not followed, an address the policy refuses is an error
+// that says why, and so is a body longer than the policy reads.
 type httpProbe struct {
 	p        *Poller
 	url      string
@@ -61,6 +40,7 @@ func newHTTPProbe(p *Poller, spec *v1alpha1.HTTPSensor) probe {
 	if spec.Timeout != nil && spec.Timeout.Duration > 0 {
 		timeout = spec.Timeout.Duration
 	}
+	timeout, _ = p.Egress.Cap(timeout)
 	expected := slices.Clone(spec.ExpectedStatus)
 	slices.Sort(expected)
 	return &httpProbe{p: p, url: spec.URL, shown: shown, timeout: timeout, expected: expected}
@@ -80,10 +60,11 @@ func (hp *httpProbe) read(ctx context.Context, _ types.NamespacedName, timeout t
 	}
 	req.Header.Set("User-Agent", "homeostat-sensor")
 	start := hp.p.Clock.Now()
-	resp, err := hp.p.httpProbe.Do(req)
+	resp, err := hp.p.httpClient.Do(req)
 	if err == nil {
 		recordAnswer(ctx, resp)
-		_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, maxProbeBody))
+		// The egress client fails a body longer than the policy reads.
+		_, err = io.Copy(io.Discard, resp.Body)
 		_ = resp.Body.Close()
 	}
 	latency := hp.p.Clock.Since(start)
@@ -92,7 +73,9 @@ func (hp *httpProbe) read(ctx context.Context, _ types.NamespacedName, timeout t
 			return 0, nil, fmt.Errorf("GET %s: no answer within %s", hp.shown, timeout)
 		}
 		var uerr *url.Error
-		if errors.As(err, &uerr) {
+		if perr := egress.Reason(err); perr != nil {
+			err = perr // the refusal names the address; the transport's text repeats it
+		} else if errors.As(err, &uerr) {
 			err = uerr.Err // its text repeats the method and the unredacted URL
 		}
 		return 0, nil, fmt.Errorf("GET %s: %s", hp.shown, requestErrorText(err, ans))

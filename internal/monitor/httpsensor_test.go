@@ -82,7 +82,7 @@ func TestHTTPSensorReadsLatencyAndFailsOnStatusOrTimeout(t *testing.T) {
 			spec:    v1alpha1.HTTPSensor{URL: closed},
 			wantErr: "GET " + closed + ": dial tcp " + strings.TrimPrefix(strings.TrimSuffix(closed, "/"), "http://") + ": connect: connection refused"},
 	}
-	p := &Poller{}
+	p := &Poller{Egress: loopbackEgress(t)}
 	p.init()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -110,7 +110,7 @@ func TestHTTPSensorReadsLatencyAndFailsOnStatusOrTimeout(t *testing.T) {
 func TestHTTPSensorRequestIsBoundedByThePollTimeoutToo(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { sleepOrCancel(r, 2*time.Second) }))
 	t.Cleanup(srv.Close)
-	p := &Poller{}
+	p := &Poller{Egress: loopbackEgress(t)}
 	p.init()
 	pr := newHTTPProbe(p, &v1alpha1.HTTPSensor{URL: srv.URL})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -124,7 +124,7 @@ func TestHTTPSensorRequestIsBoundedByThePollTimeoutToo(t *testing.T) {
 func TestHTTPSensorErrorsRedactTheURLPassword(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusForbidden) }))
 	t.Cleanup(srv.Close)
-	p := &Poller{}
+	p := &Poller{Egress: loopbackEgress(t)}
 	p.init()
 	u := strings.Replace(srv.URL, "http://", "http://probe:secret@", 1)
 	_, _, err := newHTTPProbe(p, &v1alpha1.HTTPSensor{URL: u}).read(context.Background(), types.NamespacedName{}, time.Second)

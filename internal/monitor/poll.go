@@ -3,6 +3,8 @@ package monitor
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -21,6 +23,7 @@ import (
 	metricsv1beta1 "k8s.io/metrics/pkg/client/clientset/versioned/typed/metrics/v1beta1"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/egress"
 )
 
 // Defaults of a sensor's schedule, as the API documents them.
@@ -50,6 +53,65 @@ func Timeout(s *v1alpha1.Sensor) time.Duration {
 		return s.Timeout.Duration
 	}
 	return min(Interval(s), MaxDefaultTimeout)
+}
+
+// egressBound says whether the sensor sends requests out, under the egress policy.
+func egressBound(s *v1alpha1.Sensor) bool { return s.HTTP != nil || s.Prometheus != nil }
+
+// timeout bounds one poll of the sensor: Timeout, and for a sensor that sends requests
+// out, at most the egress policy's maximum.
+func (p *Poller) timeout(s *v1alpha1.Sensor) time.Duration {
+	d := Timeout(s)
+	if egressBound(s) {
+		d, _ = p.Egress.Cap(d)
+	}
+	return d
+}
+
+// askedTimeout is the longest timeout the sensor sets: its poll's, or its http
+// request's; 0 when it sets none (a default cut by the cap is not worth a word).
+func askedTimeout(s *v1alpha1.Sensor) time.Duration {
+	var d time.Duration
+	if s.Timeout != nil {
+		d = s.Timeout.Duration
+	}
+	if s.HTTP != nil && s.HTTP.Timeout != nil {
+		d = max(d, s.HTTP.Timeout.Duration)
+	}
+	return d
+}
+
+// capNote says that the egress policy cuts the sensor's timeout, or is "".
+func (p *Poller) capNote(s *v1alpha1.Sensor) string {
+	if !egressBound(s) {
+		return ""
+	}
+	return p.Egress.CapNote(askedTimeout(s))
+}
+
+// TimeoutCap is a sensor whose timeout the egress policy cuts.
+type TimeoutCap struct {
+	// Sensor is the sensor's name.
+	Sensor string
+	// Asked is the longest timeout the sensor asks for; Cap is what it gets.
+	Asked, Cap time.Duration
+}
+
+// TimeoutCaps lists the sensors whose timeouts the egress policy cuts, in spec order, so
+// that status says so.
+func (p *Poller) TimeoutCaps(sensors []v1alpha1.Sensor) []TimeoutCap {
+	p.init()
+	var out []TimeoutCap
+	for i := range sensors {
+		s := &sensors[i]
+		if !egressBound(s) {
+			continue
+		}
+		if asked := askedTimeout(s); asked > p.Egress.MaxTimeout() {
+			out = append(out, TimeoutCap{Sensor: s.Name, Asked: asked, Cap: p.Egress.MaxTimeout()})
+		}
+	}
+	return out
 }
 
 // Poller polls every declared sensor of every app at the sensor's interval and writes
@@ -86,10 +148,11 @@ type Poller struct {
 	ClusterKinds []schema.GroupKind
 	// Metrics reads pod metrics from metrics.k8s.io for resource sensors.
 	Metrics metricsv1beta1.MetricsV1beta1Interface
-	// HTTPClient sends the requests of http and prometheus sensors. Default: a client
-	// with a transport of bounded dial, TLS handshake and idle times. An http sensor
-	// never follows redirects: a 3xx is its answer.
-	HTTPClient *http.Client
+	// Egress is the admin's policy for the requests of http and prometheus sensors: the
+	// addresses they may reach, the most of a body they read, and the longest a poll of
+	// theirs may take. Default egress.Default(), which refuses loopback among others.
+	// Its client never follows redirects: a 3xx is an http sensor's answer.
+	Egress *egress.Policy
 	// Workers is how many polls run at once across all apps. Default DefaultWorkers.
 	Workers int
 	// PerApp is how many polls of one app run at once. Default Workers/4, at least 1.
@@ -106,7 +169,7 @@ type Poller struct {
 
 	initOnce   sync.Once
 	queue      workqueue.TypedDelayingInterface[sensorKey]
-	httpProbe  *http.Client // HTTPClient without redirects
+	httpClient *http.Client // built by Egress, shared by every http and prometheus sensor
 	mu         sync.Mutex
 	apps       map[types.NamespacedName]*appState
 	prometheus map[string]*promClient // by address, shared by the sensors that use it
@@ -168,12 +231,10 @@ func (p *Poller) init() {
 		if p.Readings == nil {
 			p.Readings = NewReadings()
 		}
-		if p.HTTPClient == nil {
-			p.HTTPClient = newHTTPClient()
+		if p.Egress == nil {
+			p.Egress = egress.Default()
 		}
-		noRedirects := *p.HTTPClient
-		noRedirects.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-		p.httpProbe = &noRedirects
+		p.httpClient = p.Egress.Client(nil)
 		if p.PodsOf == nil {
 			p.PodsOf = func(ctx context.Context, app *v1alpha1.AutonomicApp, component string) ([]corev1.Pod, error) {
 				return Gatherer{Reader: p.Reader}.PodsOf(ctx, app, component)
@@ -275,7 +336,7 @@ func (p *Poller) Sync(app *v1alpha1.AutonomicApp, sensors []v1alpha1.Sensor) {
 			continue
 		case st != nil && sameProbe(&st.spec, s):
 			st.spec = *s.DeepCopy()
-			st.interval, st.timeout = Interval(s), Timeout(s)
+			st.interval, st.timeout = Interval(s), p.timeout(s)
 			if !st.lastStart.IsZero() {
 				// A shorter interval brings the next poll forward; a longer one is
 				// honoured when the queued key pops early and is not yet due.
@@ -294,7 +355,7 @@ func (p *Poller) Sync(app *v1alpha1.AutonomicApp, sensors []v1alpha1.Sensor) {
 		st.spec = *s.DeepCopy()
 		st.version = p.versions
 		st.probe = p.newProbe(appKey.Namespace, &st.spec)
-		st.interval, st.timeout = Interval(s), Timeout(s)
+		st.interval, st.timeout = Interval(s), p.timeout(s)
 		st.due, st.lastStart = now, time.Time{}
 		p.queue.Add(key)
 	}
@@ -363,6 +424,7 @@ func (p *Poller) process(ctx context.Context, key sensorKey) {
 	as.inFlight++
 	st.polling = true
 	pr, version, timeout := st.probe, st.version, st.timeout
+	capped := p.capNote(&st.spec)
 	p.mu.Unlock()
 
 	start := p.Clock.Now()
@@ -370,6 +432,10 @@ func (p *Poller) process(ctx context.Context, key sensorKey) {
 	value, pods, err := pr.read(pctx, key.app, timeout)
 	cancel()
 	end := p.Clock.Now()
+	if err != nil && capped != "" && end.Sub(start) >= timeout && ctx.Err() == nil {
+		// The poll used all the time the admin allows, less than the sensor asks for.
+		err = fmt.Errorf("%w (%s)", err, capped)
+	}
 
 	p.mu.Lock()
 	as.inFlight--
@@ -436,7 +502,11 @@ func (f failingProbe) read(context.Context, types.NamespacedName, time.Duration)
 }
 func (failingProbe) release() {}
 
-// timedOut says whether err is ctx running out of time rather than a failure of its own.
+// timedOut says whether err is ctx running out of time rather than a failure of its own,
+// or the egress client's own bound on a request, which is the same time when the egress
+// policy caps the poll's timeout.
 func timedOut(ctx context.Context, err error) bool {
-	return errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)
+	var ne net.Error
+	return errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout())
 }

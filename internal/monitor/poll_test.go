@@ -181,7 +181,7 @@ func TestASlowSensorNeverDelaysAnotherAppsFastSensor(t *testing.T) {
 	// Two workers; the slow app has three sensors that never answer within their 500ms
 	// timeout and are due again at once. Were they to take both workers, the fast
 	// sensor would wait about 500ms between polls.
-	p := &Poller{Readings: NewReadings(), Workers: 2}
+	p := &Poller{Readings: NewReadings(), Workers: 2, Egress: loopbackEgress(t)}
 	var slow []v1alpha1.Sensor
 	for _, n := range []string{"a", "b", "c"} {
 		slow = append(slow, httpSensor(n, srv.URL+"/hang", 100*time.Millisecond, 500*time.Millisecond))
@@ -217,7 +217,7 @@ func TestASlowSensorNeverDelaysAnotherAppsFastSensor(t *testing.T) {
 
 func TestPollsInFlightNeverExceedWorkers(t *testing.T) {
 	srv := newProbeServer(t, map[string]time.Duration{"/work": 40 * time.Millisecond})
-	p := &Poller{Readings: NewReadings(), Workers: 3, PerApp: 1}
+	p := &Poller{Readings: NewReadings(), Workers: 3, PerApp: 1, Egress: loopbackEgress(t)}
 	for i := range 10 {
 		// A long timeout: a poll the client gave up on could still be counted by the
 		// server for a moment after its worker took the next one.
@@ -232,7 +232,7 @@ func TestPollsInFlightNeverExceedWorkers(t *testing.T) {
 
 func TestPollsOfOneAppNeverExceedPerApp(t *testing.T) {
 	srv := newProbeServer(t, map[string]time.Duration{"/work": 40 * time.Millisecond})
-	p := &Poller{Readings: NewReadings(), Workers: 4, PerApp: 2}
+	p := &Poller{Readings: NewReadings(), Workers: 4, PerApp: 2, Egress: loopbackEgress(t)}
 	var sensors []v1alpha1.Sensor
 	for _, n := range []string{"a", "b", "c", "d", "e", "f"} {
 		sensors = append(sensors, httpSensor(n, srv.URL+"/work", 100*time.Millisecond, 5*time.Second))
@@ -250,7 +250,7 @@ func TestPollsOfOneAppNeverExceedPerApp(t *testing.T) {
 
 func TestSyncRemovingASensorStopsItsPolling(t *testing.T) {
 	srv := newProbeServer(t, nil)
-	p := &Poller{Readings: NewReadings()}
+	p := &Poller{Readings: NewReadings(), Egress: loopbackEgress(t)}
 	a := httpSensor("a", srv.URL+"/a", 50*time.Millisecond, 0)
 	b := httpSensor("b", srv.URL+"/b", 50*time.Millisecond, 0)
 	p.Sync(testApp("web"), []v1alpha1.Sensor{a, b})
@@ -443,7 +443,7 @@ func TestSensorDefaults(t *testing.T) {
 }
 
 func TestASensorWithNoKindSaysSo(t *testing.T) {
-	p := &Poller{Readings: NewReadings()}
+	p := &Poller{Readings: NewReadings(), Egress: loopbackEgress(t)}
 	p.Sync(testApp("web"), []v1alpha1.Sensor{{Name: "x", Interval: dur(time.Hour)}})
 	run(t, p)
 	eventually(t, "the sensor failed", func() bool {

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/egress"
 )
 
 // promClient is a Prometheus API client shared by every sensor that queries one
@@ -46,11 +47,11 @@ func (p *Poller) newPrometheusProbe(spec *v1alpha1.PrometheusSensor) probe {
 	}
 	c := p.prometheus[spec.Address]
 	if c == nil {
-		cl, err := api.NewClient(api.Config{Address: spec.Address, Client: p.HTTPClient})
+		cl, err := api.NewClient(api.Config{Address: spec.Address, Client: p.httpClient})
 		if err != nil {
 			return failingProbe{fmt.Errorf("prometheus address %s is not usable: %w", shown, err)}
 		}
-		c = &promClient{api: promv1.NewAPI(answerRecorder{cl})}
+		c = &promClient{api: promv1.NewAPI(answerRecorder{noRedirects{cl}})}
 		p.prometheus[spec.Address] = c
 	}
 	c.refs++
@@ -82,10 +83,27 @@ func (pp *prometheusProbe) read(ctx context.Context, _ types.NamespacedName, tim
 		case errors.As(err, &perr):
 			return 0, nil, fmt.Errorf("prometheus at %s answered %s", pp.shown, promErrorText(perr, ans))
 		}
+		if perr := egress.Reason(err); perr != nil {
+			// The refusal names the address and the rule, never what was read.
+			return 0, nil, fmt.Errorf("querying prometheus at %s: %w", pp.shown, perr)
+		}
 		return 0, nil, fmt.Errorf("querying prometheus at %s: %s", pp.shown, requestErrorText(err, ans))
 	}
 	value, err := PrometheusValue(v)
 	return value, nil, err
+}
+
+// noRedirects says so when Prometheus answers with a redirect, which the egress client
+// never follows, instead of the API client's "bad response code 302".
+type noRedirects struct{ api.Client }
+
+func (c noRedirects) Do(ctx context.Context, req *http.Request) (*http.Response, []byte, error) {
+	resp, body, err := c.Client.Do(ctx, req)
+	if err == nil && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return resp, nil, fmt.Errorf("it answered %s, a redirect, which the egress policy never follows: "+
+			"set the address to the server that answers", resp.Status)
+	}
+	return resp, body, err
 }
 
 // PrometheusValue is the number a sensor reads from a query's result: a scalar, or the

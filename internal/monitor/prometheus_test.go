@@ -87,7 +87,7 @@ func TestPrometheusSensorReadsAScalarOrOneSampleAndExplainsAnythingElse(t *testi
 		"proxy":      {status: 502, body: "<html>\n  Bad   Gateway\n</html>", contentType: "text/html; charset=utf-8"},
 		"slow":       {status: 200, delay: 2 * time.Second, body: `{"status":"success","data":{"resultType":"scalar","result":[` + ts + `,"1"]}}`},
 	})
-	p := &Poller{}
+	p := &Poller{Egress: loopbackEgress(t)}
 	p.init()
 	cases := []struct {
 		query   string
@@ -135,7 +135,7 @@ func TestPrometheusSensorReadsAScalarOrOneSampleAndExplainsAnythingElse(t *testi
 }
 
 func TestPrometheusClientsAreSharedPerAddressAndDroppedWithTheirLastSensor(t *testing.T) {
-	p := &Poller{}
+	p := &Poller{Egress: loopbackEgress(t)}
 	p.init()
 	a := p.newPrometheusProbe(&v1alpha1.PrometheusSensor{Address: "http://127.0.0.1:9", Query: "a"}).(*prometheusProbe)
 	b := p.newPrometheusProbe(&v1alpha1.PrometheusSensor{Address: "http://127.0.0.1:9", Query: "b"}).(*prometheusProbe)
@@ -156,7 +156,7 @@ func TestPrometheusClientsAreSharedPerAddressAndDroppedWithTheirLastSensor(t *te
 }
 
 func TestPrometheusErrorsRedactTheAddressPassword(t *testing.T) {
-	p := &Poller{}
+	p := &Poller{Egress: loopbackEgress(t)}
 	p.init()
 	pr := p.newPrometheusProbe(&v1alpha1.PrometheusSensor{Address: "http://user:secret@127.0.0.1:1", Query: "up"})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

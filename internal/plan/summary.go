@@ -114,10 +114,19 @@ type SummaryInput struct {
 	Symptoms []v1alpha1.SymptomStatus
 	// Sensors are the states of the app's polled sensors, one per declared sensor.
 	Sensors []v1alpha1.SensorStatus
+	// CappedTimeouts are the sensors whose timeouts the admin's egress maximum cuts.
+	CappedTimeouts []CappedTimeout
 	// Storm is the storm breaker's state, with the counts it engaged on.
 	Storm StormVerdict
 	// Ready is the app's Ready condition as this reconcile set it; nil when unset.
 	Ready *Condition
+}
+
+// CappedTimeout is a sensor that asks for a longer timeout than the admin's egress
+// policy allows (--egress-max-timeout), and gets the maximum.
+type CappedTimeout struct {
+	Sensor     string
+	Asked, Cap time.Duration
 }
 
 // Summary is the app's status summary: its health, its phase and its conditions.
@@ -145,7 +154,7 @@ func Summarize(in SummaryInput) Summary {
 		healthyCondition(h),
 		remediatingCondition(e),
 		attentionCondition(e),
-		sensorsCondition(in.Sensors),
+		sensorsCondition(in.Sensors, in.CappedTimeouts),
 		suspendedCondition(sus, in.Storm),
 	}
 	for i := range out.Conditions {
@@ -280,8 +289,9 @@ func attentionCondition(e episodes) Condition {
 	return condition(v1alpha1.ConditionNeedsAttention, true, reason, joinList(e.attention))
 }
 
-// sensorsCondition says which polled sensors are unavailable and why.
-func sensorsCondition(sensors []v1alpha1.SensorStatus) Condition {
+// sensorsCondition says which polled sensors are unavailable and why, and which get a
+// shorter timeout than they ask for.
+func sensorsCondition(sensors []v1alpha1.SensorStatus, capped []CappedTimeout) Condition {
 	if len(sensors) == 0 {
 		return condition(v1alpha1.ConditionSensorsAvailable, true, v1alpha1.ReasonNoSensors,
 			"The app declares no polled sensors; component sensors are event-driven.")
@@ -292,13 +302,21 @@ func sensorsCondition(sensors []v1alpha1.SensorStatus) Condition {
 			bad = append(bad, fmt.Sprintf("%s (%s)", s.Name, strings.TrimSuffix(s.Error, ".")))
 		}
 	}
+	note := ""
+	if len(capped) > 0 {
+		cuts := make([]string, len(capped))
+		for i, c := range capped {
+			cuts[i] = fmt.Sprintf("%s asks for %s and gets %s", c.Sensor, c.Asked, c.Cap)
+		}
+		note = " The admin's --egress-max-timeout caps sensor timeouts: " + joinList(cuts) + "."
+	}
 	if len(bad) > 0 {
 		return condition(v1alpha1.ConditionSensorsAvailable, false, v1alpha1.ReasonSensorsUnavailable, fmt.Sprintf(
-			"%d of %d sensors are unavailable: %s. Symptoms read them as absent, and autoscalers do not scale down on missing data.",
-			len(bad), len(sensors), joinList(bad)))
+			"%d of %d sensors are unavailable: %s. Symptoms read them as absent, and autoscalers do not scale down on missing data.%s",
+			len(bad), len(sensors), joinList(bad), note))
 	}
 	return condition(v1alpha1.ConditionSensorsAvailable, true, v1alpha1.ReasonSensorsAvailable,
-		fmt.Sprintf("All %d sensors are available.", len(sensors)))
+		fmt.Sprintf("All %d sensors are available.%s", len(sensors), note))
 }
 
 func suspendedCondition(s suspension, storm StormVerdict) Condition {

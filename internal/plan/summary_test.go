@@ -225,6 +225,25 @@ func TestSummarize(t *testing.T) {
 			want: []want{{v1alpha1.ConditionSensorsAvailable, v1alpha1.ReasonSensorsUnavailable,
 				"2 of 3 sensors are unavailable: latency (Not polled yet); probe (connection refused). Symptoms read them as absent, and autoscalers do not scale down on missing data.",
 				metav1.ConditionFalse}}},
+		{name: "a sensor whose timeout the egress maximum cuts is named while available",
+			in: func(in *SummaryInput) {
+				in.Sensors = []v1alpha1.SensorStatus{{Name: "cpu"}, {Name: "probe"}}
+				in.CappedTimeouts = []CappedTimeout{{Sensor: "probe", Asked: 2 * time.Minute, Cap: 30 * time.Second}}
+			},
+			phase: v1alpha1.PhaseHealthy,
+			want: []want{{v1alpha1.ConditionSensorsAvailable, v1alpha1.ReasonSensorsAvailable,
+				"All 2 sensors are available. The admin's --egress-max-timeout caps sensor timeouts: probe asks for 2m0s and gets 30s.",
+				metav1.ConditionTrue}}},
+		{name: "a sensor whose timeout the egress maximum cuts is named while unavailable",
+			in: func(in *SummaryInput) {
+				in.Sensors = []v1alpha1.SensorStatus{{Name: "probe", Error: "no answer within 30s"}}
+				in.CappedTimeouts = []CappedTimeout{{Sensor: "probe", Asked: 2 * time.Minute, Cap: 30 * time.Second}}
+			},
+			phase: v1alpha1.PhaseHealthy,
+			want: []want{{v1alpha1.ConditionSensorsAvailable, v1alpha1.ReasonSensorsUnavailable,
+				"1 of 1 sensors are unavailable: probe (no answer within 30s). Symptoms read them as absent, and autoscalers do not scale down on missing data." +
+					" The admin's --egress-max-timeout caps sensor timeouts: probe asks for 2m0s and gets 30s.",
+				metav1.ConditionFalse}}},
 		{name: "mode Paused is Paused, even when a person is needed",
 			in: func(in *SummaryInput) {
 				in.Mode = v1alpha1.ModePaused

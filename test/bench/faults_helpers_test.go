@@ -39,6 +39,7 @@ import (
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/devcluster"
+	"github.com/homeostat-dev/homeostat/internal/egress/egresstest"
 )
 
 // faultSection is the report section of the fault-tolerance scenarios.
@@ -307,9 +308,12 @@ func (m *faultManager) start() error {
 	}
 	m.starts++
 	fmt.Fprintf(logf, "=== start %d of %s at %s\n", m.starts, m.name, time.Now().Format(time.RFC3339Nano))
+	// The benchmark's Prometheus listens on loopback, which the egress policy refuses
+	// unless allowed.
 	args := append([]string{"--kubeconfig", m.kubeconfig, "--enable-webhooks=false",
 		"--metrics-bind-address", m.metricsAddr, "--metrics-secure=false",
-		"--health-probe-bind-address", "0", "--zap-log-level", "info"}, m.args...)
+		"--health-probe-bind-address", "0", "--zap-log-level", "info",
+		"--egress-allow-cidrs", egresstest.LoopbackCIDRs}, m.args...)
 	cmd := exec.Command(m.bin, args...)
 	cmd.Env = append(os.Environ(), m.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf

@@ -34,6 +34,7 @@ import (
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/devcluster"
+	"github.com/homeostat-dev/homeostat/internal/egress/egresstest"
 )
 
 func TestE2E(t *testing.T) {
@@ -155,9 +156,12 @@ func (m *managerProcess) start(extraEnv []string) error {
 	if err != nil {
 		return err
 	}
+	// The specs' HTTP sensors, webhooks and Prometheus listen on loopback, which the
+	// egress policy refuses unless allowed; the manager's own ports stay refused.
 	cmd := exec.Command(m.bin, "--kubeconfig", m.kubeconfig, "--enable-webhooks=false",
 		"--metrics-bind-address", m.metricsAddr, "--metrics-secure=false",
-		"--health-probe-bind-address", "0", "--zap-log-level", "info")
+		"--health-probe-bind-address", "0", "--zap-log-level", "info",
+		"--egress-allow-cidrs", egresstest.LoopbackCIDRs)
 	cmd.Env = append(os.Environ(), extraEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
