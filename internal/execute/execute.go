@@ -30,6 +30,9 @@ type Effectors struct {
 	// Clock is the package's only clock; nothing here calls time.Now(). Times an effector
 	// writes come from the ledger record, so a retry writes the same bytes.
 	Clock clock.PassiveClock
+	// ManagerNamespace is the manager's own namespace, where the webhooks of
+	// ClusterHealingPolicies read their header Secrets; "" when it is not known.
+	ManagerNamespace string
 }
 
 // Action kinds: the JSON names of the members of v1alpha1.Action, as recorded in
@@ -53,6 +56,9 @@ const (
 	ReasonActionSucceeded = "ActionSucceeded"
 	// ReasonActionFailed is the Warning Event of an action that was refused or errored.
 	ReasonActionFailed = "ActionFailed"
+	// ReasonActionForbidden is the Warning Event of an action the tenant's rights refused
+	// before anything was changed.
+	ReasonActionForbidden = "ActionForbidden"
 	// ReasonActionProgressing is the Normal Event of an action that has started and not
 	// finished, such as a runJob whose Job runs.
 	ReasonActionProgressing = "ActionProgressing"
@@ -110,7 +116,10 @@ func (e *Effectors) Prepare(req Request) (Prepared, error) {
 	}
 	p, err := f.prepare(req)
 	p.Kind = kind
-	return p, err
+	if err != nil {
+		return p, err
+	}
+	return declare(f, req, p)
 }
 
 // Execute carries out an action whose intent is already in the ledger. It is idempotent:
@@ -175,6 +184,8 @@ func (e *Effectors) emit(req Request, kind string, out Outcome) {
 	switch out.Result {
 	case v1alpha1.ResultFailed:
 		eventType, reason = corev1.EventTypeWarning, ReasonActionFailed
+	case v1alpha1.ResultForbidden:
+		eventType, reason = corev1.EventTypeWarning, ReasonActionForbidden
 	case v1alpha1.ResultPending:
 		if req.Record != nil && req.Record.Message == out.Message {
 			return // the same progress, reported when it was first seen
