@@ -5,8 +5,9 @@
 // cached objects to what the sensors read.
 //
 // It also polls the apps' external sensors (Prometheus, metrics.k8s.io, HTTP, and single
-// objects read through a non-caching reader) on a work queue of its own, into an
-// in-memory Readings store the reconciler reads.
+// objects read through a non-caching reader, only when the app's ServiceAccount may get
+// them: see internal/rights) on a work queue of its own, into an in-memory Readings store
+// the reconciler reads.
 //
 // It never writes to the API server; it does not judge: symptoms over the sensors are
 // the analyzer's, and decisions are the planner's.
