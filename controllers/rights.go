@@ -4,7 +4,11 @@ import (
 	"context"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/plan"
 	"github.com/homeostat-dev/homeostat/internal/rights"
 )
 
@@ -35,8 +39,16 @@ func (r *AppReconciler) checkServiceAccount(ctx context.Context, s *session) (he
 		return false, nil
 	}
 	if f, ok := rights.IsForbidden(err); ok && f.Missing {
-		r.setCondition(s, v1alpha1.ConditionReady, false, v1alpha1.ReasonServiceAccountNotFound,
-			fmt.Sprintf("%s. Nothing acts for the app until it exists; Homeostat looks for it again every %s.", f.Error(), serviceAccountRecheck))
+		// Ready was set from the components a moment ago; the time it turned False is
+		// kept from the last write, so a pass that finds the same writes nothing.
+		since := s.now
+		if c := meta.FindStatusCondition(s.base.Status.Conditions, v1alpha1.ConditionReady); c != nil &&
+			c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.ReasonServiceAccountNotFound {
+			since = c.LastTransitionTime.Time
+		}
+		copyCondition(s.app, plan.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
+			Reason: v1alpha1.ReasonServiceAccountNotFound, Since: since,
+			Message: fmt.Sprintf("%s. Nothing acts for the app until it exists; Homeostat looks for it again every %s.", f.Error(), serviceAccountRecheck)})
 		s.requeueAt(s.now.Add(serviceAccountRecheck))
 		return true, nil
 	}

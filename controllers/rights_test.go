@@ -215,7 +215,8 @@ func TestAMissingServiceAccountHoldsTheApp(t *testing.T) {
 			objs := unreadyWeb("web:bad",
 				v1alpha1.RemediationStep{Action: v1alpha1.Action{RolloutRestart: &v1alpha1.ComponentAction{Component: "web"}}})
 			objs[2].(*v1alpha1.AutonomicApp).Spec.ServiceAccountName = tc.field
-			c, r := newFakeReconciler(t, clocktesting.NewFakeClock(time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)), objs...)
+			clk := clocktesting.NewFakeClock(time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC))
+			c, r := newFakeReconciler(t, clk, objs...)
 			r.Rights = healerMay("patch deployments")
 			r.Rights.DefaultServiceAccount = tc.def
 			req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "shop", Name: "shop"}}
@@ -237,6 +238,14 @@ func TestAMissingServiceAccountHoldsTheApp(t *testing.T) {
 			}
 			if res.RequeueAfter <= 0 || res.RequeueAfter > serviceAccountRecheck {
 				t.Errorf("RequeueAfter = %s; want a look again within %s", res.RequeueAfter, serviceAccountRecheck)
+			}
+			// Looking again and finding the same writes nothing.
+			clk.Step(serviceAccountRecheck)
+			if _, err := r.Reconcile(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+			if again := appGetter(t, c, req.NamespacedName)(); again.ResourceVersion != a.ResourceVersion {
+				t.Errorf("a second pass with the ServiceAccount still missing wrote status: %+v", again.Status.Conditions)
 			}
 		})
 	}
