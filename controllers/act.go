@@ -299,6 +299,9 @@ func (r *AppReconciler) act(ctx context.Context, s *session, policy string, in *
 			return actResult{held: v}, nil
 		}
 	}
+	if v := recentlyForbidden(s, policy, in, targets); v.Held {
+		return actResult{held: v}, nil
+	}
 	if refused == nil {
 		refused = r.authorize(ctx, s, ready)
 	}
@@ -306,6 +309,20 @@ func (r *AppReconciler) act(ctx context.Context, s *session, policy string, in *
 		return r.forbid(s, policy, in, verdict, *refused), nil
 	}
 	return r.carryOut(ctx, s, policy, in, verdict, ready, firstErr)
+}
+
+// recentlyForbidden holds an intent the tenant's rights refused a moment ago (see
+// plan.CheckForbidden), so that a policy that decides the same action on every pass (an
+// autoscaler) records the refusal once a plan.ForbiddenRetryDelay, not every pass.
+func recentlyForbidden(s *session, policy string, in *plan.Intent, targets []*monitor.Component) plan.Verdict {
+	if s.subject == nil {
+		return plan.Verdict{}
+	}
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = componentName(t)
+	}
+	return plan.CheckForbidden(knowledge.LastOf(&s.app.Status, policy), plan.ActionName(in.Action), in.Step, names, s.now)
 }
 
 // refusal is an action the tenant's rights refuse, with the target it was refused on,

@@ -26,6 +26,8 @@ import (
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/execute"
+	"github.com/homeostat-dev/homeostat/internal/monitor"
+	"github.com/homeostat-dev/homeostat/internal/plan"
 	"github.com/homeostat-dev/homeostat/internal/rights"
 )
 
@@ -365,3 +367,28 @@ var _ = Describe("the tenant's rights", func() {
 		Expect(suiteRights.askedIn(other)).To(BeZero())
 	})
 })
+
+// TestARefusedAutoscaleIsAskedAgainAfterTheRetryDelay: an autoscaler decides the same
+// scale on every pass; once the tenant's rights refused it, the next passes hold it (the
+// refusal is recorded once a minute, not on every pass), and an app that acts as the
+// manager is never held so.
+func TestARefusedAutoscaleIsAskedAgainAfterTheRetryDelay(t *testing.T) {
+	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	app := &v1alpha1.AutonomicApp{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "shop"}}
+	app.Status.History = []v1alpha1.ActionRecord{{ID: "scale-web-1", Time: metav1.NewTime(now), Policy: "scale-web",
+		Action: "scale", Component: "web", Result: v1alpha1.ResultForbidden, Message: "Refused."}}
+	in := &plan.Intent{Action: v1alpha1.Action{Scale: &v1alpha1.ScaleAction{Component: "web", Replicas: ptr.To(int32(5))}}}
+	targets := []*monitor.Component{{Name: "web"}}
+	s := &session{app: app, now: now.Add(10 * time.Second), subject: &rights.Subject{Namespace: "shop", Name: "healer"}}
+	if v := recentlyForbidden(s, "scale-web", in, targets); !v.Held || v.Reason != plan.ReasonForbidden {
+		t.Fatalf("verdict %+v; want the scale held, Forbidden", v)
+	}
+	s.now = now.Add(plan.ForbiddenRetryDelay)
+	if v := recentlyForbidden(s, "scale-web", in, targets); v.Held {
+		t.Fatalf("verdict %+v after the retry delay; want the rights asked again", v)
+	}
+	s.now, s.subject = now.Add(10*time.Second), nil
+	if v := recentlyForbidden(s, "scale-web", in, targets); v.Held {
+		t.Fatalf("verdict %+v for an app without a ServiceAccount; want nothing held", v)
+	}
+}
