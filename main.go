@@ -15,6 +15,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -28,6 +29,7 @@ import (
 	autonomicv1alpha1 "github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/controllers"
 	"github.com/homeostat-dev/homeostat/internal/egress"
+	"github.com/homeostat-dev/homeostat/internal/rights"
 )
 
 var scheme = runtime.NewScheme()
@@ -75,6 +77,14 @@ func main() {
 	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "", "The namespace of the leader election Lease; "+
 		"default: the manager's own namespace.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch; empty watches all.")
+	defaultServiceAccount := flag.String("default-service-account", "", "The ServiceAccount, in each app's own namespace, "+
+		"whose rights bound what Homeostat reads and does for an app that sets no spec.serviceAccountName, as Flux's flag "+
+		"of the same name does for its controllers. Empty (the default): such apps act with the manager's rights.")
+	authorizationCacheTTL := flag.Duration("authorization-cache-ttl", rights.DefaultCacheTTL, "How long an answer about "+
+		"an app's ServiceAccount (a SubjectAccessReview, whether it exists) is kept: a Role granted or revoked counts "+
+		"after at most this long.")
+	managerNamespace := flag.String("manager-namespace", os.Getenv("POD_NAMESPACE"), "The manager's namespace, where the "+
+		"webhooks of ClusterHealingPolicies read the Secret of their headers; default the POD_NAMESPACE environment variable.")
 	flag.BoolVar(&enableWebhooks, "enable-webhooks", os.Getenv("ENABLE_WEBHOOKS") != "false", "Serve the validating webhook.")
 	flag.IntVar(&webhookPort, "webhook-port", 9443, "The port the validating webhook listens on.")
 	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "", "The directory of the webhook's tls.crt and tls.key; "+
@@ -120,6 +130,16 @@ func main() {
 	clusterKinds, err := controllers.ParseClusterKinds(objectClusterKinds)
 	if err != nil {
 		log.Error(err, "Invalid --object-sensor-cluster-kinds")
+		os.Exit(2)
+	}
+	if sa := *defaultServiceAccount; sa != "" {
+		if errs := validation.IsDNS1123Subdomain(sa); len(errs) > 0 {
+			log.Error(fmt.Errorf("%q is not a ServiceAccount name: %s", sa, strings.Join(errs, "; ")), "Invalid --default-service-account")
+			os.Exit(2)
+		}
+	}
+	if *authorizationCacheTTL <= 0 {
+		log.Error(fmt.Errorf("%s is not positive", *authorizationCacheTTL), "Invalid --authorization-cache-ttl")
 		os.Exit(2)
 	}
 
@@ -186,6 +206,9 @@ func main() {
 		SensorWorkers:           sensorWorkers,
 		EnableWebhooks:          enableWebhooks,
 		Egress:                  egressPolicy,
+		DefaultServiceAccount:   *defaultServiceAccount,
+		AuthorizationCacheTTL:   *authorizationCacheTTL,
+		ManagerNamespace:        *managerNamespace,
 	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		os.Exit(1)
@@ -201,6 +224,7 @@ func main() {
 	}
 
 	log.Info("Starting the manager", "watchNamespaces", watchNamespaces, "leaderElect", leaderElect,
+		"defaultServiceAccount", *defaultServiceAccount, "managerNamespace", *managerNamespace,
 		"version", fmt.Sprint(controllers.Version))
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "The manager stopped with an error")

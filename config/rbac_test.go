@@ -3,6 +3,7 @@ package config_test
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 var rbacReasons = map[string]string{
 	`"" configmaps get`:                                           "object sensors read one ConfigMap with a direct get (other kinds need a rule of their own)",
 	`"" secrets get`:                                              "webhook actions read the Secret named in headersFrom with get only; Secrets are never listed or watched",
+	`"" serviceaccounts get`:                                      "the tenant's rights: an app acts as spec.serviceAccountName (or --default-service-account), which must exist; one get, kept for --authorization-cache-ttl, never a list or watch",
 	`"" namespaces get`:                                           "ClusterHealingPolicy namespaceSelector: the cache reads the app's namespace labels",
 	`"" namespaces list`:                                          "the namespace informer behind those reads",
 	`"" namespaces watch`:                                         "the namespace informer behind those reads",
@@ -53,6 +55,7 @@ var rbacReasons = map[string]string{
 	`apps deployments/scale patch`:                                "scale and autoscale apply spec.replicas on the /scale subresource",
 	`apps replicasets/scale patch`:                                "scale and autoscale apply spec.replicas on the /scale subresource",
 	`apps statefulsets/scale patch`:                               "scale and autoscale apply spec.replicas on the /scale subresource",
+	`authorization.k8s.io subjectaccessreviews create`:            "the tenant's rights: before an action, an object sensor's read or a webhook's Secret, a SubjectAccessReview asks whether the app's ServiceAccount may; asking grants the manager nothing",
 	`autonomic.homeostat.dev autonomicapps get`:                   "the app reconciler",
 	`autonomic.homeostat.dev autonomicapps list`:                  "the app informer",
 	`autonomic.homeostat.dev autonomicapps watch`:                 "the app informer",
@@ -82,6 +85,59 @@ var rbacReasons = map[string]string{
 	`keda.sh scaledobjects watch`:                                 "the ScaledObject informer behind that check",
 	`metrics.k8s.io pods get`:                                     "resource sensors read pod metrics",
 	`metrics.k8s.io pods list`:                                    "resource sensors list the component's pod metrics",
+}
+
+// escalations are the verbs that would let the manager gain rights it was not given:
+// escalate and bind (grant a role beyond its own rights), impersonate (act as another
+// user, group or ServiceAccount). Homeostat acts with the tenant's rights by asking a
+// SubjectAccessReview before each request, with its own identity; it never impersonates
+// (an impersonate rule cannot be limited to the tenants' ServiceAccounts, which are named
+// by the tenants in namespaces that come and go), so no role of config/rbac grants any.
+var escalations = []string{"escalate", "bind", "impersonate"}
+
+// TestNoRoleLetsTheManagerEscalate reads every Role and ClusterRole of config/rbac: none
+// grants an escalation verb, a write of RBAC objects or a ServiceAccount token.
+func TestNoRoleLetsTheManagerEscalate(t *testing.T) {
+	files, err := filepath.Glob("rbac/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no RBAC files in config/rbac: %v", err)
+	}
+	roles := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range strings.Split(string(data), "\n---") {
+			var role rbacv1.ClusterRole // a Role has the same rules
+			if err := yaml.Unmarshal([]byte(doc), &role); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			if role.Kind != "Role" && role.Kind != "ClusterRole" {
+				continue
+			}
+			roles++
+			for i, r := range role.Rules {
+				where := fmt.Sprintf("%s %s %s rule %d", f, role.Kind, role.Name, i)
+				for _, v := range escalations {
+					if slices.Contains(r.Verbs, v) {
+						t.Errorf("%s grants %s: the manager must not be able to escalate", where, v)
+					}
+				}
+				if slices.Contains(r.APIGroups, "rbac.authorization.k8s.io") && slices.ContainsFunc(r.Verbs, func(v string) bool {
+					return v != "get" && v != "list" && v != "watch"
+				}) {
+					t.Errorf("%s writes RBAC objects", where)
+				}
+				if slices.Contains(r.Resources, "serviceaccounts/token") {
+					t.Errorf("%s lets the manager mint ServiceAccount tokens", where)
+				}
+			}
+		}
+	}
+	if roles < 5 {
+		t.Errorf("read %d roles from config/rbac; expected the manager's and its helpers'", roles)
+	}
 }
 
 func TestEveryManagerPermissionHasAReason(t *testing.T) {

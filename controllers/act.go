@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +18,7 @@ import (
 	"github.com/homeostat-dev/homeostat/internal/knowledge"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
 	"github.com/homeostat-dev/homeostat/internal/plan"
+	"github.com/homeostat-dev/homeostat/internal/rights"
 	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
@@ -24,8 +26,9 @@ import (
 // carries each out the same way:
 //
 //	outcomes  -> the verdicts on earlier actions, written into their records
-//	intent    -> targets, Prepare, guards -> records (Pending) and the acted policy
-//	             status, written to status -> effectors -> results -> plan.Completed
+//	intent    -> targets, Prepare, guards, the tenant's rights -> records (Pending) and
+//	             the acted policy status, written to status -> effectors -> results ->
+//	             plan.Completed
 //
 // resumePending finishes the intents an earlier run left Pending through the same
 // guards (plan.CheckResume) and the same completion, so a restart changes nothing about
@@ -221,7 +224,8 @@ type actResult struct {
 	held plan.Verdict
 	// lastID is the id of the last record written.
 	lastID string
-	// recordOnly is true when the action was only recorded (DryRun).
+	// recordOnly is true when the action was only recorded: in DryRun, or refused by
+	// the tenant's rights (Forbidden).
 	recordOnly bool
 }
 
@@ -236,9 +240,11 @@ type preparedTarget struct {
 
 // act carries out one intent under the ledger's rules: it resolves the targets (a
 // component, or each component for "*"), fixes each target's objects (Prepare), checks
-// the guards, records one intent per target and writes them to status, with the policy's
-// acted status, before anything changes, then runs the effectors and records their
-// results. In DryRun the records are written as Skipped and nothing runs.
+// the guards and then the tenant's rights, records one intent per target and writes them
+// to status, with the policy's acted status, before anything changes, then runs the
+// effectors and records their results. In DryRun the records are written as Skipped and
+// nothing runs. An action the tenant's rights refuse is recorded once as Forbidden, and
+// nothing runs.
 func (r *AppReconciler) act(ctx context.Context, s *session, policy string, in *plan.Intent) (actResult, error) {
 	targets := s.targets(in.Action)
 	if in.Change != nil {
@@ -246,17 +252,24 @@ func (r *AppReconciler) act(ctx context.Context, s *session, policy string, in *
 	}
 	var ready []preparedTarget
 	var firstErr error
+	var refused *refusal
 	for _, t := range targets {
 		// The id is fixed before Prepare, so an effector can name what it will create
 		// after it (runJob's Job) in the record's target and objects.
 		id := knowledge.NewID(policy, s.now)
-		req := execute.Request{App: s.app, Action: in.Action, Target: t, Record: &v1alpha1.ActionRecord{ID: id, Time: metav1.NewTime(s.now)}}
+		req := s.request(policy, in.Action, t, &v1alpha1.ActionRecord{ID: id, Time: metav1.NewTime(s.now)})
 		var p execute.Prepared
 		var err error
 		if c := in.Change; c != nil {
 			p, err = r.Effectors.PrepareFailover(req, execute.FailoverChange{Phase: c.Phase, Service: c.Service, From: c.From, Replicas: c.Replicas})
 		} else {
 			p, err = r.Effectors.Prepare(req)
+		}
+		if f, ok := rights.IsForbidden(err); ok && refused == nil {
+			// A rule of the tenant's rights refuses the action as decided (runJob's Job
+			// would run as another ServiceAccount): the guards speak first, then it is
+			// recorded as Forbidden.
+			refused = &refusal{target: t, id: id, err: f}
 		}
 		if err != nil {
 			firstErr = cmp.Or(firstErr, err)
@@ -286,7 +299,97 @@ func (r *AppReconciler) act(ctx context.Context, s *session, policy string, in *
 			return actResult{held: v}, nil
 		}
 	}
+	if v := recentlyForbidden(s, policy, in, targets); v.Held {
+		return actResult{held: v}, nil
+	}
+	if refused == nil {
+		refused = r.authorize(ctx, s, ready)
+	}
+	if refused != nil {
+		return r.forbid(s, policy, in, verdict, *refused), nil
+	}
 	return r.carryOut(ctx, s, policy, in, verdict, ready, firstErr)
+}
+
+// recentlyForbidden holds an intent the tenant's rights refused a moment ago (see
+// plan.CheckForbidden), so that a policy that decides the same action on every pass (an
+// autoscaler) records the refusal once a plan.ForbiddenRetryDelay, not every pass.
+func recentlyForbidden(s *session, policy string, in *plan.Intent, targets []*monitor.Component) plan.Verdict {
+	if s.subject == nil {
+		return plan.Verdict{}
+	}
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = componentName(t)
+	}
+	return plan.CheckForbidden(knowledge.LastOf(&s.app.Status, policy), plan.ActionName(in.Action), in.Step, names, s.now)
+}
+
+// refusal is an action the tenant's rights refuse, with the target it was refused on,
+// what Prepare fixed for it (if it could) and the id its record was to have.
+type refusal struct {
+	target *monitor.Component
+	p      execute.Prepared
+	id     string
+	err    *rights.Forbidden
+}
+
+// authorize asks whether the app's ServiceAccount may make every access of every
+// prepared target, target by target, and returns the first refusal, or nil when all
+// are allowed or the app acts as the manager (no ServiceAccount). An authorizer that
+// cannot answer refuses.
+func (r *AppReconciler) authorize(ctx context.Context, s *session, ready []preparedTarget) *refusal {
+	if s.subject == nil {
+		return nil
+	}
+	for _, p := range ready {
+		if err := r.Rights.Check(ctx, *s.subject, p.p.Accesses...); err != nil {
+			f, ok := rights.IsForbidden(err)
+			if !ok {
+				f = &rights.Forbidden{Subject: *s.subject, Err: err}
+			}
+			return &refusal{target: p.target, p: p.p, id: p.id, err: f}
+		}
+	}
+	return nil
+}
+
+// forbid records an action the tenant's rights refused: one record, Forbidden, with the
+// permission that is missing and the rule that grants it, a Warning Event, and nothing
+// carried out. The policy goes on as after a failed action: a ladder escalates when the
+// step's timeout ends, a failover tries again after its retry delay.
+func (r *AppReconciler) forbid(s *session, policy string, in *plan.Intent, verdict plan.Verdict, ref refusal) actResult {
+	rec := newRecord(s, policy, in, verdict, componentName(ref.target))
+	rec.ID = cmp.Or(ref.id, rec.ID)
+	rec.Target, rec.Objects = ref.p.Target, ref.p.Objects
+	rec.Failover = cmp.Or(ref.p.Failover, rec.Failover)
+	msg := "Refused by the tenant's rights, nothing was done: " + ref.err.Error() + "."
+	rec.Result, rec.Message, rec.FinishedAt = v1alpha1.ResultForbidden, text.Truncate(msg, 1024), &rec.Time
+	knowledge.Record(&s.app.Status, rec)
+	r.finished(knowledge.Find(&s.app.Status, rec.ID))
+	r.Recorder.Eventf(s.app, nil, corev1.EventTypeWarning, execute.ReasonActionForbidden, rec.Action, "%s: %s",
+		actor(policy, in.Step), text.Truncate(msg, 900))
+	return actResult{lastID: rec.ID, recordOnly: true}
+}
+
+// actor names a policy, and its step, in messages: "Policy heal step 2".
+func actor(policy string, step int32) string {
+	if step > 0 {
+		return fmt.Sprintf("Policy %s step %d", policy, step)
+	}
+	return fmt.Sprintf("Policy %s", policy)
+}
+
+// newRecord is a Pending record of the intent for a component, as carryOut writes it
+// before the effector runs.
+func newRecord(s *session, policy string, in *plan.Intent, verdict plan.Verdict, component string) v1alpha1.ActionRecord {
+	detected := metav1.NewTime(s.triggeredAt)
+	return v1alpha1.ActionRecord{
+		ID: knowledge.NewID(policy, s.now), Time: metav1.NewTime(s.now), Policy: policy, Step: in.Step,
+		Action: plan.ActionName(in.Action), Component: component, Reason: text.Truncate(in.Reason, 1024),
+		Result: v1alpha1.ResultPending, DryRun: verdict.RecordOnly, DetectedAt: &detected,
+		Failover: changeRecord(policy, in.Change),
+	}
 }
 
 // carryOut records the intents of an action the guards let through and carries them
@@ -297,19 +400,8 @@ func (r *AppReconciler) act(ctx context.Context, s *session, policy string, in *
 // failover waits before it tries again).
 func (r *AppReconciler) carryOut(ctx context.Context, s *session, policy string, in *plan.Intent, verdict plan.Verdict, ready []preparedTarget, prepareErr error) (actResult, error) {
 	app := s.app
-	who := fmt.Sprintf("Policy %s", policy)
-	if in.Step > 0 {
-		who = fmt.Sprintf("Policy %s step %d", policy, in.Step)
-	}
-	detected := metav1.NewTime(s.triggeredAt)
-	newRecord := func(component string) v1alpha1.ActionRecord {
-		return v1alpha1.ActionRecord{
-			ID: knowledge.NewID(policy, s.now), Time: metav1.NewTime(s.now), Policy: policy, Step: in.Step,
-			Action: plan.ActionName(in.Action), Component: component, Reason: text.Truncate(in.Reason, 1024),
-			Result: v1alpha1.ResultPending, DryRun: verdict.RecordOnly, DetectedAt: &detected,
-			Failover: changeRecord(policy, in.Change),
-		}
-	}
+	who := actor(policy, in.Step)
+	newRecord := func(component string) v1alpha1.ActionRecord { return newRecord(s, policy, in, verdict, component) }
 	if len(ready) == 0 {
 		// Nothing to act on: the step is recorded as failed, so the ladder moves on.
 		if prepareErr == nil {
@@ -403,7 +495,7 @@ func componentName(c *monitor.Component) string {
 // execute runs an effector for a recorded intent and records its result.
 func (r *AppReconciler) execute(ctx context.Context, s *session, rec v1alpha1.ActionRecord, action v1alpha1.Action, target *monitor.Component) {
 	recCopy := rec
-	req := execute.Request{App: s.app, Record: &recCopy, Action: action, Target: target}
+	req := s.request(rec.Policy, action, target, &recCopy)
 	out := r.Effectors.Execute(ctx, req)
 	if out.Result == v1alpha1.ResultPending {
 		// A long action (a Job, a drain) reports progress: the record stays Pending with
@@ -459,6 +551,15 @@ func (r *AppReconciler) resumePending(ctx context.Context, s *session) error {
 			r.cancel(ctx, s, rec, action, target, v)
 			r.completePolicy(s, rec.ID, action, change)
 			continue
+		} else if f := r.authorizeResumed(ctx, s, rec, action, target); f != nil {
+			// The tenant's rights no longer allow it (a Role revoked, a ServiceAccount set
+			// since): it is not carried on.
+			msg := "Refused by the tenant's rights when carried on, nothing more was done: " + f.Error() +
+				". What the action changed before stays as it is."
+			knowledge.Complete(&s.app.Status, rec.ID, v1alpha1.ResultForbidden, msg, s.now)
+			r.finished(knowledge.Find(&s.app.Status, rec.ID))
+			r.Recorder.Eventf(s.app, nil, corev1.EventTypeWarning, execute.ReasonActionForbidden, rec.Action, "%s (%s on %s, action %s)",
+				text.Truncate(msg, 800), rec.Action, cmp.Or(rec.Target, "the app"), rec.ID)
 		} else {
 			logf.FromContext(ctx).V(1).Info("Carrying on with an unfinished action", "id", rec.ID, "policy", rec.Policy, "step", rec.Step)
 			r.execute(ctx, s, rec, action, target)
@@ -472,11 +573,41 @@ func (r *AppReconciler) resumePending(ctx context.Context, s *session) error {
 	return nil
 }
 
+// authorizeResumed asks, before an unfinished intent is carried on, whether the app's
+// ServiceAccount may still make what the record's effector will do (a drain evicts more
+// pods on each pass); nil when it may, or when the app acts as the manager.
+func (r *AppReconciler) authorizeResumed(ctx context.Context, s *session, rec v1alpha1.ActionRecord, action v1alpha1.Action, target *monitor.Component) *rights.Forbidden {
+	if s.subject == nil {
+		return nil
+	}
+	recCopy := rec
+	acc, err := r.Effectors.Accesses(s.request(rec.Policy, action, target, &recCopy))
+	if err == nil {
+		err = r.Rights.Check(ctx, *s.subject, acc...)
+	}
+	if err == nil {
+		return nil
+	}
+	f, ok := rights.IsForbidden(err)
+	if !ok {
+		f = &rights.Forbidden{Subject: *s.subject, Err: err}
+	}
+	return f
+}
+
+// request is what the effectors are asked to carry out for the app: the action, its
+// target and record, as the app's ServiceAccount, and whether the policy that decided
+// it is a ClusterHealingPolicy's.
+func (s *session) request(policy string, action v1alpha1.Action, target *monitor.Component, rec *v1alpha1.ActionRecord) execute.Request {
+	return execute.Request{App: s.app, Action: action, Target: target, Record: rec, Subject: s.subject,
+		ClusterPolicy: strings.HasPrefix(s.source(policy), clusterPolicyKind+" ")}
+}
+
 // cancel ends a resumed intent that a guard holds: with its real result when its effect
 // is already complete on the target, else Cancelled, and nothing more is done for it.
 func (r *AppReconciler) cancel(ctx context.Context, s *session, rec v1alpha1.ActionRecord, action v1alpha1.Action, target *monitor.Component, v plan.Verdict) {
 	recCopy := rec
-	if out, done := r.Effectors.Observe(ctx, execute.Request{App: s.app, Record: &recCopy, Action: action, Target: target}); done {
+	if out, done := r.Effectors.Observe(ctx, s.request(rec.Policy, action, target, &recCopy)); done {
 		knowledge.Complete(&s.app.Status, rec.ID, out.Result, out.Message, s.now)
 		r.finished(knowledge.Find(&s.app.Status, rec.ID))
 		return

@@ -32,6 +32,7 @@ import (
 	"github.com/homeostat-dev/homeostat/internal/execute"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
 	"github.com/homeostat-dev/homeostat/internal/plan"
+	"github.com/homeostat-dev/homeostat/internal/rights"
 	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
@@ -62,7 +63,11 @@ type AppReconciler struct {
 	Clock     clock.Clock
 	Gatherer  monitor.Gatherer
 	Effectors *execute.Effectors
-	Metrics   *Metrics
+	// Rights says as whom each app acts and authorizes its actions; see rights.Checker.
+	// Nil: apps that name no ServiceAccount act as the manager, and an app that names one
+	// is refused everything.
+	Rights  *rights.Checker
+	Metrics *Metrics
 	// Storm is the cluster-wide storm breaker.
 	Storm *stormBreaker
 	// Poller polls the apps' sensors; Readings holds what it read. Both may be nil
@@ -237,6 +242,9 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		return ctrl.Result{}, nil
 	}
 	s := &session{r: r, app: app, base: app.DeepCopy(), now: r.Clock.Now()}
+	if sub, ok := r.Rights.SubjectOf(app); ok {
+		s.subject = &sub
+	}
 	s.triggeredAt = r.triggers.take(req.NamespacedName, s.now)
 	next, err := r.reconcile(ctx, s)
 	if ferr := s.flush(ctx); ferr != nil && err == nil {
@@ -272,6 +280,8 @@ type session struct {
 	// scales holds, per autoscale policy that intends a scale in this pass, the
 	// recommender's decision, to remember the scale event once it is carried out.
 	scales map[string]plan.AutoscaleDecision
+	// subject is the ServiceAccount the app acts as; nil when it acts as the manager.
+	subject *rights.Subject
 }
 
 func (s *session) requeueAt(t time.Time) {
@@ -362,6 +372,10 @@ func (r *AppReconciler) reconcile(ctx context.Context, s *session) (time.Time, e
 
 	// Analyze.
 	active := r.analyze(s)
+	if held, err := r.checkServiceAccount(ctx, s); held || err != nil {
+		r.finishStatus(s)
+		return s.next, err
+	}
 
 	// Knowledge: finish any intent an earlier run recorded but did not see through.
 	if err := r.resumePending(ctx, s); err != nil {

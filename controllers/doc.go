@@ -1,8 +1,9 @@
 // Package controllers holds Homeostat's reconcilers, one per kind. Each is thin: it
 // gathers (internal/monitor and the cache), analyzes (internal/analyze), asks plan for
 // one plan.Decision per policy, carries every decision out on one act path (act.go:
-// guards, the intent recorded in internal/knowledge, the effectors of internal/execute,
-// plan.Completed) and writes status once.
+// guards, the tenant's rights of internal/rights, the intent recorded in
+// internal/knowledge, the effectors of internal/execute, plan.Completed) and writes
+// status once.
 //
 // The reconcilers own the wiring: watches, indexes, the cache transform, metrics, Events,
 // the order of the ledger writes, and the bookkeeping that outlives a reconcile (the

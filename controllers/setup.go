@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -23,6 +24,7 @@ import (
 	"github.com/homeostat-dev/homeostat/internal/egress"
 	"github.com/homeostat-dev/homeostat/internal/execute"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
+	"github.com/homeostat-dev/homeostat/internal/rights"
 )
 
 // Version is the manager's version, set at build time with -ldflags -X.
@@ -52,6 +54,15 @@ type Options struct {
 	// webhook actions. Default: the built-in policy, which also refuses the manager's API
 	// server but knows none of its listeners.
 	Egress *egress.Policy
+	// DefaultServiceAccount is the ServiceAccount, in each app's namespace, of the apps
+	// that name none (--default-service-account); "" lets those act as the manager.
+	DefaultServiceAccount string
+	// AuthorizationCacheTTL is how long an answer about the tenant's rights is kept
+	// (--authorization-cache-ttl); default rights.DefaultCacheTTL.
+	AuthorizationCacheTTL time.Duration
+	// ManagerNamespace is the manager's namespace (--manager-namespace, or POD_NAMESPACE),
+	// where ClusterHealingPolicies' webhooks read their header Secrets.
+	ManagerNamespace string
 	// Clock is the controllers' one clock; default the real one.
 	Clock clock.Clock
 }
@@ -153,6 +164,15 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		// One clock: the sensor history the forecasts read is stamped by the loop's clock.
 		r.Poller.Clock = c
 	}
+	// The tenant's rights: one checker for the act path and the poller. Its reviews are
+	// created through the manager's client; ServiceAccounts are read past the cache.
+	r.Rights = &rights.Checker{
+		DefaultServiceAccount: opts.DefaultServiceAccount,
+		Authorizer: &rights.Reviewer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Clock: opts.Clock,
+			TTL: opts.AuthorizationCacheTTL},
+	}
+	r.Poller.Rights = r.Rights
+	r.Effectors.ManagerNamespace = opts.ManagerNamespace
 	if err := mgr.Add(r.Poller); err != nil {
 		return fmt.Errorf("adding the sensor poller: %w", err)
 	}

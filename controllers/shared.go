@@ -23,6 +23,9 @@ import (
 // +kubebuilder:rbac:groups=autonomic.homeostat.dev,resources=healingpolicies/status;clusterhealingpolicies/status,verbs=get;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
+// clusterPolicyKind is the kind of a ClusterHealingPolicy, as sources name it.
+const clusterPolicyKind = "ClusterHealingPolicy"
+
 // sharedFor returns the HealingPolicies of the app's namespace and the
 // ClusterHealingPolicies that select the app, read from the cache.
 func sharedFor(ctx context.Context, r client.Reader, app *v1alpha1.AutonomicApp) ([]plan.SharedPolicy, error) {
@@ -50,7 +53,7 @@ func sharedFor(ctx context.Context, r client.Reader, app *v1alpha1.AutonomicApp)
 	}
 	for _, p := range chps.Items {
 		if (p.Spec.NamespaceSelector == nil || selects(p.Spec.NamespaceSelector, ns.Labels)) && selects(&p.Spec.AppSelector, app.Labels) {
-			out = append(out, plan.SharedPolicy{Kind: "ClusterHealingPolicy", Name: p.Name,
+			out = append(out, plan.SharedPolicy{Kind: clusterPolicyKind, Name: p.Name,
 				Priority: p.Spec.Priority, Healing: p.Spec.Healing})
 		}
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/execute"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
+	"github.com/homeostat-dev/homeostat/internal/rights"
 )
 
 // The envtest suite runs a real kube-apiserver and etcd (no controller-manager) with the
@@ -93,6 +94,10 @@ var _ = BeforeSuite(func() {
 		triggers:  newTriggers(),
 	}
 	r.notify = newNotifier(nil)
+	// The tenant's rights are asked of the API server's RBAC; apps that name no
+	// ServiceAccount are not checked, as on a manager without --default-service-account.
+	suiteRights = &askedAuthorizer{Authorizer: &rights.Reviewer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()}}
+	r.Rights = &rights.Checker{Authorizer: suiteRights}
 	Expect(r.SetupWithManager(mgr, 2)).To(Succeed())
 	Expect((&SharedPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&SharedPolicyReconciler{Client: mgr.GetClient(), Cluster: true}).SetupWithManager(mgr)).To(Succeed())

@@ -53,6 +53,20 @@ type AutonomicAppSpec struct {
 	// +optional
 	Health *HealthSpec `json:"health,omitempty"`
 
+	// serviceAccountName names a ServiceAccount of the app's namespace whose rights bound
+	// what Homeostat reads and does for the app: every action, every object an object
+	// sensor reads and the Secret of a webhook's headers is first authorized as that
+	// ServiceAccount (a SubjectAccessReview), and a refused action is recorded as
+	// Forbidden with the permission it lacks. A runJob's Job runs as it. Default: the
+	// manager's --default-service-account; when neither is set, Homeostat acts with its
+	// own rights. While the ServiceAccount does not exist, Ready is False
+	// (ServiceAccountNotFound) and nothing acts.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
 	Healing `json:",inline"`
 }
 
@@ -174,6 +188,10 @@ const (
 	ReasonStormDetected       = "StormDetected"
 	ReasonActive              = "Active"
 )
+
+// ReasonServiceAccountNotFound is Ready's reason while the ServiceAccount the app acts as
+// (spec.serviceAccountName, or the manager's --default-service-account) does not exist.
+const ReasonServiceAccountNotFound = "ServiceAccountNotFound"
 
 // AutonomicAppStatus is what the operator observed, decided and did.
 type AutonomicAppStatus struct {

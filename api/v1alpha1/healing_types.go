@@ -489,7 +489,9 @@ type NodeAction struct {
 type RunJobAction struct {
 	// template is a batch/v1 JobTemplateSpec (metadata and spec). It is validated by the
 	// API server when the Job is created; an invalid template fails the action with the
-	// server's message.
+	// server's message. When the app acts as a ServiceAccount (spec.serviceAccountName),
+	// the Job's pods run as it: a template that names another ServiceAccount is
+	// Forbidden.
 	// +required
 	// +kubebuilder:validation:Type=object
 	// +kubebuilder:validation:Schemaless
@@ -518,8 +520,10 @@ type WebhookAction struct {
 	// +optional
 	AllowInsecure bool `json:"allowInsecure,omitempty"`
 
-	// headersFrom names a Secret in the app's namespace whose keys and values are sent
-	// as headers. The operator reads it with get only.
+	// headersFrom names a Secret whose keys and values are sent as headers: in the app's
+	// namespace, read only if the app's ServiceAccount may get it (see
+	// spec.serviceAccountName); for a ClusterHealingPolicy's webhook, in the manager's
+	// namespace. The operator reads it with get only.
 	// +optional
 	HeadersFrom *SecretReference `json:"headersFrom,omitempty"`
 

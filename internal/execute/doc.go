@@ -4,7 +4,11 @@
 // An action goes through two calls. Prepare fixes its concrete targets (the pods to evict,
 // the revision to return to, the absolute replica count) from what the monitor gathered,
 // before the controller writes the intent to the ledger; it reads nothing from the API
-// server. Execute then carries out the intent as recorded. Every effector is idempotent:
+// server. When the app acts as a ServiceAccount (Request.Subject), Prepare also lists the
+// requests the action will make on the app's behalf (Prepared.Accesses; Accesses for a
+// recorded intent), for the controller to authorize as that ServiceAccount first, and
+// refuses outright what no grant can allow (a runJob's Job that would run as another
+// ServiceAccount). Execute then carries out the intent as recorded. Every effector is idempotent:
 // it stamps the action id (annotation autonomic.homeostat.dev/action-id) on what it
 // changes, and a second Execute of the same record recognises its own earlier effect (or
 // repeats a deterministic write the API server treats as a no-op), so a crash and a retry

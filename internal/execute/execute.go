@@ -35,6 +35,9 @@ type Effectors struct {
 	// they may reach, the most of a body they read and the longest an attempt may take.
 	// Nil means egress.Default(), which refuses loopback among others.
 	Egress *egress.Policy
+	// ManagerNamespace is the manager's own namespace, where the webhooks of
+	// ClusterHealingPolicies read their header Secrets; "" when it is not known.
+	ManagerNamespace string
 }
 
 // egress is the policy webhook actions obey.
@@ -66,6 +69,9 @@ const (
 	ReasonActionSucceeded = "ActionSucceeded"
 	// ReasonActionFailed is the Warning Event of an action that was refused or errored.
 	ReasonActionFailed = "ActionFailed"
+	// ReasonActionForbidden is the Warning Event of an action the tenant's rights refused
+	// before anything was changed.
+	ReasonActionForbidden = "ActionForbidden"
 	// ReasonActionProgressing is the Normal Event of an action that has started and not
 	// finished, such as a runJob whose Job runs.
 	ReasonActionProgressing = "ActionProgressing"
@@ -123,7 +129,10 @@ func (e *Effectors) Prepare(req Request) (Prepared, error) {
 	}
 	p, err := f.prepare(req)
 	p.Kind = kind
-	return p, err
+	if err != nil {
+		return p, err
+	}
+	return declare(f, req, p)
 }
 
 // Execute carries out an action whose intent is already in the ledger. It is idempotent:
@@ -188,6 +197,8 @@ func (e *Effectors) emit(req Request, kind string, out Outcome) {
 	switch out.Result {
 	case v1alpha1.ResultFailed:
 		eventType, reason = corev1.EventTypeWarning, ReasonActionFailed
+	case v1alpha1.ResultForbidden:
+		eventType, reason = corev1.EventTypeWarning, ReasonActionForbidden
 	case v1alpha1.ResultPending:
 		if req.Record != nil && req.Record.Message == out.Message {
 			return // the same progress, reported when it was first seen

@@ -21,6 +21,7 @@ import (
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/knowledge"
 	"github.com/homeostat-dev/homeostat/internal/plan"
+	"github.com/homeostat-dev/homeostat/internal/rights"
 )
 
 func init() { register(KindFailover, failover{}) }
@@ -60,7 +61,10 @@ type FailoverChange struct {
 func (e *Effectors) PrepareFailover(req Request, ch FailoverChange) (Prepared, error) {
 	p, err := prepareFailoverChange(req, ch)
 	p.Kind = KindFailover
-	return p, err
+	if err != nil {
+		return p, err
+	}
+	return declare(failover{}, req, p)
 }
 
 func prepareFailoverChange(req Request, ch FailoverChange) (Prepared, error) {
@@ -131,6 +135,26 @@ func (failover) prepare(req Request) (Prepared, error) {
 		Failover: &v1alpha1.FailoverRecord{Phase: v1alpha1.FailoverDemote, Policy: a.Policy, Component: primary,
 			Service: pol.Service},
 	}, nil
+}
+
+// accesses are what the record's change writes: the workload's /scale subresource for
+// a scale phase, the Service for a traffic move; a ladder's demotion changes nothing in
+// the cluster.
+func (failover) accesses(req Request) ([]rights.Access, error) {
+	rec, ok := knowledge.FailoverOf(*req.Record)
+	if !ok {
+		return nil, nil
+	}
+	switch rec.Phase {
+	case v1alpha1.FailoverMoveTraffic:
+		if req.App == nil {
+			return nil, nil
+		}
+		return []rights.Access{{Verb: "patch", Resource: "services", Namespace: req.App.Namespace, Name: rec.Service}}, nil
+	case v1alpha1.FailoverScaleUpStandby, v1alpha1.FailoverScaleDownOldPrimary, v1alpha1.FailoverScaleDownStandby:
+		return scale{}.accesses(req)
+	}
+	return nil, nil
 }
 
 func failoverPolicy(app *v1alpha1.AutonomicApp, name string) *v1alpha1.FailoverPolicy {

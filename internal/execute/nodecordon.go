@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/homeostat-dev/homeostat/internal/rights"
 )
 
 func init() { register(KindCordonNode, cordonNode{}) }
@@ -15,6 +17,12 @@ type cordonNode struct{}
 
 func (cordonNode) prepare(req Request) (Prepared, error) {
 	return prepareNodes(req, req.Action.CordonNode, "cordon", false)
+}
+
+// accesses are the patches of the nodes the record names. Nodes are cluster-scoped: a
+// tenant's ServiceAccount has no rights on them unless the cluster admin grants them.
+func (cordonNode) accesses(req Request) ([]rights.Access, error) {
+	return nodePatches(req.Record.Objects), nil
 }
 
 func (cordonNode) execute(ctx context.Context, e *Effectors, req Request) Outcome {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/plan"
+	"github.com/homeostat-dev/homeostat/internal/rights"
 )
 
 func init() { register(KindDrainNode, drainNode{}) }
@@ -58,6 +59,15 @@ type drainNode struct{}
 
 func (drainNode) prepare(req Request) (Prepared, error) {
 	return prepareNodes(req, req.Action.DrainNode, "drain", true)
+}
+
+// accesses are the cordon of each node the record names, the list of their pods and
+// the eviction of those pods, which may belong to any namespace: a drain is the
+// cluster admin's to grant.
+func (drainNode) accesses(req Request) ([]rights.Access, error) {
+	return append(nodePatches(req.Record.Objects),
+		rights.Access{Verb: "list", Resource: "pods"},
+		rights.Access{Verb: "create", Resource: "pods", Subresource: "eviction"}), nil
 }
 
 // drainTimeout is the action's timeout, or DefaultDrainTimeout.

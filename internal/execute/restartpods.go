@@ -21,6 +21,7 @@ import (
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
+	"github.com/homeostat-dev/homeostat/internal/rights"
 )
 
 func init() { register(KindRestartPods, restartPods{}) }
@@ -54,6 +55,15 @@ func (restartPods) prepare(req Request) (Prepared, error) {
 		return Prepared{}, fmt.Errorf("no pod of %s is unhealthy, so there is nothing to restart", w)
 	}
 	return Prepared{Target: w.String(), Objects: names, Disruptive: true, Pods: len(names)}, nil
+}
+
+// accesses are the evictions of the pods the record names.
+func (restartPods) accesses(req Request) ([]rights.Access, error) {
+	w, err := workloadOf(req)
+	if err != nil {
+		return nil, nil // nothing is done: Execute fails without a workload
+	}
+	return podEvictions(w.namespace, req.Record.Objects), nil
 }
 
 // selectPods picks the pods a restartPods action evicts: with Unhealthy the pods

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/rights"
 )
 
 func init() { register(KindRollback, rollback{}) }
@@ -69,6 +70,29 @@ func (rollback) prepare(req Request) (Prepared, error) {
 	}
 	return Prepared{}, fmt.Errorf("%s cannot be rolled back: rollback supports Deployments and StatefulSets; "+
 		"use rolloutRestart or restartPods for a ReplicaSet", w)
+}
+
+// accesses are the patch of the workload's pod template and the read of the revision
+// the record names (a ReplicaSet, a ControllerRevision); a StatefulSet's forced
+// rollback also deletes the pods stuck on the revision it leaves, whose names are not
+// known beforehand.
+func (rollback) accesses(req Request) ([]rights.Access, error) {
+	w, err := workloadOf(req)
+	if err != nil {
+		return nil, nil
+	}
+	out := []rights.Access{workloadAccess(w, "patch", "")}
+	revision := "replicasets"
+	if w.kind == kindStatefulSet {
+		revision = "controllerrevisions"
+	}
+	for _, name := range req.Record.Objects {
+		out = append(out, rights.Access{Verb: "get", Group: "apps", Resource: revision, Namespace: w.namespace, Name: name})
+	}
+	if w.kind == kindStatefulSet {
+		out = append(out, rights.Access{Verb: "delete", Resource: "pods", Namespace: w.namespace})
+	}
+	return out, nil
 }
 
 // previousRevision picks the ReplicaSet a rollback returns to: of the Deployment's

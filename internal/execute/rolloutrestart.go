@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/rights"
 )
 
 func init() { register(KindRolloutRestart, rolloutRestart{}) }
@@ -33,6 +34,15 @@ func (rolloutRestart) prepare(req Request) (Prepared, error) {
 		return Prepared{}, err
 	}
 	return Prepared{Target: w.String(), Disruptive: true, Pods: rolloutPods(w.obj)}, nil
+}
+
+// accesses are the patch of the workload's pod template.
+func (rolloutRestart) accesses(req Request) ([]rights.Access, error) {
+	w, err := workloadOf(req)
+	if err != nil {
+		return nil, nil
+	}
+	return []rights.Access{workloadAccess(w, "patch", "")}, nil
 }
 
 // canRollOut says why a template change of the workload would not roll its pods.

@@ -20,6 +20,7 @@ import (
 	k8sjson "sigs.k8s.io/json"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/rights"
 )
 
 func init() { register(KindRunJob, runJob{}) }
@@ -50,7 +51,11 @@ func (runJob) prepare(req Request) (Prepared, error) {
 	if req.App == nil {
 		return Prepared{}, errors.New("the runJob action has no app to own its Job")
 	}
-	if _, err := jobTemplate(req.Action.RunJob); err != nil {
+	tmpl, err := jobTemplate(req.Action.RunJob)
+	if err != nil {
+		return Prepared{}, err
+	}
+	if err := jobRunsAs(tmpl, req.Subject); err != nil {
 		return Prepared{}, err
 	}
 	// The controller passes the action id it is about to record, when it has one: then the
@@ -62,6 +67,48 @@ func (runJob) prepare(req Request) (Prepared, error) {
 	return Prepared{Target: "Job/" + name, Objects: []string{name}}, nil
 }
 
+// accesses are the create of the Job the record names, once the Job is known to run as
+// the app's ServiceAccount (jobRunsAs).
+func (runJob) accesses(req Request) ([]rights.Access, error) {
+	if req.App == nil {
+		return nil, nil
+	}
+	if tmpl, err := jobTemplate(req.Action.RunJob); err == nil {
+		if err := jobRunsAs(tmpl, req.Subject); err != nil {
+			return nil, err
+		}
+	}
+	name := JobName(req.App.Name, req.Record.ID)
+	if len(req.Record.Objects) == 1 {
+		name = req.Record.Objects[0]
+	}
+	return []rights.Access{{Verb: "create", Group: "batch", Resource: "jobs", Namespace: req.App.Namespace, Name: name}}, nil
+}
+
+// jobRunsAs refuses a Job whose pods would run as another ServiceAccount than the one
+// the app acts as: a Job runs with the rights of its ServiceAccount, so naming a more
+// privileged one in the template would act beyond the app's rights, and creating the Job
+// needs only create on jobs. An empty serviceAccountName is fine: newJob sets the app's.
+// Without a subject every ServiceAccount is allowed, as before.
+func jobRunsAs(tmpl *batchv1.JobTemplateSpec, s *rights.Subject) error {
+	if s == nil {
+		return nil
+	}
+	spec := &tmpl.Spec.Template.Spec
+	for _, f := range []struct{ field, sa string }{
+		{"serviceAccountName", spec.ServiceAccountName},
+		{"serviceAccount", spec.DeprecatedServiceAccount},
+	} {
+		if f.sa != "" && f.sa != s.Name {
+			return &rights.Forbidden{Subject: *s, Rule: fmt.Sprintf(
+				"The runJob's Job would run as ServiceAccount %s/%s (runJob.template.spec.template.spec.%s), but the app acts as %s, "+
+					"and a Job runs with the rights of its ServiceAccount: remove the field, and the Job runs as %s, or set it to %s",
+				s.Namespace, f.sa, f.field, *s, s.Name, s.Name)}
+		}
+	}
+	return nil
+}
+
 func (runJob) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 	a := req.Action.RunJob
 	if req.App == nil {
@@ -70,6 +117,9 @@ func (runJob) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 	tmpl, err := jobTemplate(a)
 	if err != nil {
 		return failed("Did not create a Job: %v", err)
+	}
+	if err := jobRunsAs(tmpl, req.Subject); err != nil {
+		return Outcome{Result: v1alpha1.ResultForbidden, Message: sentence(err.Error())}
 	}
 	rec := req.Record
 	timeout := runJobTimeout(a)
@@ -98,7 +148,11 @@ func (runJob) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 		return running
 	}
 
-	job = newJob(req.App, rec.ID, name, tmpl, timeout)
+	var runAs string
+	if req.Subject != nil {
+		runAs = req.Subject.Name
+	}
+	job = newJob(req.App, rec.ID, name, tmpl, timeout, runAs)
 	log.FromContext(ctx).Info("Creating a Job", "job", name, "actionID", rec.ID)
 	if err := e.Client.Create(ctx, job, client.FieldOwner(v1alpha1.FieldManager)); err != nil {
 		if apierrors.IsAlreadyExists(err) {
@@ -205,8 +259,9 @@ func podCounts(job *batchv1.Job) string {
 // newJob builds the Job of an action: the template's labels, annotations and spec, named
 // from the action id, stamped with it, labelled with the app and controlled by it, so the
 // garbage collector deletes it with the app. Its activeDeadlineSeconds is at most the
-// action's timeout, so a Job the action gave up on does not run on.
-func newJob(app *v1alpha1.AutonomicApp, id, name string, tmpl *batchv1.JobTemplateSpec, timeout time.Duration) *batchv1.Job {
+// action's timeout, so a Job the action gave up on does not run on. runAs, when set, is
+// the ServiceAccount its pods run as if the template names none.
+func newJob(app *v1alpha1.AutonomicApp, id, name string, tmpl *batchv1.JobTemplateSpec, timeout time.Duration, runAs string) *batchv1.Job {
 	labels := map[string]string{}
 	for k, v := range tmpl.Labels {
 		labels[k] = v
@@ -222,6 +277,9 @@ func newJob(app *v1alpha1.AutonomicApp, id, name string, tmpl *batchv1.JobTempla
 	deadline := int64(math.Ceil(timeout.Seconds()))
 	if spec.ActiveDeadlineSeconds == nil || *spec.ActiveDeadlineSeconds > deadline {
 		spec.ActiveDeadlineSeconds = ptr.To(deadline)
+	}
+	if runAs != "" && spec.Template.Spec.ServiceAccountName == "" {
+		spec.Template.Spec.ServiceAccountName = runAs
 	}
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{

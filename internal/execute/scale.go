@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/rights"
 )
 
 func init() { register(KindScale, scale{}) }
@@ -49,6 +50,15 @@ func (scale) prepare(req Request) (Prepared, error) {
 		Disruptive: n < current,
 		Pods:       int(max(0, current-n)),
 	}, nil
+}
+
+// accesses are the patch of the workload's /scale subresource.
+func (scale) accesses(req Request) ([]rights.Access, error) {
+	w, err := workloadOf(req)
+	if err != nil {
+		return nil, nil
+	}
+	return []rights.Access{workloadAccess(w, "patch", "scale")}, nil
 }
 
 // targetReplicas is the absolute count a scale action sets from the current count:

@@ -3,6 +3,7 @@ package execute
 import (
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
+	"github.com/homeostat-dev/homeostat/internal/rights"
 )
 
 // Request is one action to carry out: the app, its ledger record (whose ID the effector
@@ -15,6 +16,14 @@ type Request struct {
 	// Target is the component the action names; nil for actions without one (notify,
 	// webhook, runJob, failover).
 	Target *monitor.Component
+	// Subject is the ServiceAccount the app acts as (spec.serviceAccountName or the
+	// manager's default); nil when it sets none, and then the action is not checked
+	// against anyone's rights. Prepare lists the accesses to check as Subject; a runJob's
+	// Job runs as it.
+	Subject *rights.Subject
+	// ClusterPolicy is true when the action comes from a ClusterHealingPolicy: its
+	// webhook reads the header Secret from the manager's namespace, not the app's.
+	ClusterPolicy bool
 }
 
 // Prepared is what Prepare fixes before the intent is written to the ledger.
@@ -35,6 +44,10 @@ type Prepared struct {
 	Disruptive bool
 	// Pods counts the pods the action will disrupt, for the maxUnhealthyPods guard.
 	Pods int
+	// Accesses are what the action will ask of the API server on the app's behalf, to be
+	// authorized as the request's Subject before the intent is recorded; none without a
+	// Subject. See Effectors.Accesses.
+	Accesses []rights.Access
 }
 
 // Outcome is an effector's report.

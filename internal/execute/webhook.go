@@ -25,6 +25,7 @@ import (
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/egress"
+	"github.com/homeostat-dev/homeostat/internal/rights"
 	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
@@ -104,7 +105,11 @@ func (webhook) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 	if err != nil {
 		return failed("Did not POST to %s: %v", target, err)
 	}
-	header, err := e.webhookHeaders(ctx, req.App.Namespace, a.HeadersFrom)
+	ns, err := e.headersNamespace(req)
+	if err != nil {
+		return failed("Did not POST to %s: %v", target, err)
+	}
+	header, err := e.webhookHeaders(ctx, ns, a.HeadersFrom)
 	if err != nil {
 		return failed("Did not POST to %s: %v", target, err)
 	}
@@ -174,6 +179,30 @@ func (webhook) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 // observe never reports a webhook as done: an HTTP call leaves no trace in the cluster
 // to read back.
 func (webhook) observe(context.Context, *Effectors, Request) (Outcome, bool) { return Outcome{}, false }
+
+// accesses are the get of the Secret of the headers, when the app's namespace holds it.
+// A ClusterHealingPolicy's webhook reads its Secret from the manager's namespace, with
+// the manager's rights: the cluster admin wrote both, and the tenant may read neither.
+func (webhook) accesses(req Request) ([]rights.Access, error) {
+	a := req.Action.Webhook
+	if a == nil || a.HeadersFrom == nil || req.ClusterPolicy || req.App == nil {
+		return nil, nil
+	}
+	return []rights.Access{{Verb: "get", Resource: "secrets", Namespace: req.App.Namespace, Name: a.HeadersFrom.Name}}, nil
+}
+
+// headersNamespace is where the request's webhook reads its header Secret: the app's
+// namespace, or the manager's for a ClusterHealingPolicy's webhook that has headers.
+func (e *Effectors) headersNamespace(req Request) (string, error) {
+	if a := req.Action.Webhook; !req.ClusterPolicy || a == nil || a.HeadersFrom == nil {
+		return req.App.Namespace, nil
+	}
+	if e.ManagerNamespace == "" {
+		return "", errors.New("the webhook of a ClusterHealingPolicy reads webhook.headersFrom from the manager's namespace, " +
+			"which the manager does not know: set --manager-namespace or the POD_NAMESPACE environment variable")
+	}
+	return e.ManagerNamespace, nil
+}
 
 // attempt is the result of one POST: a status code, or an error.
 type attempt struct {

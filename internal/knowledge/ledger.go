@@ -113,3 +113,13 @@ func LastActionAt(st *v1alpha1.AutonomicAppStatus) time.Time {
 	}
 	return last
 }
+
+// LastOf returns the newest record of the policy, or nil.
+func LastOf(st *v1alpha1.AutonomicAppStatus, policy string) *v1alpha1.ActionRecord {
+	for i := range st.History {
+		if st.History[i].Policy == policy {
+			return &st.History[i]
+		}
+	}
+	return nil
+}

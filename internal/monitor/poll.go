@@ -166,6 +166,10 @@ type Poller struct {
 	// PodsOf returns the pods of an app's component, for resource sensors. Default:
 	// Gatherer{Reader}.PodsOf.
 	PodsOf func(ctx context.Context, app *v1alpha1.AutonomicApp, component string) ([]corev1.Pod, error)
+	// Rights, when set, authorizes what object sensors read as the app's ServiceAccount
+	// (a get of the object) before they read it; a refusal is the sensor's error. An app
+	// that names no ServiceAccount is not checked. Nil checks nothing.
+	Rights TenantRights
 
 	initOnce   sync.Once
 	queue      workqueue.TypedDelayingInterface[sensorKey]
@@ -489,7 +493,7 @@ func (p *Poller) newProbe(ns string, s *v1alpha1.Sensor) probe {
 	case s.HTTP != nil:
 		return newHTTPProbe(p, s.HTTP)
 	case s.Object != nil:
-		return newObjectProbe(p, ns, s.Object)
+		return p.authorized(newObjectProbe(p, ns, s.Object), ns, s.Object)
 	}
 	return failingProbe{errors.New("the sensor sets none of prometheus, resource, http, object")}
 }

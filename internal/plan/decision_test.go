@@ -227,6 +227,13 @@ func TestCompleted(t *testing.T) {
 				return s.Reason == ReasonRetryingChange && s.Message == "Moving. The last attempt failed: refused. It is tried again at 2026-11-25T10:02:10Z."
 			},
 			nextCheck: now.Add(FailoverRetryDelay), event: true},
+		{name: "a change the tenant's rights refused waits for its retry like a failed one", st: v1alpha1.PolicyStatus{Name: "fo", Message: "Moving."},
+			action: failoverAction, change: move,
+			rec: v1alpha1.ActionRecord{ID: "m", Result: v1alpha1.ResultForbidden, Message: "ServiceAccount shop/healer may not patch services", Time: metav1.NewTime(now)},
+			check: func(s v1alpha1.PolicyStatus) bool {
+				return s.Reason == ReasonRetryingChange && strings.Contains(s.Message, "may not patch services")
+			},
+			nextCheck: now.Add(FailoverRetryDelay), event: true},
 		{name: "a change recorded in DryRun says nothing changed", st: v1alpha1.PolicyStatus{Name: "fo", Message: "Moving."},
 			action: failoverAction, change: move, rec: v1alpha1.ActionRecord{ID: "m", Result: v1alpha1.ResultSkipped, DryRun: true},
 			check: func(s v1alpha1.PolicyStatus) bool {

@@ -553,13 +553,13 @@ func ContinuesFailover(d FailoverDecision, latest *FailoverChange) bool {
 
 // RepeatFailoverChange says whether a policy must wait before it makes again the change
 // its last record made (the same target), recorded at 'at' with result: a change that
-// failed is tried again FailoverRetryDelay after, never in a tight loop; one that took
-// effect is not made again within FailoverSettleDelay, while the informer cache may not
-// show it yet (after that, a change someone reverted is made again). until is when it
-// may run.
+// failed, or that the tenant's rights refused, is tried again FailoverRetryDelay after,
+// never in a tight loop; one that took effect is not made again within
+// FailoverSettleDelay, while the informer cache may not show it yet (after that, a
+// change someone reverted is made again). until is when it may run.
 func RepeatFailoverChange(result v1alpha1.ActionResult, at, now time.Time) (wait bool, until time.Time) {
 	switch result {
-	case v1alpha1.ResultFailed:
+	case v1alpha1.ResultFailed, v1alpha1.ResultForbidden:
 		until = at.Add(FailoverRetryDelay)
 	case v1alpha1.ResultSucceeded:
 		until = at.Add(FailoverSettleDelay)

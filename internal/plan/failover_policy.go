@@ -88,7 +88,7 @@ func DecideFailover(in FailoverPolicyInput) Decision {
 		if wait, until := RepeatFailoverChange(last.Result, last.At, now); wait {
 			st.LastAction = last.ID
 			d.NextCheck = earliest(d.NextCheck, until)
-			if last.Result == v1alpha1.ResultFailed {
+			if last.Result == v1alpha1.ResultFailed || last.Result == v1alpha1.ResultForbidden {
 				st = retrying(st, last.Message, until)
 				d.Event = failoverEvent(in.Name, st)
 			}
@@ -146,7 +146,7 @@ func Completed(st v1alpha1.PolicyStatus, rec v1alpha1.ActionRecord, action v1alp
 		// No watch event follows the move: decide the next change (scaling the old
 		// primary down) at once.
 		return st, now, nil
-	case rec.Result == v1alpha1.ResultFailed:
+	case rec.Result == v1alpha1.ResultFailed || rec.Result == v1alpha1.ResultForbidden:
 		until := rec.Time.Add(FailoverRetryDelay)
 		st = retrying(st, rec.Message, until)
 		return st, until, failoverEvent(st.Name, st)

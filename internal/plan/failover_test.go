@@ -410,6 +410,8 @@ func TestRepeatFailoverChange(t *testing.T) {
 	}{
 		{"a failure is not retried at once", v1alpha1.ResultFailed, time.Second, true, FailoverRetryDelay},
 		{"a failure is retried after the delay", v1alpha1.ResultFailed, FailoverRetryDelay, false, FailoverRetryDelay},
+		{"a change the tenant's rights refused waits like a failure", v1alpha1.ResultForbidden, time.Second, true, FailoverRetryDelay},
+		{"and is asked again after the delay", v1alpha1.ResultForbidden, FailoverRetryDelay, false, FailoverRetryDelay},
 		{"a change that took effect is not made again while the cache may lag", v1alpha1.ResultSucceeded, time.Second, true, FailoverSettleDelay},
 		{"a change someone reverted is made again after the settle delay", v1alpha1.ResultSucceeded, FailoverSettleDelay, false, FailoverSettleDelay},
 		{"a pending record never waits here", v1alpha1.ResultPending, 0, false, 0},

@@ -251,13 +251,14 @@ func phaseOf(in SummaryInput, h Health, e episodes) v1alpha1.Phase {
 
 // kstatusOf decides the two abnormal-true conditions kstatus reads (Flux's health
 // checks, kpt, cli-utils) from Ready: Stalled while only a spec fix helps, Reconciling
-// while a component is still to appear. Without them kstatus would call an app with an
+// while a component, or the ServiceAccount the app acts as, is still to appear (a GitOps
+// sync may create it after the app). Without them kstatus would call an app with an
 // invalid spec Current.
 func kstatusOf(ready *Condition) (stalled, reconciling bool) {
 	if ready == nil || ready.Status != metav1.ConditionFalse {
 		return false, false
 	}
-	if ready.Reason == v1alpha1.ReasonComponentNotFound {
+	if ready.Reason == v1alpha1.ReasonComponentNotFound || ready.Reason == v1alpha1.ReasonServiceAccountNotFound {
 		return false, true
 	}
 	return true, false

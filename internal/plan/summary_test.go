@@ -313,6 +313,15 @@ func TestSummarize(t *testing.T) {
 			want: []want{{v1alpha1.ConditionReconciling, v1alpha1.ReasonComponentNotFound,
 				`Component "web": Deployment "web" not found. Create it or fix spec.components.`, metav1.ConditionTrue}},
 			absent: []string{v1alpha1.ConditionStalled}},
+		{name: "a ServiceAccount still to appear is Reconciling, not Stalled: a GitOps sync may create it next",
+			in: func(in *SummaryInput) {
+				in.Ready = &Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonServiceAccountNotFound,
+					Message: "ServiceAccount shop/healer does not exist.", Since: readySince}
+			},
+			phase: v1alpha1.PhaseHealthy,
+			want: []want{{v1alpha1.ConditionReconciling, v1alpha1.ReasonServiceAccountNotFound,
+				"ServiceAccount shop/healer does not exist.", metav1.ConditionTrue}},
+			absent: []string{v1alpha1.ConditionStalled}},
 		{name: "no Ready condition yet sets neither kstatus condition",
 			in:     func(in *SummaryInput) { in.Ready = nil },
 			phase:  v1alpha1.PhaseHealthy,
