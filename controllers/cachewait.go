@@ -24,7 +24,7 @@ var cacheWaitBackoff = wait.Backoff{Duration: 5 * time.Millisecond, Factor: 2, S
 // minResourceVersion or newer, as Cluster API's util/client WaitForCacheToBeUpToDate
 // does after a controller's own writes. It reads obj (by its namespace and name) with
 // the exponential backoff of cacheWaitBackoff, timed by clk, so a fake clock drives it in
-// tests. An object the cache no longer holds was deleted: that is not waited for.
+// tests: a timer is set only between two reads. An object the cache no longer holds was deleted: that is not waited for.
 //
 // It returns an error naming the object and both resourceVersions when the cache has not
 // caught up after the last read, when a read fails or a resourceVersion cannot be
@@ -34,9 +34,7 @@ func waitForCacheToBeUpToDate(ctx context.Context, c client.Reader, clk clock.Cl
 	key := client.ObjectKeyFromObject(obj)
 	what := fmt.Sprintf("%s %s", kindOf(obj), klog.KRef(key.Namespace, key.Name))
 	start := clk.Now()
-	// The clock-aware timer of apimachinery's wait package: the backoff's delays, on clk.
-	timer := cacheWaitBackoff.DelayFunc().Timer(clk)
-	defer timer.Stop()
+	backoff := cacheWaitBackoff // Step consumes its copy
 	for read := 1; ; read++ {
 		upToDate, err := cacheHolds(ctx, c, key, obj, minResourceVersion)
 		switch {
@@ -48,13 +46,16 @@ func waitForCacheToBeUpToDate(ctx context.Context, c client.Reader, clk clock.Cl
 			return fmt.Errorf("the cache still holds %s at resourceVersion %s after %d reads in %s; waited for %s or newer",
 				what, obj.GetResourceVersion(), read, clk.Since(start), minResourceVersion)
 		}
+		// The timer is set only while nothing else happens, so the time a read takes
+		// never counts as waiting, on a fake clock as on a real one.
+		timer := clk.NewTimer(backoff.Step())
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return fmt.Errorf("stopped waiting for the cache to hold %s at resourceVersion %s or newer (it holds %s): %w",
 				what, minResourceVersion, obj.GetResourceVersion(), ctx.Err())
 		case <-timer.C():
 		}
-		timer.Next()
 	}
 }
 
