@@ -715,3 +715,64 @@ func byKey(objs []*unstructured.Unstructured) map[string]map[string]any {
 	}
 	return out
 }
+
+// config/lockdown is config/default with the tenancy flags added to the manager's args,
+// and nothing else changed; its tenant/ example grants the apps' ServiceAccount only
+// namespaced rights, and neither Secrets nor scaling.
+func TestLockdownAddsTheTenancyFlagsToTheDefaultAndNothingElse(t *testing.T) {
+	def, lock := render(t, "default"), render(t, "lockdown")
+	defD := get[appsv1.Deployment](t, def, "Deployment", namespace, managerName)
+	lockD := get[appsv1.Deployment](t, lock, "Deployment", namespace, managerName)
+	defArgs, lockArgs := container(t, defD, "manager").Args, container(t, lockD, "manager").Args
+	want := []string{"--default-service-account=homeostat-tenant", "--egress-max-response-bytes=262144",
+		"--egress-max-timeout=10s", "--storm-min-namespaces=2", "--object-sensor-cluster-kinds="}
+	if got := lockArgs; !slices.Equal(got, slices.Concat(defArgs, want)) {
+		t.Errorf("config/lockdown's manager args are %q, want config/default's %q followed by %q", got, defArgs, want)
+	}
+	if slices.ContainsFunc(lockArgs, func(a string) bool { return strings.HasPrefix(a, "--egress-allow-cidrs") }) {
+		t.Errorf("config/lockdown allows egress to the built-in deny list: %q", lockArgs)
+	}
+	// Apart from those args, the same objects.
+	lockD.Spec.Template.Spec.Containers[0].Args = defArgs
+	wantObjs, gotObjs := byKey(def), byKey(lock)
+	u := &unstructured.Unstructured{}
+	var err error
+	if u.Object, err = runtime.DefaultUnstructuredConverter.ToUnstructured(lockD); err != nil {
+		t.Fatal(err)
+	}
+	lockKey := "apps/v1 Deployment " + namespace + "/" + managerName
+	gotObjs[lockKey] = u.Object
+	defU := &unstructured.Unstructured{}
+	if defU.Object, err = runtime.DefaultUnstructuredConverter.ToUnstructured(defD); err != nil {
+		t.Fatal(err)
+	}
+	wantObjs[lockKey] = defU.Object
+	if !reflect.DeepEqual(gotObjs, wantObjs) {
+		for k := range wantObjs {
+			if !reflect.DeepEqual(gotObjs[k], wantObjs[k]) {
+				t.Errorf("config/lockdown changes %s beyond the manager's args", k)
+			}
+		}
+		for k := range gotObjs {
+			if _, ok := wantObjs[k]; !ok {
+				t.Errorf("config/lockdown adds %s", k)
+			}
+		}
+	}
+
+	tenant := render(t, "lockdown/tenant")
+	get[corev1.ServiceAccount](t, tenant, "ServiceAccount", "shop", "homeostat-tenant")
+	role := get[rbacv1.Role](t, tenant, "Role", "shop", "homeostat-tenant")
+	for _, r := range role.Rules {
+		for _, res := range r.Resources {
+			if res == "*" || res == "secrets" || strings.HasSuffix(res, "/scale") || slices.Contains(r.Verbs, "*") {
+				t.Errorf("The tenant example's Role grants %v on %s; it should grant neither Secrets, scaling nor wildcards", r.Verbs, res)
+			}
+		}
+	}
+	rb := get[rbacv1.RoleBinding](t, tenant, "RoleBinding", "shop", "homeostat-tenant")
+	if rb.RoleRef.Kind != "Role" || rb.RoleRef.Name != "homeostat-tenant" || len(rb.Subjects) != 1 ||
+		rb.Subjects[0] != (rbacv1.Subject{Kind: "ServiceAccount", Name: "homeostat-tenant", Namespace: "shop"}) {
+		t.Errorf("The tenant example's RoleBinding binds %+v to %+v, want the Role homeostat-tenant to the ServiceAccount shop/homeostat-tenant", rb.RoleRef, rb.Subjects)
+	}
+}
