@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -137,7 +139,13 @@ var _ = ReportAfterEach(func(r SpecReport) {
 // managerProcess runs the manager binary against the cluster.
 type managerProcess struct {
 	bin, kubeconfig, logPath string
-	metricsAddr              string
+	// args are flags passed after the suite's own. A flag given twice takes its last
+	// value, so they override the suite's (the tenancy specs' manager allows less egress).
+	args []string
+	// metricsHost is the loopback address the metrics endpoint listens on; default
+	// 127.0.0.1.
+	metricsHost string
+	metricsAddr string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -147,11 +155,12 @@ type managerProcess struct {
 func (m *managerProcess) start(extraEnv []string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	port, err := freePort()
+	host := cmp.Or(m.metricsHost, "127.0.0.1")
+	port, err := freePortOn(host)
 	if err != nil {
 		return err
 	}
-	m.metricsAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	m.metricsAddr = net.JoinHostPort(host, strconv.Itoa(port))
 	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -162,6 +171,7 @@ func (m *managerProcess) start(extraEnv []string) error {
 		"--metrics-bind-address", m.metricsAddr, "--metrics-secure=false",
 		"--health-probe-bind-address", "0", "--zap-log-level", "info",
 		"--egress-allow-cidrs", egresstest.LoopbackCIDRs)
+	cmd.Args = append(cmd.Args, m.args...)
 	cmd.Env = append(os.Environ(), extraEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -256,8 +266,11 @@ func (m *managerProcess) metrics() (string, error) {
 	return string(b), err
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort() (int, error) { return freePortOn("127.0.0.1") }
+
+// freePortOn is a port free on a loopback address.
+func freePortOn(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, err
 	}
