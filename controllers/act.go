@@ -560,6 +560,7 @@ func (r *AppReconciler) guardInput(s *session) plan.GuardInput {
 		g.MaxActions = gd.MaxActions
 		g.MaxUnhealthyPods = gd.MaxUnhealthyPods
 	}
+	g.MaxUnhealthyPodsAlso = s.merged.MaxUnhealthyPodsAlso
 	for i := range s.components {
 		total, unhealthy, terminating := monitor.HealthyPods(&s.components[i])
 		g.TotalPods += total
