@@ -144,7 +144,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	r.notify = newNotifier(func(k types.NamespacedName) { r.triggers.mark(k, opts.Clock.Now()) })
 	// A webhook's POST runs in the background and brings its app back when it moves on.
-	r.Effectors.Webhooks.Notify = r.notify.Notify
+	r.Effectors.Webhooks.Notify = r.notify.Wake
 	if err := mgr.Add(r.Effectors.Webhooks); err != nil {
 		return fmt.Errorf("adding the webhook runner: %w", err)
 	}

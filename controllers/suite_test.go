@@ -93,7 +93,7 @@ var _ = BeforeSuite(func() {
 		triggers:  newTriggers(),
 	}
 	r.notify = newNotifier(nil)
-	r.Effectors.Webhooks = &execute.WebhookRunner{Notify: r.notify.Notify}
+	r.Effectors.Webhooks = &execute.WebhookRunner{Notify: r.notify.Wake}
 	Expect(r.SetupWithManager(mgr, 2)).To(Succeed())
 	Expect((&SharedPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&SharedPolicyReconciler{Client: mgr.GetClient(), Cluster: true}).SetupWithManager(mgr)).To(Succeed())

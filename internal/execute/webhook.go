@@ -126,9 +126,15 @@ func (webhook) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 	if err != nil {
 		return failed("Did not POST to %s: %v", target, err)
 	}
+	// The record as written with the intent: a POST sent again after a restart has the
+	// same body, whatever progress the earlier manager recorded.
+	rec := *req.Record
+	if resent(&rec) {
+		rec.Message = ""
+	}
 	body, err := json.Marshal(WebhookPayload{
 		App:    WebhookApp{Namespace: req.App.Namespace, Name: req.App.Name, UID: req.App.UID},
-		Record: *req.Record, Reason: req.Record.Reason,
+		Record: rec, Reason: req.Record.Reason,
 	})
 	if err != nil {
 		return failed("Did not POST to %s: encoding the action record failed: %v", target, err)

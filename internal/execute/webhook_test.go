@@ -588,6 +588,11 @@ func TestWebhookLeftPendingByAnEarlierManagerIsSentAgainWithTheSameIdempotencyKe
 	if n := h.requests(); n != 1 || h.got[0].Header.Get(IdempotencyKeyHeader) != rec.ID {
 		t.Fatalf("the receiver got %d requests (Idempotency-Key %q), want 1 with %q", n, h.got[0].Header.Get(IdempotencyKeyHeader), rec.ID)
 	}
+	// The body is the record as written with the intent, as the first manager sent it.
+	var body WebhookPayload
+	if err := json.Unmarshal(h.bodies[0], &body); err != nil || body.Record.ID != rec.ID || body.Record.Message != "" {
+		t.Errorf("body %s (%v): want the record as written with the intent, without the earlier progress", h.bodies[0], err)
+	}
 }
 
 func TestWebhookSlowReceiversOfOneNamespaceDoNotHoldEverySender(t *testing.T) {
