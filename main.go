@@ -29,6 +29,7 @@ import (
 	autonomicv1alpha1 "github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/controllers"
 	"github.com/homeostat-dev/homeostat/internal/egress"
+	"github.com/homeostat-dev/homeostat/internal/execute"
 	"github.com/homeostat-dev/homeostat/internal/rights"
 )
 
@@ -59,6 +60,9 @@ func main() {
 		stormMinNamespaces   int
 		objectClusterKinds   string
 		sensorWorkers        int
+		sensorsPerNamespace  int
+		webhookWorkers       int
+		webhooksPerNamespace int
 		egressAllow          string
 		egressDeny           string
 		egressMaxBody        int64
@@ -96,6 +100,12 @@ func main() {
 		"when more than this share of its judged apps is unhealthy, and when more than this share of the namespaces is, "+
 		"disruptive actions stop cluster-wide. Apps whose health cannot be judged (an invalid spec, a missing component) count nowhere.")
 	flag.IntVar(&sensorWorkers, "sensor-workers", 8, "How many sensor polls run at once, across all apps.")
+	flag.IntVar(&sensorsPerNamespace, "sensor-workers-per-namespace", 0, "How many sensor polls of the apps of one "+
+		"namespace run at once, so that one namespace's slow endpoints never hold every worker; 0 is half of --sensor-workers.")
+	flag.IntVar(&webhookWorkers, "webhook-action-workers", execute.DefaultWebhookWorkers, "How many POSTs of webhook "+
+		"actions are in flight at once, across all apps; they run in the background, never in a reconcile.")
+	flag.IntVar(&webhooksPerNamespace, "webhook-action-workers-per-namespace", 0, "How many POSTs of webhook actions "+
+		"of the apps of one namespace are in flight at once; 0 is half of --webhook-action-workers.")
 	flag.IntVar(&stormMinUnhealthy, "storm-min-unhealthy", controllers.DefaultStormMinUnhealthy, "The storm breaker "+
 		"engages only when at least this many apps are unhealthy, besides --storm-threshold.")
 	flag.IntVar(&stormMinNamespaces, "storm-min-namespaces", controllers.DefaultStormMinNamespaces, "The storm breaker "+
@@ -204,6 +214,9 @@ func main() {
 		StormMinNamespaces:      stormMinNamespaces,
 		ObjectClusterKinds:      clusterKinds,
 		SensorWorkers:           sensorWorkers,
+		SensorsPerNamespace:     sensorsPerNamespace,
+		WebhookWorkers:          webhookWorkers,
+		WebhooksPerNamespace:    webhooksPerNamespace,
 		EnableWebhooks:          enableWebhooks,
 		Egress:                  egressPolicy,
 		DefaultServiceAccount:   *defaultServiceAccount,

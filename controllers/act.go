@@ -508,6 +508,9 @@ func (r *AppReconciler) execute(ctx context.Context, s *session, rec v1alpha1.Ac
 			s.requeueAt(t)
 		} else if d := execute.PendingDeadline(req); !d.IsZero() {
 			s.requeueAt(d)
+		} else if t := execute.WebhookRecheckAt(req, r.Clock.Now()); !t.IsZero() {
+			// A webhook's POST runs in the background and wakes the app itself.
+			s.requeueAt(t)
 		} else {
 			s.requeueAt(r.Clock.Now().Add(pendingRecheck))
 		}
@@ -612,6 +615,7 @@ func (r *AppReconciler) cancel(ctx context.Context, s *session, rec v1alpha1.Act
 		r.finished(knowledge.Find(&s.app.Status, rec.ID))
 		return
 	}
+	r.Effectors.Stop(execute.Request{App: s.app, Record: &recCopy, Action: action, Target: target})
 	msg := fmt.Sprintf("Cancelled when resumed after a restart: %s Nothing more is done for this action; what it changed before the restart stays as it is.", v.Message)
 	knowledge.Complete(&s.app.Status, rec.ID, v1alpha1.ResultCancelled, msg, s.now)
 	r.finished(knowledge.Find(&s.app.Status, rec.ID))
@@ -687,6 +691,7 @@ func (r *AppReconciler) guardInput(s *session) plan.GuardInput {
 		g.MaxActions = gd.MaxActions
 		g.MaxUnhealthyPods = gd.MaxUnhealthyPods
 	}
+	g.MaxUnhealthyPodsAlso = s.merged.MaxUnhealthyPodsAlso
 	for i := range s.components {
 		total, unhealthy, terminating := monitor.HealthyPods(&s.components[i])
 		g.TotalPods += total

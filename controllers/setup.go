@@ -48,6 +48,15 @@ type Options struct {
 	ObjectClusterKinds []schema.GroupKind
 	// SensorWorkers bounds how many sensor polls run at once.
 	SensorWorkers int
+	// SensorsPerNamespace bounds how many of them the apps of one namespace hold.
+	// Default half of SensorWorkers.
+	SensorsPerNamespace int
+	// WebhookWorkers bounds how many webhook actions' POSTs are in flight at once.
+	// Default execute.DefaultWebhookWorkers.
+	WebhookWorkers int
+	// WebhooksPerNamespace bounds how many of them the apps of one namespace hold.
+	// Default half of WebhookWorkers.
+	WebhooksPerNamespace int
 	// EnableWebhooks registers the validating webhook.
 	EnableWebhooks bool
 	// Egress is the admin's policy for the requests of http and Prometheus sensors and
@@ -136,6 +145,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			Recorder: rec,
 			Clock:    opts.Clock,
 			Egress:   opts.Egress,
+			Webhooks: &execute.WebhookRunner{Workers: opts.WebhookWorkers, PerNamespace: opts.WebhooksPerNamespace},
 		},
 		Metrics: DefaultMetrics,
 		Storm: newStormBreaker(opts.StormThreshold, opts.StormMinUnhealthy, opts.StormMinNamespaces,
@@ -144,6 +154,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		cacheHealth: defaultCacheHealth,
 	}
 	r.notify = newNotifier(func(k types.NamespacedName) { r.triggers.mark(k, opts.Clock.Now()) })
+	// A webhook's POST runs in the background and brings its app back when it moves on.
+	r.Effectors.Webhooks.Notify = r.notify.Wake
+	if err := mgr.Add(r.Effectors.Webhooks); err != nil {
+		return fmt.Errorf("adding the webhook runner: %w", err)
+	}
 	metricsClient, err := metricsv.NewForConfig(mgr.GetConfig())
 	if err != nil {
 		return fmt.Errorf("creating the metrics.k8s.io client: %w", err)
@@ -157,6 +172,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		ClusterKinds: opts.ObjectClusterKinds,
 		Metrics:      metricsClient.MetricsV1beta1(),
 		Workers:      opts.SensorWorkers,
+		PerNamespace: opts.SensorsPerNamespace,
 		Notify:       r.notify.Notify,
 		Egress:       opts.Egress,
 	}

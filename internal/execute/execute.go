@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -18,8 +19,9 @@ import (
 	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
-// Effectors carries out actions against the API server. It holds no state of its own and
-// is safe for concurrent use by several reconciles.
+// Effectors carries out actions against the API server. It holds no state of its own
+// apart from the webhook POSTs its runner has in flight, and is safe for concurrent use
+// by several reconciles.
 type Effectors struct {
 	// Client writes to the API server. Its reads may come from the informer cache: every
 	// effector tolerates a stale read, because what it writes is fixed by the ledger
@@ -38,6 +40,22 @@ type Effectors struct {
 	// ManagerNamespace is the manager's own namespace, where the webhooks of
 	// ClusterHealingPolicies read their header Secrets; "" when it is not known.
 	ManagerNamespace string
+	// Webhooks sends the POSTs of webhook actions in the background, so that Execute
+	// never waits on a receiver. Nil: one of the effectors' own, with the defaults and no
+	// Notify (the controller's recheck then collects the outcome).
+	Webhooks *WebhookRunner
+
+	ownWebhooks sync.Once
+}
+
+// webhooks is the runner of webhook POSTs.
+func (e *Effectors) webhooks() *WebhookRunner {
+	e.ownWebhooks.Do(func() {
+		if e.Webhooks == nil {
+			e.Webhooks = &WebhookRunner{}
+		}
+	})
+	return e.Webhooks
 }
 
 // egress is the policy webhook actions obey.
@@ -185,6 +203,17 @@ func (e *Effectors) Observe(ctx context.Context, req Request) (Outcome, bool) {
 	}
 	out.Message = text.Truncate(out.Message, maxMessage)
 	return out, true
+}
+
+// Stop ends what an action whose intent is cancelled still runs in the background: the
+// POST of a webhook that waits for a sender is never sent, and one in flight is
+// cancelled with its retries. For other kinds it does nothing: their effects are in the
+// cluster, where Observe reads them.
+func (e *Effectors) Stop(req Request) {
+	if Kind(req.Action) != KindWebhook || req.App == nil || req.Record == nil {
+		return
+	}
+	e.webhooks().cancel(webhookKey(req))
 }
 
 // emit records the Event of an executed action on the app, with the workload as the

@@ -11,7 +11,8 @@
 //   - whether the guards, the node guard among them, let an action through, and whether
 //     an intent an earlier run left may be carried on (CheckGuards, CheckResume);
 //   - an autoscaler's replicas, as the HPA would, and a failover's primary;
-//   - how shared healing policies merge into an app's own;
+//   - how shared healing policies merge into an app's own, what an enforced
+//     ClusterHealingPolicy replaces there, and how its guards bound the app's (Merge);
 //   - the app's summary: its health rollup, its phase, and the conditions its status
 //     carries (Summarize);
 //   - the cluster-wide storm breaker's rule: when too many apps are unhealthy at once for
