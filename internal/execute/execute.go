@@ -35,6 +35,10 @@ type Effectors struct {
 	// they may reach, the most of a body they read and the longest an attempt may take.
 	// Nil means egress.Default(), which refuses loopback among others.
 	Egress *egress.Policy
+	// MaxNodesPerAction is the cluster admin's ceiling on a node action's maxNodes
+	// (--max-nodes-per-action): Prepare takes at most this many nodes, whatever the
+	// action asks. 0 is no ceiling.
+	MaxNodesPerAction int32
 }
 
 // egress is the policy webhook actions obey.
@@ -121,7 +125,7 @@ func (e *Effectors) Prepare(req Request) (Prepared, error) {
 	if !ok {
 		return Prepared{Kind: kind}, fmt.Errorf("action %s is not supported yet", kind)
 	}
-	p, err := f.prepare(req)
+	p, err := f.prepare(e.withNodeCeiling(req))
 	p.Kind = kind
 	return p, err
 }
