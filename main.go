@@ -30,6 +30,7 @@ import (
 	"github.com/homeostat-dev/homeostat/controllers"
 	"github.com/homeostat-dev/homeostat/internal/egress"
 	"github.com/homeostat-dev/homeostat/internal/execute"
+	"github.com/homeostat-dev/homeostat/internal/plan"
 	"github.com/homeostat-dev/homeostat/internal/rights"
 )
 
@@ -67,6 +68,10 @@ func main() {
 		egressDeny           string
 		egressMaxBody        int64
 		egressMaxTimeout     time.Duration
+		nodeNamespaces       string
+		maxNodesPerAction    int
+		maxUnavailableNodes  string
+		nodeUncordonAfter    time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to, "+
 		"for example :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
@@ -125,6 +130,19 @@ func main() {
 		"response body a sensor or webhook reads; a longer body fails the request.")
 	flag.DurationVar(&egressMaxTimeout, egress.FlagMaxTimeout[2:], egress.DefaultMaxTimeout, "The longest a sensor's "+
 		"poll or a webhook attempt may take; a longer timeout asked for is cut to this, and status says so.")
+	flag.StringVar(&nodeNamespaces, plan.FlagNodeActionsNamespaces[2:], plan.AnyNamespace, "Comma-separated namespaces "+
+		"whose apps and HealingPolicies may run cordonNode and drainNode; ClusterHealingPolicies always may. "+
+		"* (the default) admits every namespace; empty admits none, so node actions run only from ClusterHealingPolicies. "+
+		"Nodes are shared: set it.")
+	flag.IntVar(&maxNodesPerAction, plan.FlagMaxNodesPerAction[2:], 100, "The ceiling of a node action's "+
+		"maxNodes: at most this many nodes are cordoned or drained by one app at once, whatever the app asks (1 to 100). "+
+		"The default, 100, is maxNodes' own bound and lowers nothing: set it, 1 for shared nodes.")
+	flag.StringVar(&maxUnavailableNodes, plan.FlagMaxUnavailableNodes[2:], "100%", "The ceiling "+
+		"of a node action's maxUnavailableNodes, a count or a percentage of all nodes: no node action runs when more nodes "+
+		"would be NotReady or cordoned, whatever the app asks. The default, 100%, lowers nothing: set it, 10% for shared nodes.")
+	flag.DurationVar(&nodeUncordonAfter, "node-uncordon-after", 5*time.Minute, "How long a node that a cordonNode or "+
+		"drainNode action cordoned, and nobody else, must be Ready, with the app's pods on it gone or healthy, "+
+		"before Homeostat uncordons it; 0 leaves every cordon to a person.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -135,6 +153,15 @@ func main() {
 	stormThreshold, err := controllers.ParsePercent(stormThresholdString)
 	if err != nil {
 		log.Error(err, "Invalid --storm-threshold")
+		os.Exit(2)
+	}
+	nodeAdmin, err := controllers.ParseNodeAdmin(nodeNamespaces, maxNodesPerAction, maxUnavailableNodes)
+	if err != nil {
+		log.Error(err, "Invalid node action flags")
+		os.Exit(2)
+	}
+	if nodeUncordonAfter < 0 {
+		log.Error(fmt.Errorf("--node-uncordon-after must be 0 or more, not %s", nodeUncordonAfter), "Invalid node action flags")
 		os.Exit(2)
 	}
 	clusterKinds, err := controllers.ParseClusterKinds(objectClusterKinds)
@@ -222,6 +249,9 @@ func main() {
 		DefaultServiceAccount:   *defaultServiceAccount,
 		AuthorizationCacheTTL:   *authorizationCacheTTL,
 		ManagerNamespace:        *managerNamespace,
+		NodeAdmin:               nodeAdmin,
+		NodeUncordonAfter:       nodeUncordonAfter,
+		WatchNamespaces:         splitList(watchNamespaces),
 	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		os.Exit(1)
@@ -238,6 +268,8 @@ func main() {
 
 	log.Info("Starting the manager", "watchNamespaces", watchNamespaces, "leaderElect", leaderElect,
 		"defaultServiceAccount", *defaultServiceAccount, "managerNamespace", *managerNamespace,
+		"nodeActionsNamespaces", nodeNamespaces, "maxNodesPerAction", maxNodesPerAction,
+		"maxUnavailableNodes", maxUnavailableNodes, "nodeUncordonAfter", nodeUncordonAfter,
 		"version", fmt.Sprint(controllers.Version))
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "The manager stopped with an error")

@@ -291,7 +291,7 @@ func (r *AppReconciler) act(ctx context.Context, s *session, policy string, in *
 		for _, p := range ready {
 			candidates = append(candidates, p.p.Objects...)
 		}
-		v, err := r.nodeGuard(ctx, s, na, candidates)
+		v, err := r.nodeGuard(ctx, s, policy, na, candidates)
 		if err != nil {
 			return actResult{}, err
 		}

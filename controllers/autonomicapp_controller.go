@@ -70,6 +70,9 @@ type AppReconciler struct {
 	Metrics *Metrics
 	// Storm is the cluster-wide storm breaker.
 	Storm *stormBreaker
+	// NodeAdmin is the cluster admin's policy on node actions; the zero value restricts
+	// nothing.
+	NodeAdmin plan.NodeAdmin
 	// Poller polls the apps' sensors; Readings holds what it read. Both may be nil
 	// (then polled sensors are never available).
 	Poller   *monitor.Poller

@@ -37,6 +37,10 @@ type Effectors struct {
 	// they may reach, the most of a body they read and the longest an attempt may take.
 	// Nil means egress.Default(), which refuses loopback among others.
 	Egress *egress.Policy
+	// MaxNodesPerAction is the cluster admin's ceiling on a node action's maxNodes
+	// (--max-nodes-per-action): Prepare takes at most this many nodes, whatever the
+	// action asks. 0 is no ceiling.
+	MaxNodesPerAction int32
 	// ManagerNamespace is the manager's own namespace, where the webhooks of
 	// ClusterHealingPolicies read their header Secrets; "" when it is not known.
 	ManagerNamespace string
@@ -145,7 +149,7 @@ func (e *Effectors) Prepare(req Request) (Prepared, error) {
 	if !ok {
 		return Prepared{Kind: kind}, fmt.Errorf("action %s is not supported yet", kind)
 	}
-	p, err := f.prepare(req)
+	p, err := f.prepare(e.withNodeCeiling(req))
 	p.Kind = kind
 	if err != nil {
 		return p, err

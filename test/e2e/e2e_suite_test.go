@@ -134,10 +134,15 @@ var _ = ReportAfterEach(func(r SpecReport) {
 	}
 })
 
+// e2eUncordonAfter is the e2e manager's --node-uncordon-after.
+const e2eUncordonAfter = 15 * time.Second
+
 // managerProcess runs the manager binary against the cluster.
 type managerProcess struct {
 	bin, kubeconfig, logPath string
 	metricsAddr              string
+	// extraArgs are appended to the manager's flags at its next start.
+	extraArgs []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -157,11 +162,15 @@ func (m *managerProcess) start(extraEnv []string) error {
 		return err
 	}
 	// The specs' HTTP sensors, webhooks and Prometheus listen on loopback, which the
-	// egress policy refuses unless allowed; the manager's own ports stay refused.
-	cmd := exec.Command(m.bin, "--kubeconfig", m.kubeconfig, "--enable-webhooks=false",
+	// egress policy refuses unless allowed; the manager's own ports stay refused. Node
+	// actions run from every namespace (the default, said out loud), and a node the
+	// specs' kubelets bring back is uncordoned after a window short enough to watch.
+	args := []string{"--kubeconfig", m.kubeconfig, "--enable-webhooks=false",
 		"--metrics-bind-address", m.metricsAddr, "--metrics-secure=false",
 		"--health-probe-bind-address", "0", "--zap-log-level", "info",
-		"--egress-allow-cidrs", egresstest.LoopbackCIDRs)
+		"--egress-allow-cidrs", egresstest.LoopbackCIDRs,
+		"--node-actions-namespaces=*", "--node-uncordon-after", e2eUncordonAfter.String()}
+	cmd := exec.Command(m.bin, append(args, m.extraArgs...)...)
 	cmd.Env = append(os.Environ(), extraEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
