@@ -606,7 +606,7 @@ func (s *session) request(policy string, action v1alpha1.Action, target *monitor
 		ClusterPolicy: strings.HasPrefix(s.source(policy), clusterPolicyKind+" ")}
 }
 
-// cancel ends a resumed intent that a guard holds: with its real result when its effect
+// cancel ends an unfinished intent that a guard holds: with its real result when its effect
 // is already complete on the target, else Cancelled, and nothing more is done for it.
 func (r *AppReconciler) cancel(ctx context.Context, s *session, rec v1alpha1.ActionRecord, action v1alpha1.Action, target *monitor.Component, v plan.Verdict) {
 	recCopy := rec
@@ -616,7 +616,7 @@ func (r *AppReconciler) cancel(ctx context.Context, s *session, rec v1alpha1.Act
 		return
 	}
 	r.Effectors.Stop(execute.Request{App: s.app, Record: &recCopy, Action: action, Target: target})
-	msg := fmt.Sprintf("Cancelled when resumed after a restart: %s Nothing more is done for this action; what it changed before the restart stays as it is.", v.Message)
+	msg := fmt.Sprintf("Cancelled before it finished: %s Nothing more is done for this action; what it changed before stays as it is.", v.Message)
 	knowledge.Complete(&s.app.Status, rec.ID, v1alpha1.ResultCancelled, msg, s.now)
 	r.finished(knowledge.Find(&s.app.Status, rec.ID))
 	r.Recorder.Eventf(s.app, nil, corev1.EventTypeNormal, "ActionCancelled", rec.Action, "%s (%s on %s, action %s)",
