@@ -29,6 +29,8 @@ import (
 	autonomicv1alpha1 "github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/controllers"
 	"github.com/homeostat-dev/homeostat/internal/egress"
+	"github.com/homeostat-dev/homeostat/internal/execute"
+	"github.com/homeostat-dev/homeostat/internal/plan"
 	"github.com/homeostat-dev/homeostat/internal/rights"
 )
 
@@ -59,10 +61,17 @@ func main() {
 		stormMinNamespaces   int
 		objectClusterKinds   string
 		sensorWorkers        int
+		sensorsPerNamespace  int
+		webhookWorkers       int
+		webhooksPerNamespace int
 		egressAllow          string
 		egressDeny           string
 		egressMaxBody        int64
 		egressMaxTimeout     time.Duration
+		nodeNamespaces       string
+		maxNodesPerAction    int
+		maxUnavailableNodes  string
+		nodeUncordonAfter    time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to, "+
 		"for example :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
@@ -96,6 +105,12 @@ func main() {
 		"when more than this share of its judged apps is unhealthy, and when more than this share of the namespaces is, "+
 		"disruptive actions stop cluster-wide. Apps whose health cannot be judged (an invalid spec, a missing component) count nowhere.")
 	flag.IntVar(&sensorWorkers, "sensor-workers", 8, "How many sensor polls run at once, across all apps.")
+	flag.IntVar(&sensorsPerNamespace, "sensor-workers-per-namespace", 0, "How many sensor polls of the apps of one "+
+		"namespace run at once, so that one namespace's slow endpoints never hold every worker; 0 is half of --sensor-workers.")
+	flag.IntVar(&webhookWorkers, "webhook-action-workers", execute.DefaultWebhookWorkers, "How many POSTs of webhook "+
+		"actions are in flight at once, across all apps; they run in the background, never in a reconcile.")
+	flag.IntVar(&webhooksPerNamespace, "webhook-action-workers-per-namespace", 0, "How many POSTs of webhook actions "+
+		"of the apps of one namespace are in flight at once; 0 is half of --webhook-action-workers.")
 	flag.IntVar(&stormMinUnhealthy, "storm-min-unhealthy", controllers.DefaultStormMinUnhealthy, "The storm breaker "+
 		"engages only when at least this many apps are unhealthy, besides --storm-threshold.")
 	flag.IntVar(&stormMinNamespaces, "storm-min-namespaces", controllers.DefaultStormMinNamespaces, "The storm breaker "+
@@ -115,6 +130,19 @@ func main() {
 		"response body a sensor or webhook reads; a longer body fails the request.")
 	flag.DurationVar(&egressMaxTimeout, egress.FlagMaxTimeout[2:], egress.DefaultMaxTimeout, "The longest a sensor's "+
 		"poll or a webhook attempt may take; a longer timeout asked for is cut to this, and status says so.")
+	flag.StringVar(&nodeNamespaces, plan.FlagNodeActionsNamespaces[2:], plan.AnyNamespace, "Comma-separated namespaces "+
+		"whose apps and HealingPolicies may run cordonNode and drainNode; ClusterHealingPolicies always may. "+
+		"* (the default) admits every namespace; empty admits none, so node actions run only from ClusterHealingPolicies. "+
+		"Nodes are shared: set it.")
+	flag.IntVar(&maxNodesPerAction, plan.FlagMaxNodesPerAction[2:], 100, "The ceiling of a node action's "+
+		"maxNodes: at most this many nodes are cordoned or drained by one app at once, whatever the app asks (1 to 100). "+
+		"The default, 100, is maxNodes' own bound and lowers nothing: set it, 1 for shared nodes.")
+	flag.StringVar(&maxUnavailableNodes, plan.FlagMaxUnavailableNodes[2:], "100%", "The ceiling "+
+		"of a node action's maxUnavailableNodes, a count or a percentage of all nodes: no node action runs when more nodes "+
+		"would be NotReady or cordoned, whatever the app asks. The default, 100%, lowers nothing: set it, 10% for shared nodes.")
+	flag.DurationVar(&nodeUncordonAfter, "node-uncordon-after", 5*time.Minute, "How long a node that a cordonNode or "+
+		"drainNode action cordoned, and nobody else, must be Ready, with the app's pods on it gone or healthy, "+
+		"before Homeostat uncordons it; 0 leaves every cordon to a person.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -125,6 +153,15 @@ func main() {
 	stormThreshold, err := controllers.ParsePercent(stormThresholdString)
 	if err != nil {
 		log.Error(err, "Invalid --storm-threshold")
+		os.Exit(2)
+	}
+	nodeAdmin, err := controllers.ParseNodeAdmin(nodeNamespaces, maxNodesPerAction, maxUnavailableNodes)
+	if err != nil {
+		log.Error(err, "Invalid node action flags")
+		os.Exit(2)
+	}
+	if nodeUncordonAfter < 0 {
+		log.Error(fmt.Errorf("--node-uncordon-after must be 0 or more, not %s", nodeUncordonAfter), "Invalid node action flags")
 		os.Exit(2)
 	}
 	clusterKinds, err := controllers.ParseClusterKinds(objectClusterKinds)
@@ -204,11 +241,17 @@ func main() {
 		StormMinNamespaces:      stormMinNamespaces,
 		ObjectClusterKinds:      clusterKinds,
 		SensorWorkers:           sensorWorkers,
+		SensorsPerNamespace:     sensorsPerNamespace,
+		WebhookWorkers:          webhookWorkers,
+		WebhooksPerNamespace:    webhooksPerNamespace,
 		EnableWebhooks:          enableWebhooks,
 		Egress:                  egressPolicy,
 		DefaultServiceAccount:   *defaultServiceAccount,
 		AuthorizationCacheTTL:   *authorizationCacheTTL,
 		ManagerNamespace:        *managerNamespace,
+		NodeAdmin:               nodeAdmin,
+		NodeUncordonAfter:       nodeUncordonAfter,
+		WatchNamespaces:         splitList(watchNamespaces),
 	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		os.Exit(1)
@@ -225,6 +268,8 @@ func main() {
 
 	log.Info("Starting the manager", "watchNamespaces", watchNamespaces, "leaderElect", leaderElect,
 		"defaultServiceAccount", *defaultServiceAccount, "managerNamespace", *managerNamespace,
+		"nodeActionsNamespaces", nodeNamespaces, "maxNodesPerAction", maxNodesPerAction,
+		"maxUnavailableNodes", maxUnavailableNodes, "nodeUncordonAfter", nodeUncordonAfter,
 		"version", fmt.Sprint(controllers.Version))
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "The manager stopped with an error")

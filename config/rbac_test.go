@@ -26,7 +26,7 @@ var rbacReasons = map[string]string{
 	`"" nodes get`:                                                "cordonNode/drainNode read the node they act on",
 	`"" nodes list`:                                               "the node guard counts NotReady and cordoned nodes",
 	`"" nodes watch`:                                              "a node turning Ready again releases a held node action",
-	`"" nodes patch`:                                              "cordonNode sets spec.unschedulable and stamps the action id",
+	`"" nodes patch`:                                              "cordonNode sets spec.unschedulable and stamps the action id; the node controller lifts that cordon once the node is healthy again",
 	`"" pods get`:                                                 "the monitor and effectors read pods",
 	`"" pods list`:                                                "component sensors come from the pod informer",
 	`"" pods watch`:                                               "component sensors are event-driven: the pod informer",

@@ -291,7 +291,7 @@ func (r *AppReconciler) act(ctx context.Context, s *session, policy string, in *
 		for _, p := range ready {
 			candidates = append(candidates, p.p.Objects...)
 		}
-		v, err := r.nodeGuard(ctx, s, na, candidates)
+		v, err := r.nodeGuard(ctx, s, policy, na, candidates)
 		if err != nil {
 			return actResult{}, err
 		}
@@ -508,6 +508,9 @@ func (r *AppReconciler) execute(ctx context.Context, s *session, rec v1alpha1.Ac
 			s.requeueAt(t)
 		} else if d := execute.PendingDeadline(req); !d.IsZero() {
 			s.requeueAt(d)
+		} else if t := execute.WebhookRecheckAt(req, r.Clock.Now()); !t.IsZero() {
+			// A webhook's POST runs in the background and wakes the app itself.
+			s.requeueAt(t)
 		} else {
 			s.requeueAt(r.Clock.Now().Add(pendingRecheck))
 		}
@@ -603,7 +606,7 @@ func (s *session) request(policy string, action v1alpha1.Action, target *monitor
 		ClusterPolicy: strings.HasPrefix(s.source(policy), clusterPolicyKind+" ")}
 }
 
-// cancel ends a resumed intent that a guard holds: with its real result when its effect
+// cancel ends an unfinished intent that a guard holds: with its real result when its effect
 // is already complete on the target, else Cancelled, and nothing more is done for it.
 func (r *AppReconciler) cancel(ctx context.Context, s *session, rec v1alpha1.ActionRecord, action v1alpha1.Action, target *monitor.Component, v plan.Verdict) {
 	recCopy := rec
@@ -612,7 +615,8 @@ func (r *AppReconciler) cancel(ctx context.Context, s *session, rec v1alpha1.Act
 		r.finished(knowledge.Find(&s.app.Status, rec.ID))
 		return
 	}
-	msg := fmt.Sprintf("Cancelled when resumed after a restart: %s Nothing more is done for this action; what it changed before the restart stays as it is.", v.Message)
+	r.Effectors.Stop(execute.Request{App: s.app, Record: &recCopy, Action: action, Target: target})
+	msg := fmt.Sprintf("Cancelled before it finished: %s Nothing more is done for this action; what it changed before stays as it is.", v.Message)
 	knowledge.Complete(&s.app.Status, rec.ID, v1alpha1.ResultCancelled, msg, s.now)
 	r.finished(knowledge.Find(&s.app.Status, rec.ID))
 	r.Recorder.Eventf(s.app, nil, corev1.EventTypeNormal, "ActionCancelled", rec.Action, "%s (%s on %s, action %s)",
@@ -687,6 +691,7 @@ func (r *AppReconciler) guardInput(s *session) plan.GuardInput {
 		g.MaxActions = gd.MaxActions
 		g.MaxUnhealthyPods = gd.MaxUnhealthyPods
 	}
+	g.MaxUnhealthyPodsAlso = s.merged.MaxUnhealthyPodsAlso
 	for i := range s.components {
 		total, unhealthy, terminating := monitor.HealthyPods(&s.components[i])
 		g.TotalPods += total

@@ -70,6 +70,9 @@ type AppReconciler struct {
 	Metrics *Metrics
 	// Storm is the cluster-wide storm breaker.
 	Storm *stormBreaker
+	// NodeAdmin is the cluster admin's policy on node actions; the zero value restricts
+	// nothing.
+	NodeAdmin plan.NodeAdmin
 	// Poller polls the apps' sensors; Readings holds what it read. Both may be nil
 	// (then polled sensors are never available).
 	Poller   *monitor.Poller
@@ -433,11 +436,12 @@ func (r *AppReconciler) sensorStatus(s *session) {
 	readings := r.readings(types.NamespacedName{Namespace: s.app.Namespace, Name: s.app.Name})
 	out := make([]v1alpha1.SensorStatus, 0, len(s.view.Spec.Sensors))
 	for _, sn := range s.view.Spec.Sensors {
+		st := v1alpha1.SensorStatus{Name: sn.Name, Error: "Not polled yet."}
 		if rd, ok := readings[sn.Name]; ok {
-			out = append(out, rd.Status(sn.Name))
-		} else {
-			out = append(out, v1alpha1.SensorStatus{Name: sn.Name, Error: "Not polled yet."})
+			st = rd.Status(sn.Name)
 		}
+		st.Source = s.merged.Sources[plan.EntrySensor+"/"+sn.Name]
+		out = append(out, st)
 	}
 	if len(out) == 0 {
 		out = nil
@@ -514,6 +518,7 @@ func (r *AppReconciler) analyze(s *session) map[string]bool {
 			p = v1alpha1.SymptomStatus{Name: sym.Name}
 		}
 		next, check := analyze.Step(p, evals[sym.Name], durationOf(sym.For), durationOf(sym.ClearFor), s.now)
+		next.Source = s.merged.Sources[plan.EntrySymptom+"/"+sym.Name]
 		s.requeueAt(check)
 		out = append(out, next)
 		if next.Active {
@@ -570,6 +575,7 @@ func (r *AppReconciler) finishStatus(s *session) {
 		Sensors:              st.Sensors,
 		CappedTimeouts:       r.cappedTimeouts(s.view.Spec.Sensors),
 		Storm:                r.Storm.state(context.Background()),
+		Overrides:            s.merged.Overrides,
 	}
 	_, in.PausedAnnotation = app.Annotations[v1alpha1.PausedAnnotation]
 	if ready := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady); ready != nil {

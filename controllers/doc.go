@@ -3,7 +3,9 @@
 // one plan.Decision per policy, carries every decision out on one act path (act.go:
 // guards, the tenant's rights of internal/rights, the intent recorded in
 // internal/knowledge, the effectors of internal/execute, plan.Completed) and writes
-// status once.
+// status once. The node controller closes the loop of node actions: it lifts a cordon
+// Homeostat made, and nobody else, once plan.DecideUncordon says the node is healthy
+// again.
 //
 // The reconcilers own the wiring: watches, indexes, the cache transform, metrics, Events,
 // the order of the ledger writes, and the bookkeeping that outlives a reconcile (the

@@ -22,12 +22,13 @@ import (
 	"github.com/homeostat-dev/homeostat/internal/plan"
 )
 
-// maxConflicts bounds the conflicts a shared policy lists in status.
+// maxConflicts bounds the conflicts, and the overrides, a shared policy lists in status.
 const maxConflicts = 32
 
 // SharedPolicyReconciler reports, on a HealingPolicy or ClusterHealingPolicy, how many
-// apps it selects and which of its entries lost to another on a name clash. The apps
-// themselves merge the policy in their own reconcile.
+// apps it selects, which of its entries lost to another on a name clash, and for an
+// enforced ClusterHealingPolicy what of the apps its enforced entries and guards replace
+// or tighten. The apps themselves merge the policy in their own reconcile.
 type SharedPolicyReconciler struct {
 	client.Client
 	// Cluster is true for ClusterHealingPolicy, false for HealingPolicy.
@@ -93,7 +94,7 @@ func (r *SharedPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Re
 	base := obj.DeepCopyObject().(client.Object)
 
 	apps := appsSelectedBy(ctx, r.Client, obj)
-	var conflicts []string
+	var conflicts, overrides []string
 	for _, key := range apps {
 		app := &v1alpha1.AutonomicApp{}
 		if err := r.Get(ctx, key, app); err != nil {
@@ -106,20 +107,31 @@ func (r *SharedPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Re
 		if err != nil {
 			return reconcile.Result{}, err
 		}
-		for _, c := range plan.Merge(app.Spec.Healing, shared).Conflicts {
+		merged := plan.Merge(app.Spec.Healing, shared)
+		for _, c := range merged.Conflicts {
 			if c.Loser.Source() == me.Source() && len(conflicts) < maxConflicts {
 				conflicts = append(conflicts, fmt.Sprintf("%s: %s", key, c.Message()))
 			}
 		}
+		for _, o := range merged.Overrides {
+			if o.By.Source() == me.Source() && len(overrides) < maxConflicts {
+				overrides = append(overrides, fmt.Sprintf("%s: %s", key, o.What()))
+			}
+		}
 	}
 	slices.Sort(conflicts)
+	slices.Sort(overrides)
 	status.MatchedApps = int32(len(apps))
 	status.Conflicts = conflicts
+	status.Overrides = overrides
 	status.ObservedGeneration = obj.GetGeneration()
 	msg := fmt.Sprintf("Selects %d %s.", len(apps), map[bool]string{true: "app", false: "apps"}[len(apps) == 1])
 	if len(conflicts) > 0 {
 		msg += fmt.Sprintf(" %d %s to another of the same name; see status.conflicts.", len(conflicts),
 			map[bool]string{true: "entry lost", false: "entries lost"}[len(conflicts) == 1])
+	}
+	if len(overrides) > 0 {
+		msg += fmt.Sprintf(" Its enforced entries and guards replace or tighten %d of what the apps ask for; see status.overrides.", len(overrides))
 	}
 	meta.SetStatusCondition(&status.Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReconciled,

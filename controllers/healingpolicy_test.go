@@ -1,6 +1,10 @@
 package controllers
 
 import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -9,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -180,5 +185,148 @@ var _ = Describe("a HealingPolicy and a ClusterHealingPolicy that clash on an en
 		Expect(hp.Conflicts).To(Equal([]string{c.ns + "/shop: policy heal taken from the app"}))
 		Expect(chp.Conflicts).To(Equal([]string{c.ns + "/shop: policy heal taken from the app"}),
 			"the other opted-in app has no heal of its own: the cluster policy's entry runs there, without a conflict")
+	})
+})
+
+// warnings collects the warnings the API server returns, as kubectl prints them.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) HandleWarningHeaderWithContext(_ context.Context, _ int, _ string, msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, msg)
+}
+
+func (w *warnings) all() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.msgs)
+}
+
+var _ = Describe("a ClusterHealingPolicy that enforces entries and guards", func() {
+	It("replaces the app's own entries of the same name and a HealingPolicy's, tightens its guards, and says so", func() {
+		ns := newNS()
+		optIn := map[string]string{"test.homeostat.dev/enforced-" + ns: "enabled"}
+		setLabels(ns, optIn)
+
+		By("an enforced ClusterHealingPolicy: the symptom Never, the policy heal and a cooldown of at least 1m")
+		chp := &v1alpha1.ClusterHealingPolicy{ObjectMeta: metav1.ObjectMeta{GenerateName: "guardrails-"}, Spec: v1alpha1.ClusterHealingPolicySpec{
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: optIn},
+			Enforced: &v1alpha1.Enforcement{Symptoms: []string{"Never"}, Policies: []string{"heal"},
+				Guards: []v1alpha1.EnforcedGuard{v1alpha1.GuardCooldown}},
+			HealingPolicySpec: v1alpha1.HealingPolicySpec{
+				Healing: v1alpha1.Healing{
+					Symptoms: []v1alpha1.Symptom{{Name: "Never", Expression: "components.exists(c, components[c].desiredReplicas < -1)"}},
+					Policies: []v1alpha1.Policy{notifyPolicy("heal", "the platform's ladder")},
+					Guards:   &v1alpha1.Guards{Cooldown: &metav1.Duration{Duration: time.Minute}},
+				}},
+		}}
+		Expect(k8sClient.Create(testCtx, chp)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(testCtx, chp))).To(Succeed()) })
+		source := "ClusterHealingPolicy " + chp.Name + " (enforced)"
+
+		By("a HealingPolicy of the namespace that defines heal too, at the highest priority")
+		hp := &v1alpha1.HealingPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "team"}, Spec: v1alpha1.HealingPolicySpec{
+			Priority: 1000, Healing: v1alpha1.Healing{Policies: []v1alpha1.Policy{notifyPolicy("heal", "the team's ladder")}},
+		}}
+		Expect(k8sClient.Create(testCtx, hp)).To(Succeed())
+
+		By("an app that defines the symptom, the policy and a shorter cooldown itself: admitted, with a warning for each")
+		seen := &warnings{}
+		cfg := rest.CopyConfig(testEnv.Config)
+		cfg.WarningHandlerWithContext = seen
+		warned, err := client.New(cfg, client.Options{Scheme: k8sClient.Scheme()})
+		Expect(err).NotTo(HaveOccurred())
+		app := &v1alpha1.AutonomicApp{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"}, Spec: v1alpha1.AutonomicAppSpec{
+			Components: []v1alpha1.Component{{Name: "web", WorkloadRef: &v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"}}},
+			Healing: v1alpha1.Healing{
+				Symptoms: []v1alpha1.Symptom{{Name: "Never", Expression: "components.web.desiredReplicas < 0"}},
+				Policies: []v1alpha1.Policy{notifyPolicy("heal", "the app's own ladder"), notifyPolicy("own", "the app's other ladder")},
+				Guards:   &v1alpha1.Guards{Cooldown: &metav1.Duration{Duration: 5 * time.Second}},
+			},
+		}}
+		Expect(warned.Create(testCtx, app)).To(Succeed())
+		by := " by the enforced ClusterHealingPolicy " + chp.Name
+		overrides := []string{
+			"symptom Never from the app is replaced" + by,
+			"policy heal from the app is replaced" + by,
+			"guards.cooldown 5s from the app is tightened to 1m0s" + by,
+		}
+		Expect(seen.all()).To(ConsistOf(overrides))
+
+		By("the app runs the enforced entries, and its status says where each came from and what was replaced")
+		key := types.NamespacedName{Namespace: ns, Name: "shop"}
+		expectEnforced := func() {
+			GinkgoHelper()
+			Eventually(func(g Gomega) {
+				a := &v1alpha1.AutonomicApp{}
+				g.Expect(k8sClient.Get(testCtx, key, a)).To(Succeed())
+				sources := map[string]string{}
+				for _, p := range a.Status.Policies {
+					sources["policy/"+p.Name] = p.Source
+				}
+				for _, s := range a.Status.Symptoms {
+					sources["symptom/"+s.Name] = s.Source
+				}
+				g.Expect(sources).To(Equal(map[string]string{"policy/heal": source, "policy/own": "", "symptom/Never": source}))
+				c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionOverridden)
+				g.Expect(c).NotTo(BeNil())
+				g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+				g.Expect(c.Reason).To(Equal(v1alpha1.ReasonEnforcedByClusterPolicy))
+				g.Expect(c.Message).To(Equal("The cluster admin's enforced shared policy applies instead of what this app asks for: " +
+					strings.Join([]string{overrides[0], overrides[1], "policy heal from HealingPolicy " + ns + "/team is replaced" + by, overrides[2]}, "; ") + "."))
+			}).WithTimeout(15 * time.Second).Should(Succeed())
+		}
+		expectEnforced()
+
+		By("an edit of the app's own heal changes nothing: the enforced one still runs")
+		Eventually(func() error {
+			a := &v1alpha1.AutonomicApp{}
+			if err := k8sClient.Get(testCtx, key, a); err != nil {
+				return err
+			}
+			a.Spec.Policies[0] = notifyPolicy("heal", "the app's ladder, edited")
+			return k8sClient.Update(testCtx, a)
+		}).Should(Succeed())
+		expectEnforced()
+
+		By("the shared policies' status name what was replaced, and the HealingPolicy's lost entry")
+		_, err = (&SharedPolicyReconciler{Client: k8sClient, Cluster: true}).Reconcile(testCtx, reconcile.Request{NamespacedName: types.NamespacedName{Name: chp.Name}})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = (&SharedPolicyReconciler{Client: k8sClient}).Reconcile(testCtx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(hp)})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(k8sClient.Get(testCtx, types.NamespacedName{Name: chp.Name}, chp)).To(Succeed())
+		Expect(chp.Status.Overrides).To(Equal([]string{
+			ns + "/shop: guards.cooldown 5s from the app is tightened to 1m0s",
+			ns + "/shop: policy heal from HealingPolicy " + ns + "/team is replaced",
+			ns + "/shop: policy heal from the app is replaced",
+			ns + "/shop: symptom Never from the app is replaced",
+		}))
+		Expect(meta.FindStatusCondition(chp.Status.Conditions, v1alpha1.ConditionReady).Message).To(ContainSubstring("see status.overrides"))
+		Expect(k8sClient.Get(testCtx, client.ObjectKeyFromObject(hp), hp)).To(Succeed())
+		Expect(hp.Status.Conflicts).To(Equal([]string{ns + "/shop: policy heal taken from " + source}))
+
+		By("without the enforcement the app's own entries run again, and Overridden is gone")
+		Eventually(func() error {
+			if err := k8sClient.Get(testCtx, types.NamespacedName{Name: chp.Name}, chp); err != nil {
+				return err
+			}
+			chp.Spec.Enforced = nil
+			return k8sClient.Update(testCtx, chp)
+		}).Should(Succeed())
+		Eventually(func(g Gomega) {
+			a := &v1alpha1.AutonomicApp{}
+			g.Expect(k8sClient.Get(testCtx, key, a)).To(Succeed())
+			g.Expect(meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionOverridden)).To(BeNil())
+			for _, s := range a.Status.Symptoms {
+				g.Expect(s.Source).To(BeEmpty(), "symptom %s", s.Name)
+			}
+			for _, p := range a.Status.Policies {
+				g.Expect(p.Source).To(BeEmpty(), "policy %s", p.Name)
+			}
+		}).WithTimeout(15 * time.Second).Should(Succeed())
 	})
 })

@@ -19,6 +19,8 @@ type Metrics struct {
 	SymptomActive *prometheus.GaugeVec
 	// StormActive is 1 while the storm breaker holds disruptive actions cluster-wide.
 	StormActive prometheus.Gauge
+	// NodesUncordoned counts the cordons of node actions the node controller lifted.
+	NodesUncordoned prometheus.Counter
 }
 
 // DefaultMetrics are registered with controller-runtime's registry, served on the
@@ -53,6 +55,10 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "homeostat_storm_active",
 		Help: "1 while the storm breaker stops disruptive actions cluster-wide: more than --storm-threshold of the namespaces have more than --storm-threshold of their apps unhealthy.",
 	})
-	reg.MustRegister(m.Actions, m.ActionOutcomes, m.Decisions, m.DetectToAct, m.SymptomActive, m.StormActive)
+	m.NodesUncordoned = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "homeostat_nodes_uncordoned_total",
+		Help: "Nodes a cordonNode or drainNode action cordoned that Homeostat uncordoned once they were Ready for --node-uncordon-after.",
+	})
+	reg.MustRegister(m.Actions, m.ActionOutcomes, m.Decisions, m.DetectToAct, m.SymptomActive, m.StormActive, m.NodesUncordoned)
 	return m
 }

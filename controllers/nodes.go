@@ -29,14 +29,15 @@ func nodeAction(a v1alpha1.Action) *v1alpha1.NodeAction {
 	return a.DrainNode
 }
 
-// nodeGuard asks plan.NodeGuard about the candidates Prepare fixed, through the
-// manager's node gate: every node from the cache, with the nodes the gate let another
-// action take a moment ago that the cache does not show cordoned yet, and the app's
-// nodes in flight read from the nodes themselves. When the action may run, and the app
+// nodeGuard asks plan.NodeGuard about the candidates Prepare fixed for a node action of
+// policy, through the manager's node gate: every node from the cache, with the nodes the
+// gate let another action take a moment ago that the cache does not show cordoned yet,
+// the app's nodes in flight read from the nodes themselves, where the policy comes from
+// (a ClusterHealingPolicy, or the app's namespace) and the admin's node policy. When the action may run, and the app
 // acts (not DryRun), the gate remembers its candidates as the app's until the cache
 // shows them cordoned, so that no other reconcile worker lets a second app through on
 // the same count.
-func (r *AppReconciler) nodeGuard(ctx context.Context, s *session, a *v1alpha1.NodeAction, candidates []string) (plan.Verdict, error) {
+func (r *AppReconciler) nodeGuard(ctx context.Context, s *session, policy string, a *v1alpha1.NodeAction, candidates []string) (plan.Verdict, error) {
 	list := func() ([]corev1.Node, error) {
 		var nodes corev1.NodeList
 		// Read only, under the gate's lock: no copy of every node.
@@ -51,6 +52,9 @@ func (r *AppReconciler) nodeGuard(ctx context.Context, s *session, a *v1alpha1.N
 		AppActionIDs:        plan.NodeActionIDs(s.app.Status.History),
 		MaxNodes:            a.MaxNodes,
 		MaxUnavailableNodes: a.MaxUnavailableNodes,
+		Namespace:           s.app.Namespace,
+		FromClusterPolicy:   plan.FromClusterPolicy(s.source(policy)),
+		Admin:               r.NodeAdmin,
 	}, s.app.Spec.Mode != v1alpha1.ModeDryRun)
 }
 

@@ -25,11 +25,18 @@ func newNotifier(mark func(types.NamespacedName)) *notifier {
 	return &notifier{pending: map[types.NamespacedName]struct{}{}, signal: make(chan struct{}, 1), mark: mark}
 }
 
-// Notify asks for the app to be reconciled.
+// Notify asks for the app to be reconciled because something it watches changed (a
+// sensor's reading): the change counts as the trigger of what the reconcile decides.
 func (n *notifier) Notify(key types.NamespacedName) {
 	if n.mark != nil {
 		n.mark(key)
 	}
+	n.Wake(key)
+}
+
+// Wake asks for the app to be reconciled to collect the progress of its own action (a
+// webhook's POST), which is no trigger of a new decision.
+func (n *notifier) Wake(key types.NamespacedName) {
 	n.mu.Lock()
 	n.pending[key] = struct{}{}
 	n.mu.Unlock()

@@ -18,6 +18,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/egress/egresstest"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
 )
 
@@ -63,7 +64,9 @@ func TestSensorErrorsNeverShowWhatTheSensorRead(t *testing.T) {
 	mapper := meta.NewDefaultRESTMapper(nil)
 	mapper.Add(corev1.SchemeGroupVersion.WithKind("ConfigMap"), meta.RESTScopeNamespace)
 	r.Readings = monitor.NewReadings()
-	r.Poller = &monitor.Poller{Readings: r.Readings, Reader: c, APIReader: c, RESTMapper: mapper}
+	// The http sensor's server is on loopback, which only an egress policy that allows
+	// it lets the poller reach.
+	r.Poller = &monitor.Poller{Readings: r.Readings, Reader: c, APIReader: c, RESTMapper: mapper, Egress: egresstest.AllowLoopback(t)}
 	pollCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- r.Poller.Start(pollCtx) }()

@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	metricsv "k8s.io/metrics/pkg/client/clientset/versioned"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -24,6 +26,7 @@ import (
 	"github.com/homeostat-dev/homeostat/internal/egress"
 	"github.com/homeostat-dev/homeostat/internal/execute"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
+	"github.com/homeostat-dev/homeostat/internal/plan"
 	"github.com/homeostat-dev/homeostat/internal/rights"
 )
 
@@ -48,6 +51,15 @@ type Options struct {
 	ObjectClusterKinds []schema.GroupKind
 	// SensorWorkers bounds how many sensor polls run at once.
 	SensorWorkers int
+	// SensorsPerNamespace bounds how many of them the apps of one namespace hold.
+	// Default half of SensorWorkers.
+	SensorsPerNamespace int
+	// WebhookWorkers bounds how many webhook actions' POSTs are in flight at once.
+	// Default execute.DefaultWebhookWorkers.
+	WebhookWorkers int
+	// WebhooksPerNamespace bounds how many of them the apps of one namespace hold.
+	// Default half of WebhookWorkers.
+	WebhooksPerNamespace int
 	// EnableWebhooks registers the validating webhook.
 	EnableWebhooks bool
 	// Egress is the admin's policy for the requests of http and Prometheus sensors and
@@ -63,6 +75,18 @@ type Options struct {
 	// ManagerNamespace is the manager's namespace (--manager-namespace, or POD_NAMESPACE),
 	// where ClusterHealingPolicies' webhooks read their header Secrets.
 	ManagerNamespace string
+	// NodeAdmin is the cluster admin's policy on node actions: the namespaces whose own
+	// policies may run them (--node-actions-namespaces) and the ceilings of an action's
+	// maxNodes and maxUnavailableNodes (--max-nodes-per-action, --max-unavailable-nodes).
+	// The zero value restricts nothing.
+	NodeAdmin plan.NodeAdmin
+	// NodeUncordonAfter is how long a node a node action cordoned must be Ready before
+	// the node controller uncordons it (--node-uncordon-after); 0 leaves every cordon to
+	// a person, and the node controller is not started.
+	NodeUncordonAfter time.Duration
+	// WatchNamespaces are the namespaces the manager watches (--watch-namespaces); empty
+	// is all. The node controller decides only on the nodes their apps cordoned.
+	WatchNamespaces []string
 	// Clock is the controllers' one clock; default the real one.
 	Clock clock.Clock
 }
@@ -136,14 +160,23 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			Recorder: rec,
 			Clock:    opts.Clock,
 			Egress:   opts.Egress,
+			Webhooks: &execute.WebhookRunner{Workers: opts.WebhookWorkers, PerNamespace: opts.WebhooksPerNamespace},
+			// Prepare takes no more nodes than the admin's ceiling.
+			MaxNodesPerAction: opts.NodeAdmin.MaxNodes,
 		},
-		Metrics: DefaultMetrics,
+		Metrics:   DefaultMetrics,
+		NodeAdmin: opts.NodeAdmin,
 		Storm: newStormBreaker(opts.StormThreshold, opts.StormMinUnhealthy, opts.StormMinNamespaces,
 			countApps(mgr.GetClient()), DefaultMetrics.StormActive),
 		triggers:    newTriggers(),
 		cacheHealth: defaultCacheHealth,
 	}
 	r.notify = newNotifier(func(k types.NamespacedName) { r.triggers.mark(k, opts.Clock.Now()) })
+	// A webhook's POST runs in the background and brings its app back when it moves on.
+	r.Effectors.Webhooks.Notify = r.notify.Wake
+	if err := mgr.Add(r.Effectors.Webhooks); err != nil {
+		return fmt.Errorf("adding the webhook runner: %w", err)
+	}
 	metricsClient, err := metricsv.NewForConfig(mgr.GetConfig())
 	if err != nil {
 		return fmt.Errorf("creating the metrics.k8s.io client: %w", err)
@@ -157,6 +190,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		ClusterKinds: opts.ObjectClusterKinds,
 		Metrics:      metricsClient.MetricsV1beta1(),
 		Workers:      opts.SensorWorkers,
+		PerNamespace: opts.SensorsPerNamespace,
 		Notify:       r.notify.Notify,
 		Egress:       opts.Egress,
 	}
@@ -178,6 +212,16 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	if err := r.SetupWithManager(mgr, opts.MaxConcurrentReconciles); err != nil {
 		return fmt.Errorf("setting up the AutonomicApp controller: %w", err)
+	}
+	if opts.NodeUncordonAfter > 0 {
+		nr := &NodeReconciler{
+			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, Clock: opts.Clock,
+			Effectors: r.Effectors, UncordonAfter: opts.NodeUncordonAfter, Metrics: DefaultMetrics,
+			Namespaces: opts.WatchNamespaces,
+		}
+		if err := nr.SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("setting up the node controller: %w", err)
+		}
 	}
 	for _, cluster := range []bool{false, true} {
 		if err := (&SharedPolicyReconciler{Client: mgr.GetClient(), Cluster: cluster}).SetupWithManager(mgr); err != nil {
@@ -230,4 +274,43 @@ func ParsePercent(s string) (float64, error) {
 		return 0, fmt.Errorf("%q is outside 0%%..100%%", s)
 	}
 	return v, nil
+}
+
+// ParseNodeAdmin builds the admin's node policy from the manager's flags:
+// --node-actions-namespaces (plan.AnyNamespace, or comma-separated namespaces, possibly
+// none), --max-nodes-per-action (at least 1) and --max-unavailable-nodes (a count or a
+// percentage, as maxUnavailableNodes).
+func ParseNodeAdmin(namespaces string, maxNodes int, maxUnavailable string) (plan.NodeAdmin, error) {
+	var a plan.NodeAdmin
+	items := strings.Split(namespaces, ",")
+	for i := range items {
+		items[i] = strings.TrimSpace(items[i])
+	}
+	items = slices.DeleteFunc(items, func(s string) bool { return s == "" })
+	switch {
+	case slices.Equal(items, []string{plan.AnyNamespace}):
+	case slices.Contains(items, plan.AnyNamespace):
+		return a, fmt.Errorf("%s: %q stands alone, for any namespace; list namespaces without it", plan.FlagNodeActionsNamespaces, plan.AnyNamespace)
+	default:
+		a.RestrictNamespaces = true
+		for _, ns := range items {
+			if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+				return a, fmt.Errorf("%s: %q is not a namespace name: %s", plan.FlagNodeActionsNamespaces, ns, strings.Join(errs, "; "))
+			}
+			if !slices.Contains(a.Namespaces, ns) {
+				a.Namespaces = append(a.Namespaces, ns)
+			}
+		}
+	}
+	if maxNodes < 1 || maxNodes > 100 {
+		return a, fmt.Errorf("%s must be from 1 to 100 (maxNodes' own bounds), not %d", plan.FlagMaxNodesPerAction, maxNodes)
+	}
+	a.MaxNodes = int32(maxNodes)
+	// Scaled against 100 nodes, a percentage reads as itself.
+	mu := intstr.Parse(strings.TrimSpace(maxUnavailable))
+	if v, err := intstr.GetScaledValueFromIntOrPercent(&mu, 100, true); err != nil || v < 0 || (mu.Type == intstr.String && v > 100) {
+		return a, fmt.Errorf("%s must be a count >= 0 or a percentage from 0%% to 100%%, not %q", plan.FlagMaxUnavailableNodes, maxUnavailable)
+	}
+	a.MaxUnavailableNodes = &mu
+	return a, nil
 }

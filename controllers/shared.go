@@ -54,7 +54,7 @@ func sharedFor(ctx context.Context, r client.Reader, app *v1alpha1.AutonomicApp)
 	for _, p := range chps.Items {
 		if (p.Spec.NamespaceSelector == nil || selects(p.Spec.NamespaceSelector, ns.Labels)) && selects(&p.Spec.AppSelector, app.Labels) {
 			out = append(out, plan.SharedPolicy{Kind: clusterPolicyKind, Name: p.Name,
-				Priority: p.Spec.Priority, Healing: p.Spec.Healing})
+				Priority: p.Spec.Priority, Healing: p.Spec.Healing, Enforced: p.Spec.Enforced})
 		}
 	}
 	return out, nil

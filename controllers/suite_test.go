@@ -98,6 +98,7 @@ var _ = BeforeSuite(func() {
 	// ServiceAccount are not checked, as on a manager without --default-service-account.
 	suiteRights = &askedAuthorizer{Authorizer: &rights.Reviewer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()}}
 	r.Rights = &rights.Checker{Authorizer: suiteRights}
+	r.Effectors.Webhooks = &execute.WebhookRunner{Notify: r.notify.Wake}
 	Expect(r.SetupWithManager(mgr, 2)).To(Succeed())
 	Expect((&SharedPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&SharedPolicyReconciler{Client: mgr.GetClient(), Cluster: true}).SetupWithManager(mgr)).To(Succeed())

@@ -36,9 +36,10 @@ type AppValidator struct {
 
 var _ admission.Validator[*v1alpha1.AutonomicApp] = &AppValidator{}
 
-// ValidateCreate validates a new app.
+// ValidateCreate validates a new app. It warns of what enforced ClusterHealingPolicies
+// replace or tighten of the app's spec.
 func (v *AppValidator) ValidateCreate(ctx context.Context, app *v1alpha1.AutonomicApp) (admission.Warnings, error) {
-	return nil, v.validate(ctx, app)
+	return v.validate(ctx, app)
 }
 
 // ValidateUpdate validates a changed app, and allows an update that leaves the spec as
@@ -50,7 +51,7 @@ func (v *AppValidator) ValidateUpdate(ctx context.Context, old, app *v1alpha1.Au
 	if equality.Semantic.DeepEqual(old.Spec, app.Spec) {
 		return nil, nil
 	}
-	return nil, v.validate(ctx, app)
+	return v.validate(ctx, app)
 }
 
 // ValidateDelete allows every delete.
@@ -58,24 +59,33 @@ func (v *AppValidator) ValidateDelete(context.Context, *v1alpha1.AutonomicApp) (
 	return nil, nil
 }
 
-func (v *AppValidator) validate(ctx context.Context, app *v1alpha1.AutonomicApp) error {
+// validate checks the app merged with the shared policies that select it, and warns of
+// each entry or guard of the app that an enforced ClusterHealingPolicy replaces or
+// tightens: the app is admitted, and runs the enforced ones.
+func (v *AppValidator) validate(ctx context.Context, app *v1alpha1.AutonomicApp) (admission.Warnings, error) {
 	var shared []plan.SharedPolicy
 	if v.Reader != nil {
 		var err error
 		if shared, err = sharedFor(ctx, v.Reader, app); err != nil {
-			return apierrors.NewInternalError(err)
+			return nil, apierrors.NewInternalError(err)
 		}
 	}
 	view, merged := mergedView(app, shared)
+	var warnings admission.Warnings
+	for _, o := range merged.Overrides {
+		if o.FromApp() {
+			warnings = append(warnings, o.Message())
+		}
+	}
 	errs := validateView(view, merged)
 	if len(errs) == 0 {
-		return nil
+		return warnings, nil
 	}
 	var list field.ErrorList
 	for _, e := range errs {
 		list = append(list, field.Invalid(fieldPath(e.Field), "", e.Message))
 	}
-	return apierrors.NewInvalid(v1alpha1.GroupVersion.WithKind("AutonomicApp").GroupKind(), app.Name, list)
+	return warnings, apierrors.NewInvalid(v1alpha1.GroupVersion.WithKind("AutonomicApp").GroupKind(), app.Name, list)
 }
 
 func fieldPath(p string) *field.Path {

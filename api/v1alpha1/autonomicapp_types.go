@@ -165,7 +165,14 @@ const (
 	// (a component's workload not created yet): kstatus reads it as InProgress. Absent
 	// otherwise.
 	ConditionReconciling = "Reconciling"
+	// ConditionOverridden is present, True, while an enforced ClusterHealingPolicy
+	// replaces an entry of the app (or of a HealingPolicy that selects it), or tightens
+	// one of its guards; its message says which, and by which policy. Absent otherwise.
+	ConditionOverridden = "Overridden"
 )
+
+// ReasonEnforcedByClusterPolicy is the reason of the Overridden condition.
+const ReasonEnforcedByClusterPolicy = "EnforcedByClusterPolicy"
 
 // Condition reasons.
 const (
@@ -204,7 +211,8 @@ type AutonomicAppStatus struct {
 	Phase Phase `json:"phase,omitempty"`
 
 	// conditions are Ready, Healthy, Remediating, SensorsAvailable, NeedsAttention and
-	// Suspended.
+	// Suspended; Stalled and Reconciling for kstatus; and Overridden while an enforced
+	// ClusterHealingPolicy replaces or tightens what the app asks for.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -323,6 +331,11 @@ type SensorStatus struct {
 	// consecutiveFailures counts failed polls since the last success.
 	// +optional
 	ConsecutiveFailures int32 `json:"consecutiveFailures,omitempty"`
+	// source is where the sensor came from when a HealingPolicy or ClusterHealingPolicy
+	// contributed it; empty for the app's own.
+	// +optional
+	// +kubebuilder:validation:MaxLength=320
+	Source string `json:"source,omitempty"`
 }
 
 // SymptomStatus is the state of one symptom.
@@ -349,6 +362,11 @@ type SymptomStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
+	// source is where the symptom came from when a HealingPolicy or ClusterHealingPolicy
+	// contributed it; empty for the app's own.
+	// +optional
+	// +kubebuilder:validation:MaxLength=320
+	Source string `json:"source,omitempty"`
 }
 
 // PolicyState is where a policy is.

@@ -463,6 +463,7 @@ type NodeAction struct {
 	Component string `json:"component"`
 
 	// maxNodes is how many nodes may be cordoned or drained by this app at once. Default 1.
+	// The cluster admin's --max-nodes-per-action caps it.
 	// +optional
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1
@@ -470,7 +471,8 @@ type NodeAction struct {
 	MaxNodes int32 `json:"maxNodes,omitempty"`
 
 	// maxUnavailableNodes stops the action when this share of the cluster's nodes is
-	// already NotReady or cordoned. Default 10%.
+	// already NotReady or cordoned. Default 10%. The cluster admin's
+	// --max-unavailable-nodes caps it.
 	// +optional
 	// +kubebuilder:validation:XIntOrString
 	// +kubebuilder:validation:Pattern=`^(100|[1-9]?[0-9])%$`

@@ -17,6 +17,13 @@
 // target and with what outcome, so that a resumed intent a guard now holds is recorded
 // with its real outcome when its effect is there, and cancelled when it is not.
 //
+// An action that takes long never holds the reconcile: runJob and drainNode report
+// Pending and are executed again on a later reconcile; a webhook's POST, with its
+// retries, runs in the background on a WebhookRunner, a few at a time and shared fairly
+// among namespaces, and a later Execute collects its outcome.
+// One effector is not an app's action: UncordonNode, beside the cordon it undoes, lifts a
+// node action's cordon when the node controller's plan.DecideUncordon says so.
+//
 // The package decides nothing: whether to act, and when, is the plan's judgement, and the
 // guards run before Prepare. It never writes the app's status, never polls or waits for a
 // rollout to finish, and never reads the wall clock for a decision: times it writes come

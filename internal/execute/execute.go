@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -18,8 +19,9 @@ import (
 	"github.com/homeostat-dev/homeostat/internal/text"
 )
 
-// Effectors carries out actions against the API server. It holds no state of its own and
-// is safe for concurrent use by several reconciles.
+// Effectors carries out actions against the API server. It holds no state of its own
+// apart from the webhook POSTs its runner has in flight, and is safe for concurrent use
+// by several reconciles.
 type Effectors struct {
 	// Client writes to the API server. Its reads may come from the informer cache: every
 	// effector tolerates a stale read, because what it writes is fixed by the ledger
@@ -35,9 +37,29 @@ type Effectors struct {
 	// they may reach, the most of a body they read and the longest an attempt may take.
 	// Nil means egress.Default(), which refuses loopback among others.
 	Egress *egress.Policy
+	// MaxNodesPerAction is the cluster admin's ceiling on a node action's maxNodes
+	// (--max-nodes-per-action): Prepare takes at most this many nodes, whatever the
+	// action asks. 0 is no ceiling.
+	MaxNodesPerAction int32
 	// ManagerNamespace is the manager's own namespace, where the webhooks of
 	// ClusterHealingPolicies read their header Secrets; "" when it is not known.
 	ManagerNamespace string
+	// Webhooks sends the POSTs of webhook actions in the background, so that Execute
+	// never waits on a receiver. Nil: one of the effectors' own, with the defaults and no
+	// Notify (the controller's recheck then collects the outcome).
+	Webhooks *WebhookRunner
+
+	ownWebhooks sync.Once
+}
+
+// webhooks is the runner of webhook POSTs.
+func (e *Effectors) webhooks() *WebhookRunner {
+	e.ownWebhooks.Do(func() {
+		if e.Webhooks == nil {
+			e.Webhooks = &WebhookRunner{}
+		}
+	})
+	return e.Webhooks
 }
 
 // egress is the policy webhook actions obey.
@@ -127,7 +149,7 @@ func (e *Effectors) Prepare(req Request) (Prepared, error) {
 	if !ok {
 		return Prepared{Kind: kind}, fmt.Errorf("action %s is not supported yet", kind)
 	}
-	p, err := f.prepare(req)
+	p, err := f.prepare(e.withNodeCeiling(req))
 	p.Kind = kind
 	if err != nil {
 		return p, err
@@ -185,6 +207,17 @@ func (e *Effectors) Observe(ctx context.Context, req Request) (Outcome, bool) {
 	}
 	out.Message = text.Truncate(out.Message, maxMessage)
 	return out, true
+}
+
+// Stop ends what an action whose intent is cancelled still runs in the background: the
+// POST of a webhook that waits for a sender is never sent, and one in flight is
+// cancelled with its retries. For other kinds it does nothing: their effects are in the
+// cluster, where Observe reads them.
+func (e *Effectors) Stop(req Request) {
+	if Kind(req.Action) != KindWebhook || req.App == nil || req.Record == nil {
+		return
+	}
+	e.webhooks().cancel(webhookKey(req))
 }
 
 // emit records the Event of an executed action on the app, with the workload as the

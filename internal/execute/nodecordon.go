@@ -35,7 +35,7 @@ func (cordonNode) execute(ctx context.Context, e *Effectors, req Request) Outcom
 			problems = append(problems, fmt.Sprintf("Stopped before cordoning %s: %v", namesOf(req.Record.Objects[i:]), err))
 			break
 		}
-		switch res, msg := e.cordon(ctx, name, req.Record.ID, nodeApp(req.App)); res {
+		switch res, msg := e.cordon(ctx, name, stampOf(req)); res {
 		case nodeCordoned:
 			cordoned = append(cordoned, name)
 		case nodeWasCordoned:

@@ -170,7 +170,7 @@ func (drainNode) execute(ctx context.Context, e *Effectors, req Request) Outcome
 	defer cancel()
 	drains := make([]nodeDrain, 0, len(rec.Objects))
 	for _, name := range rec.Objects {
-		drains = append(drains, e.drainOne(cctx, name, rec.ID, nodeApp(req.App)))
+		drains = append(drains, e.drainOne(cctx, name, stampOf(req)))
 	}
 	past := e.Clock != nil && !e.Clock.Now().Before(deadline)
 	return drainOutcome(drains, rec.Target, timeout, deadline, past)
@@ -187,16 +187,17 @@ func nodeApp(app *v1alpha1.AutonomicApp) string {
 	return plan.AppKey(app.Namespace, app.Name)
 }
 
-// drainOne cordons one node, stamped with the action id and the app, and evicts what it
-// can of its pods.
-func (e *Effectors) drainOne(ctx context.Context, name, id, app string) nodeDrain {
+// drainOne cordons one node, stamped with the action id, the app and the action's time,
+// and evicts what it can of its pods.
+func (e *Effectors) drainOne(ctx context.Context, name string, st nodeStamp) nodeDrain {
+	id := st.id
 	d := nodeDrain{name: name}
 	if err := ctx.Err(); err != nil {
 		d.problems = append(d.problems, fmt.Sprintf("Stopped before draining Node/%s: %v", name, err))
 		d.stuck = true
 		return d
 	}
-	switch res, msg := e.cordon(ctx, name, id, app); res {
+	switch res, msg := e.cordon(ctx, name, st); res {
 	case nodeGone:
 		d.gone = true
 		return d

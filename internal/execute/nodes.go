@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -22,9 +23,6 @@ import (
 
 // What cordonNode and drainNode share: which nodes they take, and the cordon itself.
 
-// defaultMaxNodes is NodeAction.maxNodes when unset (the CRD defaults it too).
-const defaultMaxNodes = 1
-
 // prepareNodes fixes the nodes a node action takes: those that host the component's
 // unhealthy pods, most affected first, at most maxNodes. drain says whether the action
 // evicts, which makes the component's pods on those nodes the pods it disrupts.
@@ -33,14 +31,11 @@ func prepareNodes(req Request, a *v1alpha1.NodeAction, verb string, drain bool) 
 	if err != nil {
 		return Prepared{}, err
 	}
-	limit := defaultMaxNodes
-	if a.MaxNodes > 0 {
-		limit = int(a.MaxNodes)
-	}
+	limit, _ := plan.EffectiveMaxNodes(a.MaxNodes, 0)
 	// The Request carries no Node objects yet, so a node's readiness shows through its
 	// pods: the node lifecycle controller marks every pod of a NotReady node not ready
 	// in the same pass in which it marks the node.
-	names := nodeCandidates(req.Target.Pods, nil, min(limit, maxObjects))
+	names := nodeCandidates(req.Target.Pods, nil, min(int(limit), maxObjects))
 	if len(names) == 0 {
 		return Prepared{}, fmt.Errorf("no unhealthy pod of %s is bound to a node, so there is no node to %s", w, verb)
 	}
@@ -49,6 +44,22 @@ func prepareNodes(req Request, a *v1alpha1.NodeAction, verb string, drain bool) 
 		p.Pods = podsOnNodes(req.Target.Pods, names)
 	}
 	return p, nil
+}
+
+// withNodeCeiling returns req with its node action's maxNodes lowered to the admin's
+// ceiling (plan.EffectiveMaxNodes), on a copy of the action: the node guard then counts
+// the same limit Prepare took its nodes by.
+func (e *Effectors) withNodeCeiling(req Request) Request {
+	lower := func(a *v1alpha1.NodeAction) *v1alpha1.NodeAction {
+		if a == nil || e.MaxNodesPerAction <= 0 {
+			return a
+		}
+		c := *a
+		c.MaxNodes, _ = plan.EffectiveMaxNodes(a.MaxNodes, e.MaxNodesPerAction)
+		return &c
+	}
+	req.Action.CordonNode, req.Action.DrainNode = lower(req.Action.CordonNode), lower(req.Action.DrainNode)
+	return req
 }
 
 // nodeCandidates picks the nodes of a component's pods that look sick, given the pods
@@ -135,12 +146,28 @@ const (
 	nodeCordonFailed
 )
 
-// cordon marks a node unschedulable and stamps the action id and the app (nodeApp) on
-// it, in one merge patch whose bytes depend only on them, so a repeat is a no-op on the
-// server. A node the action already cordoned is not written again. A node someone else
-// cordoned is stamped too: from now on it is also this action's, and counts against the
-// app's maxNodes for as long as it stays cordoned.
-func (e *Effectors) cordon(ctx context.Context, name, id, app string) (cordonResult, string) {
+// nodeStamp is what a node action stamps on the nodes it cordons: the action id, the app
+// (nodeApp; empty without one) and when the action was recorded (zero when unknown).
+type nodeStamp struct {
+	id, app string
+	at      time.Time
+}
+
+// stampOf is the stamp of a node action's record.
+func stampOf(req Request) nodeStamp {
+	return nodeStamp{id: req.Record.ID, app: nodeApp(req.App), at: req.Record.Time.Time}
+}
+
+// cordon marks a node unschedulable and stamps the action id, the app (nodeApp) and the
+// record's time (plan.CordonedAtAnnotation) on it, in one merge patch whose bytes depend
+// only on them, so a repeat is a no-op on the server. A node the action already cordoned
+// is not written again. A node that is cordoned already is stamped with the id and the
+// app only: from now on it is also this action's, and counts against the app's maxNodes
+// for as long as it stays cordoned, but the cordon is not Homeostat's, so the node
+// controller never lifts it. (A cordon an earlier action of Homeostat made keeps its
+// time.)
+func (e *Effectors) cordon(ctx context.Context, name string, st nodeStamp) (cordonResult, string) {
+	id, app := st.id, st.app
 	node, err := e.readNode(ctx, name)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
@@ -151,8 +178,11 @@ func (e *Effectors) cordon(ctx context.Context, name, id, app string) (cordonRes
 	if cordonedBy(node, id, app) {
 		return nodeWasCordoned, ""
 	}
+	if node.Spec.Unschedulable {
+		st.at = time.Time{}
+	}
 	log.FromContext(ctx).Info("Cordoning node", "node", klog.KObj(node), "actionID", id)
-	if err := e.patch(ctx, node, types.MergePatchType, cordonPatch(id, app)); err != nil {
+	if err := e.patch(ctx, node, types.MergePatchType, cordonPatch(st)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nodeGone, ""
 		}
@@ -194,11 +224,14 @@ func (e *Effectors) observeCordons(ctx context.Context, req Request) bool {
 }
 
 // cordonPatch is the merge patch of a cordon: spec.unschedulable, the action id and,
-// when known, the app.
-func cordonPatch(id, app string) []byte {
-	annotations := map[string]string{v1alpha1.ActionIDAnnotation: id}
-	if app != "" {
-		annotations[plan.NodeAppAnnotation] = app
+// when known, the app and the time of the action (plan.CordonedAtAnnotation, RFC 3339).
+func cordonPatch(st nodeStamp) []byte {
+	annotations := map[string]string{v1alpha1.ActionIDAnnotation: st.id}
+	if st.app != "" {
+		annotations[plan.NodeAppAnnotation] = st.app
+	}
+	if !st.at.IsZero() {
+		annotations[plan.CordonedAtAnnotation] = st.at.UTC().Format(time.RFC3339)
 	}
 	return mustJSON(map[string]any{
 		"metadata": map[string]any{"annotations": annotations},

@@ -100,6 +100,13 @@ func TestNodeActionsPrepare(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := e.Prepare(Request{Action: tt.action, Target: d.component(tt.pods...)})
+			if tt.wantErr == "" {
+				// The admin's ceiling does not touch what it does not lower.
+				wide, err := (&Effectors{MaxNodesPerAction: 5}).Prepare(Request{Action: tt.action, Target: d.component(tt.pods...)})
+				if err != nil || !slices.Equal(wide.Objects, tt.want.Objects) {
+					t.Errorf("Prepare() under a ceiling of 5 = %+v, %v; want the objects %v", wide, err, tt.want.Objects)
+				}
+			}
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
 					t.Fatalf("Prepare() error = %v, want %q", err, tt.wantErr)
@@ -116,6 +123,17 @@ func TestNodeActionsPrepare(t *testing.T) {
 		})
 	}
 
+	t.Run("the admin's ceiling lowers maxNodes, and the action the app wrote is left as it was", func(t *testing.T) {
+		a := drain(5)
+		got, err := (&Effectors{MaxNodesPerAction: 1}).Prepare(Request{Action: a, Target: d.component(pods...)})
+		if err != nil || !slices.Equal(got.Objects, []string{"n2"}) || got.Pods != 2 {
+			t.Errorf("Prepare() under a ceiling of 1 = %+v, %v; want n2 alone", got, err)
+		}
+		if a.DrainNode.MaxNodes != 5 {
+			t.Errorf("the app's maxNodes became %d, want 5 left alone", a.DrainNode.MaxNodes)
+		}
+	})
+
 	t.Run("a component that is an app has no pods to follow", func(t *testing.T) {
 		_, err := e.Prepare(Request{Action: drain(1), Target: &monitor.Component{Name: "web"}})
 		if err == nil || !strings.Contains(err.Error(), "is an app, not a workload") {
@@ -124,24 +142,36 @@ func TestNodeActionsPrepare(t *testing.T) {
 	})
 }
 
-func TestCordonPatchStampsTheActionAndTheApp(t *testing.T) {
+func TestCordonPatchStampsTheActionTheAppAndTheTime(t *testing.T) {
 	app := &v1alpha1.AutonomicApp{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}}
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.FixedZone("CET", 3600))
 	cases := []struct {
 		name string
 		app  *v1alpha1.AutonomicApp
+		at   time.Time
 		want string
 	}{
-		{"the app is stamped beside the action id, so the node counts against the app's maxNodes from the node itself", app,
-			`{"metadata":{"annotations":{"` + v1alpha1.ActionIDAnnotation + `":"heal-1","` + plan.NodeAppAnnotation + `":"shop/web"}},"spec":{"unschedulable":true}}`},
-		{"without an app only the id is stamped", nil,
+		{"the app and the action's time are stamped beside the action id, so the node counts against the app's maxNodes " +
+			"from the node itself, and the uncordon window never starts before the cordon", app, at,
+			`{"metadata":{"annotations":{"` + v1alpha1.ActionIDAnnotation + `":"heal-1","` + plan.NodeAppAnnotation + `":"shop/web","` +
+				plan.CordonedAtAnnotation + `":"2025-03-01T11:00:00Z"}},"spec":{"unschedulable":true}}`},
+		{"without an app or a time only the id is stamped", nil, time.Time{},
 			`{"metadata":{"annotations":{"` + v1alpha1.ActionIDAnnotation + `":"heal-1"}},"spec":{"unschedulable":true}}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := string(cordonPatch("heal-1", nodeApp(tc.app))); got != tc.want {
+			if got := string(cordonPatch(nodeStamp{id: "heal-1", app: nodeApp(tc.app), at: tc.at})); got != tc.want {
 				t.Errorf("cordonPatch() = %s, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestUncordonPatchLiftsTheCordonAndItsStampsOnTheNodeAsRead(t *testing.T) {
+	want := `{"metadata":{"annotations":{"` + v1alpha1.ActionIDAnnotation + `":null,"` + plan.NodeAppAnnotation + `":null,"` +
+		plan.CordonedAtAnnotation + `":null},"resourceVersion":"42"},"spec":{"unschedulable":null}}`
+	if got := string(uncordonPatch("42")); got != want {
+		t.Errorf("uncordonPatch() = %s, want %s", got, want)
 	}
 }
 

@@ -241,7 +241,7 @@ func TestAClusterPolicysWebhookReadsItsHeadersFromTheManagersNamespace(t *testin
 		t.Fatalf("Prepare = %+v, %v; a cluster policy's Secret is not the tenant's to authorize", p.Accesses, err)
 	}
 	req.Record = hookRecord()
-	if out := e.Execute(context.Background(), req); out.Result != v1alpha1.ResultSucceeded {
+	if out := untilDone(t, e, req); out.Result != v1alpha1.ResultSucceeded {
 		t.Fatalf("Execute = %+v", out)
 	}
 	if got := h.got[0].Header.Get("Authorization"); got != "Bearer admin" {
@@ -249,7 +249,9 @@ func TestAClusterPolicysWebhookReadsItsHeadersFromTheManagersNamespace(t *testin
 	}
 
 	e.ManagerNamespace = ""
-	out := e.Execute(context.Background(), req)
+	req.Record = hookRecord()
+	req.Record.ID = "without-the-manager-namespace"
+	out := untilDone(t, e, req)
 	if out.Result != v1alpha1.ResultFailed || !strings.Contains(out.Message, "set --manager-namespace or the POD_NAMESPACE environment variable") {
 		t.Errorf("Execute without the manager's namespace = %+v; want Failed saying how to set it", out)
 	}
@@ -258,7 +260,9 @@ func TestAClusterPolicysWebhookReadsItsHeadersFromTheManagersNamespace(t *testin
 	}
 	// A webhook without headers needs no Secret, and so no namespace.
 	req.Action = webhookAction(h.URL+"/hook", withCA(h))
-	if out := e.Execute(context.Background(), req); out.Result != v1alpha1.ResultSucceeded {
+	req.Record = hookRecord()
+	req.Record.ID = "without-headers"
+	if out := untilDone(t, e, req); out.Result != v1alpha1.ResultSucceeded {
 		t.Errorf("Execute of a cluster policy's webhook without headers = %+v; want it sent", out)
 	}
 }

@@ -43,21 +43,31 @@ const (
 )
 
 // webhookBackoff is the pause before retry n (1-based): 200ms, 400ms, 800ms... With the
-// CRD's bounds (at most 5 retries) the pauses add up to 6.2 s, so an action takes at most
+// CRD's bounds (at most 5 retries) the pauses add up to 6.2 s, so a POST takes at most
 // (retries+1) × timeout + 6.2 s: 15.6 s with the defaults.
 var webhookBackoff = func(n int) time.Duration { return 200 * time.Millisecond << (n - 1) }
 
 // webhook POSTs the action record as JSON. The URL is https unless allowInsecure; TLS is
 // always verified, against the system roots and the action's caBundle. Headers come from
 // a Secret read with get only. Each attempt has a timeout (default 5s, at most the egress
-// policy's maximum, 30s by default, so an action holds a reconcile worker for at most
-// (5+1) × 30 s + 6.2 s of backoff). A network error, a timeout, 408, 429 and 5xx are
+// policy's maximum, 30s by default). A network error, a timeout, 408, 429 and 5xx are
 // retried after a short backoff, up to webhook.retries times; any other status is final,
 // and so is an address the egress policy refuses. The request goes through the egress
 // policy's client: redirects are not followed, so neither the body nor the Secret's
 // headers go anywhere but the URL, and no proxy is used. Every attempt carries the action
 // id in the Idempotency-Key header, so the receiver can deduplicate a retry.
+//
+// It never waits in a reconcile. Execute checks the URL, reads the Secret and builds the
+// request, hands the POST with its retries to the WebhookRunner and reports Pending; a
+// later Execute of the same record, when the runner wakes the app, reports the attempt
+// it is on or the outcome. A record the runner does not know (the manager restarted)
+// whose message says its POST had started is sent again with the same Idempotency-Key,
+// and its messages say so.
 type webhook struct{}
+
+// webhookPending starts the message of every Pending webhook, so a resumed record shows
+// that an earlier manager started its POST.
+const webhookPending = "Background POST to "
 
 // WebhookPayload is the JSON body of a webhook action.
 type WebhookPayload struct {
@@ -101,6 +111,14 @@ func (webhook) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 		return failed("Did not POST the action record: %v", err)
 	}
 	target := displayURL(u)
+	runner, key := e.webhooks(), webhookKey(req)
+	if v, ok := runner.lookup(key); ok {
+		if v.state == jobDone {
+			return v.out
+		}
+		return Outcome{Result: v1alpha1.ResultPending, Message: v.progress}
+	}
+
 	roots, err := webhookRoots(a.CABundle)
 	if err != nil {
 		return failed("Did not POST to %s: %v", target, err)
@@ -113,9 +131,15 @@ func (webhook) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 	if err != nil {
 		return failed("Did not POST to %s: %v", target, err)
 	}
+	// The record as written with the intent: a POST sent again after a restart has the
+	// same body, whatever progress the earlier manager recorded.
+	rec := *req.Record
+	if resent(&rec) {
+		rec.Message = ""
+	}
 	body, err := json.Marshal(WebhookPayload{
 		App:    WebhookApp{Namespace: req.App.Namespace, Name: req.App.Name, UID: req.App.UID},
-		Record: *req.Record, Reason: req.Record.Reason,
+		Record: rec, Reason: req.Record.Reason,
 	})
 	if err != nil {
 		return failed("Did not POST to %s: encoding the action record failed: %v", target, err)
@@ -124,41 +148,88 @@ func (webhook) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 	header.Set("User-Agent", "homeostat")
 	header.Set(IdempotencyKeyHeader, req.Record.ID)
 
-	policy := e.egress()
-	hc := policy.Client(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})
-	defer hc.CloseIdleConnections()
-
-	timeout, note := DefaultWebhookTimeout, ""
-	if a.Timeout != nil && a.Timeout.Duration > 0 {
-		timeout, note = a.Timeout.Duration, policy.CapNote(a.Timeout.Duration)
-		timeout, _ = policy.Cap(timeout)
+	p := &post{
+		url: u, target: target, id: req.Record.ID, header: header, body: body,
+		policy: e.egress(), roots: roots, resent: resent(req.Record),
+		timeout: DefaultWebhookTimeout, attempts: 1 + int(min(max(a.Retries, 0), maxWebhookRetries)),
 	}
-	attempts := 1 + int(min(max(a.Retries, 0), maxWebhookRetries))
+	if a.Timeout != nil && a.Timeout.Duration > 0 {
+		p.timeout, p.note = a.Timeout.Duration, p.policy.CapNote(a.Timeout.Duration)
+		p.timeout, _ = p.policy.Cap(p.timeout)
+	}
 	logger := log.FromContext(ctx).WithValues("url", target, "actionID", req.Record.ID)
+	if p.resent {
+		logger.Info("Sending a webhook again: an earlier manager started it and did not record its answer")
+	}
+	queued := queuedMessage(runner, target, p.resent)
+	runner.submit(key, types.NamespacedName{Namespace: req.App.Namespace, Name: req.App.Name}, queued,
+		func(ctx context.Context, progress func(string)) Outcome {
+			return p.send(log.IntoContext(ctx, logger), progress)
+		})
+	return Outcome{Result: v1alpha1.ResultPending, Message: queued}
+}
+
+// webhookKey names a record's POST in the runner: the app and the action id.
+func webhookKey(req Request) string {
+	return req.App.Namespace + "/" + req.App.Name + "/" + req.Record.ID
+}
+
+// resent says whether an earlier manager started the record's POST: the controller
+// writes the message of a Pending outcome into the record, and only a webhook's starts
+// with webhookPending.
+func resent(rec *v1alpha1.ActionRecord) bool { return strings.HasPrefix(rec.Message, webhookPending) }
+
+// restartNote says that a POST is sent again after a restart.
+const restartNote = "sent again after a manager restart, with the same Idempotency-Key"
+
+// queuedMessage is the progress of a POST waiting for a free worker of the runner.
+func queuedMessage(w *WebhookRunner, target string, again bool) string {
+	msg := fmt.Sprintf("%s%s: waiting for a free sender (at most %d webhooks are sent at once, %d per namespace)",
+		webhookPending, target, w.Workers, w.PerNamespace)
+	if again {
+		msg += "; " + restartNote
+	}
+	return msg + "."
+}
+
+// post is one webhook's request, ready to send with its retries.
+type post struct {
+	url      *url.URL
+	target   string // the URL as messages show it
+	id       string
+	header   http.Header
+	body     []byte
+	policy   *egress.Policy
+	roots    *x509.CertPool
+	timeout  time.Duration
+	note     string // why timeout is shorter than the action asks, or ""
+	attempts int
+	resent   bool // an earlier manager started it
+}
+
+// send POSTs up to attempts times, reporting each attempt as progress, and returns the
+// outcome.
+func (p *post) send(ctx context.Context, progress func(string)) Outcome {
+	hc := p.policy.Client(&tls.Config{RootCAs: p.roots, MinVersion: tls.VersionTLS12})
+	defer hc.CloseIdleConnections()
+	logger := log.FromContext(ctx)
 	var tries []string
 	var stopped error
 	untrustedSeen := false
-	for n := 1; n <= attempts; n++ {
+	for n := 1; n <= p.attempts; n++ {
 		if n > 1 {
 			if stopped = sleepCtx(ctx, webhookBackoff(n-1)); stopped != nil {
 				break
 			}
 		}
-		res := postOnce(ctx, hc, u, header, body, timeout, note)
+		progress(p.progress(n, tries))
+		res := postOnce(ctx, hc, p.url, p.header, p.body, p.timeout, p.note)
 		logger.V(1).Info("Webhook attempt", "attempt", n, "result", res.summary)
 		switch {
 		case res.err == nil && res.code >= 200 && res.code < 300:
-			msg := fmt.Sprintf("POST %s returned %s", target, res.summary)
-			if n > 1 {
-				msg += fmt.Sprintf(" on attempt %d of %d (earlier: %s)", n, attempts, strings.Join(tries, "; "))
-			}
-			return succeeded("%s", msg)
+			return succeeded("%s", p.answered(n, res, tries))
 		case res.err == nil && !retriable(res.code):
-			msg := fmt.Sprintf("POST %s returned %s", target, res.summary)
-			if n > 1 {
-				msg += fmt.Sprintf(" on attempt %d of %d (earlier: %s)", n, attempts, strings.Join(tries, "; "))
-			}
-			return failed("%s; it is not retried", msg)
+			return failed("%s; it is not retried", p.answered(n, res, tries))
 		}
 		tries = append(tries, res.summary)
 		untrustedSeen = untrustedSeen || res.untrusted
@@ -166,19 +237,66 @@ func (webhook) execute(ctx context.Context, e *Effectors, req Request) Outcome {
 			break
 		}
 	}
-	msg := fmt.Sprintf("POST %s failed after %d %s: %s", target, len(tries), plural(len(tries), "attempt"), strings.Join(tries, "; "))
+	msg := fmt.Sprintf("POST %s failed after %d %s: %s", p.target, len(tries), plural(len(tries), "attempt"), strings.Join(tries, "; "))
 	if untrustedSeen {
 		msg += "; it is not retried: the server's certificate is not trusted (set webhook.caBundle to the CA that signed it)"
 	}
 	if stopped != nil {
 		msg += fmt.Sprintf("; stopped before attempt %d: %v", len(tries)+1, stopped)
 	}
+	if p.resent {
+		msg += "; " + restartNote
+	}
 	return failed("%s", msg)
 }
 
-// observe never reports a webhook as done: an HTTP call leaves no trace in the cluster
-// to read back.
-func (webhook) observe(context.Context, *Effectors, Request) (Outcome, bool) { return Outcome{}, false }
+// progress is the message of a POST on attempt n, after the attempts tried.
+func (p *post) progress(n int, tries []string) string {
+	msg := fmt.Sprintf("%s%s: attempt %d of %d", webhookPending, p.target, n, p.attempts)
+	if len(tries) > 0 {
+		msg += fmt.Sprintf(" (earlier: %s)", strings.Join(tries, "; "))
+	}
+	if p.resent {
+		msg += "; " + restartNote
+	}
+	return msg + "."
+}
+
+// answered is the message of a final answer on attempt n.
+func (p *post) answered(n int, res attempt, tries []string) string {
+	msg := fmt.Sprintf("POST %s returned %s", p.target, res.summary)
+	if n > 1 {
+		msg += fmt.Sprintf(" on attempt %d of %d (earlier: %s)", n, p.attempts, strings.Join(tries, "; "))
+	}
+	if p.resent {
+		msg += " (" + restartNote + ")"
+	}
+	return msg
+}
+
+// observe reports a webhook as done when this manager's runner holds the outcome of its
+// POST: the real outcome is recorded instead of Cancelled. Otherwise an HTTP call leaves
+// no trace in the cluster to read back.
+func (webhook) observe(_ context.Context, e *Effectors, req Request) (Outcome, bool) {
+	if req.App == nil {
+		return Outcome{}, false
+	}
+	v, ok := e.webhooks().lookup(webhookKey(req))
+	if !ok || v.state != jobDone {
+		return Outcome{}, false
+	}
+	return v.out, true
+}
+
+// WebhookRecheckAt is when the controller looks again at a Pending webhook that nothing
+// woke before: the runner wakes the app on every attempt and when the POST ends, so this
+// is a safety net. It is zero for other actions.
+func WebhookRecheckAt(req Request, now time.Time) time.Time {
+	if req.Action.Webhook == nil {
+		return time.Time{}
+	}
+	return now.Add(webhookRecheck)
+}
 
 // accesses are the get of the Secret of the headers, when the app's namespace holds it.
 // A ClusterHealingPolicy's webhook reads its Secret from the manager's namespace, with

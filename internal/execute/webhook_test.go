@@ -19,6 +19,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
@@ -142,6 +143,9 @@ func withCA(h *hookServer) func(*v1alpha1.WebhookAction) {
 	return func(a *v1alpha1.WebhookAction) { a.CABundle = h.caBundle() }
 }
 
+// runHook prepares and executes a webhook action as the controller does: while the
+// outcome is Pending it writes the progress into the record and executes it again, and
+// it returns the first outcome that is not Pending.
 func runHook(t *testing.T, e *Effectors, action v1alpha1.Action) Outcome {
 	t.Helper()
 	req := Request{App: hookApp(), Action: action}
@@ -152,7 +156,21 @@ func runHook(t *testing.T, e *Effectors, action v1alpha1.Action) Outcome {
 	rec := hookRecord()
 	rec.Target = p.Target
 	req.Record = rec
-	return e.Execute(context.Background(), req)
+	return untilDone(t, e, req)
+}
+
+// untilDone executes req until its outcome is not Pending, keeping the progress in the
+// record as the controller does.
+func untilDone(t tb, e *Effectors, req Request) Outcome {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		out := e.Execute(context.Background(), req)
+		if out.Result != v1alpha1.ResultPending {
+			return out
+		}
+		req.Record.Message = out.Message
+	}
+	t.Fatal("the webhook was still Pending after 20s")
+	return Outcome{}
 }
 
 func TestWebhookPostsTheRecordOverVerifiedTLSWithHeadersFromASecret(t *testing.T) {
@@ -191,8 +209,14 @@ func TestWebhookPostsTheRecordOverVerifiedTLSWithHeadersFromASecret(t *testing.T
 		body.Record.Policy != "heal-web" || body.Record.Step != 2 || body.Reason != "CrashLooping is still active after runJob." {
 		t.Errorf("body = %s", h.bodies[0])
 	}
-	if ev := <-events.Events; !strings.HasPrefix(ev, "Normal ActionSucceeded POST "+h.URL+"/hook returned 202") || strings.Contains(ev, "s3cret") {
-		t.Errorf("event = %q", ev)
+	var last string
+	for len(events.Events) > 0 {
+		if last = <-events.Events; strings.Contains(last, "s3cret") {
+			t.Errorf("event = %q", last)
+		}
+	}
+	if !strings.HasPrefix(last, "Normal ActionSucceeded POST "+h.URL+"/hook returned 202") {
+		t.Errorf("last event = %q", last)
 	}
 }
 
@@ -304,7 +328,7 @@ func TestWebhookRefusesHTTPUnlessAllowed(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "allowInsecure") {
 		t.Errorf("Prepare(http URL) error = %v, want one naming allowInsecure", err)
 	}
-	out := e.Execute(context.Background(), Request{App: hookApp(), Action: action, Record: hookRecord()})
+	out := untilDone(t, e, Request{App: hookApp(), Action: action, Record: hookRecord()})
 	if out.Result != v1alpha1.ResultFailed || !strings.Contains(out.Message, "uses http") {
 		t.Errorf("Execute(http URL) = %+v", out)
 	}
@@ -389,12 +413,12 @@ var _ = Describe("webhook", func() {
 		Expect(err).NotTo(HaveOccurred())
 		req.Record = &v1alpha1.ActionRecord{ID: "page-1", Time: metav1.NewTime(f.clock.Now()), Action: p.Kind, Target: p.Target,
 			Result: v1alpha1.ResultPending}
-		Expect(f.eff.Execute(ctx, req)).To(Equal(Outcome{Result: v1alpha1.ResultSucceeded,
+		Expect(untilDone(GinkgoT(), f.eff, req)).To(Equal(Outcome{Result: v1alpha1.ResultSucceeded,
 			Message: "POST " + h.URL + "/hook returned 202 Accepted"}))
 		Expect(h.requests()).To(Equal(1))
 		Expect(h.got[0].Header.Get("Authorization")).To(Equal("Bearer s3cret"))
 		Expect(h.got[0].Header.Get(IdempotencyKeyHeader)).To(Equal("page-1"))
-		Expect(f.drainEvents()).To(ConsistOf(HavePrefix("Normal ActionSucceeded POST " + h.URL + "/hook returned 202 Accepted")))
+		Expect(f.drainEvents()).To(ContainElement(HavePrefix("Normal ActionSucceeded POST " + h.URL + "/hook returned 202 Accepted")))
 	})
 
 	It("refuses to POST to the API server, though loopback, where it listens here, is allowed", func() {
@@ -407,7 +431,7 @@ var _ = Describe("webhook", func() {
 		Expect(err).NotTo(HaveOccurred())
 		req.Record = &v1alpha1.ActionRecord{ID: "page-2", Time: metav1.NewTime(f.clock.Now()), Action: p.Kind, Target: p.Target,
 			Result: v1alpha1.ResultPending}
-		Expect(f.eff.Execute(ctx, req)).To(Equal(Outcome{Result: v1alpha1.ResultFailed,
+		Expect(untilDone(GinkgoT(), f.eff, req)).To(Equal(Outcome{Result: v1alpha1.ResultFailed,
 			Message: "POST " + hook + " failed after 1 attempt: the egress policy refused " + u.Host +
 				": it is the Kubernetes API server; no flag allows it"}))
 	})
@@ -463,5 +487,171 @@ func TestWebhookTimeoutIsCappedByTheEgressMaximumAndTheMessageSaysSo(t *testing.
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("the attempt took %s, beyond the 150ms cap", d)
+	}
+}
+
+// notified is a WebhookRunner's Notify that counts the wake-ups of each app.
+type notified struct {
+	mu    sync.Mutex
+	count map[string]int
+}
+
+func (n *notified) notify(app types.NamespacedName) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.count == nil {
+		n.count = map[string]int{}
+	}
+	n.count[app.String()]++
+}
+
+func (n *notified) of(app string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.count[app]
+}
+
+func TestWebhookToASlowReceiverIsPendingAtOnceAndCompletesLaterOnce(t *testing.T) {
+	h := newHookServer(t, true, http.StatusAccepted)
+	h.delay = 700 * time.Millisecond
+	e, _ := hookEffectors(t)
+	var woken notified
+	e.Webhooks = &WebhookRunner{Notify: woken.notify}
+	req := Request{App: hookApp(), Action: webhookAction(h.URL+"/hook", withCA(h)), Record: hookRecord()}
+
+	start := time.Now()
+	out := e.Execute(context.Background(), req)
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("Execute took %s with a receiver that answers after 700ms; it must not wait", d)
+	}
+	if out.Result != v1alpha1.ResultPending || !strings.HasPrefix(out.Message, "Background POST to "+h.URL+"/hook: ") {
+		t.Fatalf("Execute() = %+v, want Pending with the POST's progress", out)
+	}
+	req.Record.Message = out.Message
+
+	// The runner wakes the app when the attempt starts and when the POST ends.
+	deadline := time.Now().Add(5 * time.Second)
+	for woken.of("shop/shop") < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := woken.of("shop/shop"); n != 2 {
+		t.Fatalf("the app was woken %d times, want 2: when the attempt started and when the POST ended", n)
+	}
+	want := Outcome{Result: v1alpha1.ResultSucceeded, Message: "POST " + h.URL + "/hook returned 202 Accepted"}
+	// A status write that failed makes the controller execute the record again: the same
+	// outcome, and no second POST.
+	for range 3 {
+		if out := e.Execute(context.Background(), req); out != want {
+			t.Fatalf("Execute() after the POST ended = %+v, want %+v", out, want)
+		}
+	}
+	if n := h.requests(); n != 1 {
+		t.Fatalf("the receiver got %d requests, want 1", n)
+	}
+}
+
+func TestWebhookReportsEachAttemptAsProgress(t *testing.T) {
+	h := newHookServer(t, true, http.StatusServiceUnavailable, http.StatusOK)
+	h.delay = 300 * time.Millisecond
+	e, _ := hookEffectors(t)
+	req := Request{App: hookApp(), Action: webhookAction(h.URL+"/hook", withCA(h)), Record: hookRecord()}
+	seen := map[string]bool{}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		out := e.Execute(context.Background(), req)
+		if out.Result != v1alpha1.ResultPending {
+			break
+		}
+		seen[out.Message] = true
+		req.Record.Message = out.Message
+	}
+	for _, m := range []string{
+		"Background POST to " + h.URL + "/hook: attempt 1 of 3.",
+		"Background POST to " + h.URL + "/hook: attempt 2 of 3 (earlier: 503 Service Unavailable).",
+	} {
+		if !seen[m] {
+			t.Errorf("progress %q was never reported; saw %v", m, seen)
+		}
+	}
+}
+
+func TestWebhookLeftPendingByAnEarlierManagerIsSentAgainWithTheSameIdempotencyKey(t *testing.T) {
+	h := newHookServer(t, true, http.StatusOK)
+	e, _ := hookEffectors(t) // a new manager: its runner knows nothing of the record
+	rec := hookRecord()
+	rec.Message = "Background POST to " + h.URL + "/hook: attempt 1 of 3."
+	out := untilDone(t, e, Request{App: hookApp(), Action: webhookAction(h.URL+"/hook", withCA(h)), Record: rec})
+	want := Outcome{Result: v1alpha1.ResultSucceeded, Message: "POST " + h.URL +
+		"/hook returned 200 OK (sent again after a manager restart, with the same Idempotency-Key)"}
+	if out != want {
+		t.Fatalf("Execute() = %+v, want %+v", out, want)
+	}
+	if n := h.requests(); n != 1 || h.got[0].Header.Get(IdempotencyKeyHeader) != rec.ID {
+		t.Fatalf("the receiver got %d requests (Idempotency-Key %q), want 1 with %q", n, h.got[0].Header.Get(IdempotencyKeyHeader), rec.ID)
+	}
+	// The body is the record as written with the intent, as the first manager sent it.
+	var body WebhookPayload
+	if err := json.Unmarshal(h.bodies[0], &body); err != nil || body.Record.ID != rec.ID || body.Record.Message != "" {
+		t.Errorf("body %s (%v): want the record as written with the intent, without the earlier progress", h.bodies[0], err)
+	}
+}
+
+func TestWebhookSlowReceiversOfOneNamespaceDoNotHoldEverySender(t *testing.T) {
+	slow := newHookServer(t, true, http.StatusOK)
+	slow.delay = 3 * time.Second
+	fast := newHookServer(t, true, http.StatusOK)
+	e, _ := hookEffectors(t)
+	e.Webhooks = &WebhookRunner{Workers: 2} // one per namespace
+	for _, name := range []string{"a", "b", "c"} {
+		app := &v1alpha1.AutonomicApp{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant-a", Name: name}}
+		out := e.Execute(context.Background(), Request{App: app, Action: webhookAction(slow.URL+"/hook", withCA(slow)), Record: hookRecord()})
+		if out.Result != v1alpha1.ResultPending {
+			t.Fatalf("Execute() = %+v", out)
+		}
+	}
+	other := &v1alpha1.AutonomicApp{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant-b", Name: "b"}}
+	start := time.Now()
+	out := untilDone(t, e, Request{App: other, Action: webhookAction(fast.URL+"/hook", withCA(fast)), Record: hookRecord()})
+	if out.Result != v1alpha1.ResultSucceeded {
+		t.Fatalf("Execute() = %+v", out)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("tenant-b's webhook took %s behind tenant-a's slow receivers", d)
+	}
+	if n := slow.requests(); n != 1 {
+		t.Errorf("tenant-a's slow receiver got %d requests at once, want 1: its share of 2 senders", n)
+	}
+}
+
+func TestWebhookStopCancelsThePostAndItsRetries(t *testing.T) {
+	h := newHookServer(t, true, http.StatusOK)
+	h.delay = 5 * time.Second
+	e, _ := hookEffectors(t)
+	req := Request{App: hookApp(), Action: webhookAction(h.URL+"/hook", withCA(h)), Record: hookRecord()}
+	if out := e.Execute(context.Background(), req); out.Result != v1alpha1.ResultPending {
+		t.Fatalf("Execute() = %+v", out)
+	}
+	for deadline := time.Now().Add(3 * time.Second); h.requests() == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.Stop(req)
+	if _, done := e.Observe(context.Background(), req); done {
+		t.Error("Observe reports a stopped webhook as done")
+	}
+	time.Sleep(time.Second) // the first backoff is 200ms: a retry would have come
+	if n := h.requests(); n != 1 {
+		t.Errorf("the receiver got %d requests, want 1: Stop ends the retries", n)
+	}
+}
+
+func TestWebhookObserveReportsAFinishedPost(t *testing.T) {
+	h := newHookServer(t, true, http.StatusNoContent)
+	e, _ := hookEffectors(t)
+	req := Request{App: hookApp(), Action: webhookAction(h.URL+"/hook", withCA(h)), Record: hookRecord()}
+	if _, done := e.Observe(context.Background(), req); done {
+		t.Fatal("Observe reports a webhook never sent as done")
+	}
+	want := untilDone(t, e, req)
+	if out, done := e.Observe(context.Background(), req); !done || out != want {
+		t.Fatalf("Observe() = %+v, %v; want %+v, true", out, done, want)
 	}
 }

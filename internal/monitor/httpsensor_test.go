@@ -172,7 +172,7 @@ func TestHTTPSensorErrorsNeverQuoteTheAnswer(t *testing.T) {
 		_, _ = w.Write([]byte("<html>" + secretValue + "</html>"))
 	}))
 	t.Cleanup(srv.Close)
-	p := &Poller{}
+	p := &Poller{Egress: loopbackEgress(t)}
 	p.init()
 	for _, tc := range []struct {
 		name, url, want string

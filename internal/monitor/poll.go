@@ -24,6 +24,7 @@ import (
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/egress"
+	"github.com/homeostat-dev/homeostat/internal/fair"
 )
 
 // Defaults of a sensor's schedule, as the API documents them.
@@ -118,14 +119,19 @@ func (p *Poller) TimeoutCaps(sensors []v1alpha1.Sensor) []TimeoutCap {
 // the outcome to Readings. It is a manager.Runnable that runs only on the leader.
 //
 // Polls are scheduled through one delaying work queue keyed by app and sensor: each key
-// is added back at the time its sensor is next due. A fixed number of workers (Workers)
-// take keys, whatever the number of apps; there is no goroutine or ticker per app or
-// sensor. Each poll runs under its sensor's timeout, and one app never has more than
-// PerApp polls in flight, so an app whose sensors hang holds at most PerApp workers for
-// at most their timeout and never delays the sensors of other apps.
+// is added back at the time its sensor is next due. When a key comes due it moves to a
+// fair queue (internal/fair) with one list per namespace, and a fixed number of workers
+// (Workers) take keys from it, a namespace at a time in turn, whatever the number of
+// apps; there is no goroutine or ticker per app or sensor. Each poll runs under its
+// sensor's timeout; one namespace never has more than PerNamespace polls in flight and
+// one app never more than PerApp. So the apps of a namespace whose sensors hang hold at
+// most PerNamespace workers, for at most their timeout, and the other namespaces keep
+// the rest; and a namespace with many sensors due at once delays another namespace's
+// sensor by at most a turn.
 //
-//	reconcile ──Sync(app, sensors)──> state (spec, version, due) ──Add──> queue
-//	queue ──Get──> worker: still declared? due? app under PerApp? ──> probe.read(ctx)
+//	reconcile ──Sync(app, sensors)──> state (spec, version, due) ──Add──> delaying queue
+//	delaying queue ──due──> fair queue (a list per namespace, taken in turn, PerNamespace)
+//	fair queue ──Get──> worker: still declared? due? app under PerApp? ──> probe.read(ctx)
 //	      <──AddAfter(interval)── worker ──record──> Readings ──Notify(app)──> reconcile
 //
 // Sync keeps a copy of each sensor's spec and a version that changes with its probe. A
@@ -157,6 +163,10 @@ type Poller struct {
 	Workers int
 	// PerApp is how many polls of one app run at once. Default Workers/4, at least 1.
 	PerApp int
+	// PerNamespace is how many polls of the apps of one namespace run at once, so that
+	// one namespace's slow endpoints never take every worker. Default Workers/2, at
+	// least PerApp.
+	PerNamespace int
 	// Clock is the one clock of the poller and its queue. Default the real one.
 	Clock clock.WithTicker
 	// Notify is called, outside any lock, when a sensor of the app became available or
@@ -172,8 +182,9 @@ type Poller struct {
 	Rights TenantRights
 
 	initOnce   sync.Once
-	queue      workqueue.TypedDelayingInterface[sensorKey]
-	httpClient *http.Client // built by Egress, shared by every http and prometheus sensor
+	queue      workqueue.TypedDelayingInterface[sensorKey] // keys wait here until due
+	ready      *fair.Queue[sensorKey]                      // due keys, by namespace
+	httpClient *http.Client                                // built by Egress, shared by every http and prometheus sensor
 	mu         sync.Mutex
 	apps       map[types.NamespacedName]*appState
 	prometheus map[string]*promClient // by address, shared by the sensors that use it
@@ -210,8 +221,10 @@ type sensorState struct {
 	// due is when the sensor is next polled; lastStart is when its last poll started
 	// (zero until one finished under the current version).
 	due, lastStart time.Time
-	polling        bool
-	parked         bool
+	// queued is true while the key waits in the fair queue, polling while a worker
+	// polls it, parked while it waits for its app to be under PerApp: in each of these
+	// the key is where it will be taken from, and a copy that comes due is dropped.
+	queued, polling, parked bool
 }
 
 // probe reads one sensor once, under ctx, whose deadline is timeout from now: its
@@ -250,6 +263,7 @@ func (p *Poller) init() {
 			Name:  "sensor-poller",
 			Clock: p.Clock,
 		})
+		p.ready = fair.New[sensorKey](p.perNamespace())
 	})
 }
 
@@ -278,30 +292,75 @@ func (p *Poller) perApp() int {
 	return max(1, p.workers()/4)
 }
 
-// Start runs Workers workers until ctx is done, then waits for the polls in flight
-// (each is bounded by its timeout, and cancelled with ctx).
+func (p *Poller) perNamespace() int {
+	if p.PerNamespace > 0 {
+		return p.PerNamespace
+	}
+	return max(p.perApp(), p.workers()/2)
+}
+
+// Start runs Workers workers, and one goroutine that moves keys that came due to the
+// fair queue, until ctx is done; then it waits for the polls in flight (each is bounded
+// by its timeout, and cancelled with ctx).
 func (p *Poller) Start(ctx context.Context) error {
 	p.init()
 	log := logf.FromContext(ctx).WithName("sensor-poller")
 	ctx = logf.IntoContext(ctx, log)
-	log.Info("Starting the sensor poller", "workers", p.workers(), "perApp", p.perApp())
+	log.Info("Starting the sensor poller", "workers", p.workers(), "perNamespace", p.perNamespace(), "perApp", p.perApp())
 	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			key, shutdown := p.queue.Get()
+			if shutdown {
+				return
+			}
+			p.queue.Done(key)
+			p.due(key)
+		}
+	})
 	for range p.workers() {
 		wg.Go(func() {
 			for {
-				key, shutdown := p.queue.Get()
-				if shutdown {
+				ns, key, ok := p.ready.Get()
+				if !ok {
 					return
 				}
 				p.process(ctx, key)
-				p.queue.Done(key)
+				p.ready.Done(ns)
 			}
 		})
 	}
 	<-ctx.Done()
 	p.queue.ShutDown()
+	p.ready.ShutDown()
 	wg.Wait()
 	log.Info("Stopped the sensor poller")
+	return nil
+}
+
+// due moves a key that came due to its namespace's list in the fair queue, unless its
+// sensor is gone, is not due after all (its schedule changed), or is already queued,
+// polling or parked.
+func (p *Poller) due(key sensorKey) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.sensor(key)
+	if st == nil || st.queued || st.polling || st.parked {
+		return
+	}
+	if now := p.Clock.Now(); now.Before(st.due) {
+		p.queue.AddAfter(key, st.due.Sub(now))
+		return
+	}
+	st.queued = true
+	p.ready.Add(key.app.Namespace, key)
+}
+
+// sensor is the declared state of a key's sensor, or nil. Call it under mu.
+func (p *Poller) sensor(key sensorKey) *sensorState {
+	if as := p.apps[key.app]; as != nil {
+		return as.sensors[key.sensor]
+	}
 	return nil
 }
 
@@ -399,21 +458,19 @@ func sameProbe(a, b *v1alpha1.Sensor) bool {
 	return equality.Semantic.DeepEqual(&x, &y)
 }
 
-// process handles one key popped from the queue: it drops the key if its sensor is no
-// longer declared, puts it back if it is not due yet, parks it if its app already has
-// PerApp polls in flight, and otherwise polls the sensor, records the outcome and
+// process handles one key taken from the fair queue: it drops the key if its sensor is
+// no longer declared, puts it back if it is not due yet, parks it if its app already
+// has PerApp polls in flight, and otherwise polls the sensor, records the outcome and
 // schedules the next poll.
 func (p *Poller) process(ctx context.Context, key sensorKey) {
 	p.mu.Lock()
 	as := p.apps[key.app]
-	var st *sensorState
-	if as != nil {
-		st = as.sensors[key.sensor]
-	}
-	if st == nil || st.parked {
+	st := p.sensor(key)
+	if st == nil || !st.queued {
 		p.mu.Unlock()
 		return
 	}
+	st.queued = false
 	if now := p.Clock.Now(); now.Before(st.due) {
 		p.queue.AddAfter(key, st.due.Sub(now))
 		p.mu.Unlock()
@@ -449,11 +506,17 @@ func (p *Poller) process(ctx context.Context, key sensorKey) {
 		p.releaseParked(key.app, as)
 	}
 	changed := false
-	if current && st.version == version && ctx.Err() == nil {
+	switch {
+	case !current || ctx.Err() != nil:
+	case st.version == version:
 		st.lastStart = start
 		st.due = start.Add(st.interval)
 		p.queue.AddAfter(key, st.due.Sub(end))
 		changed = p.Readings.record(key.app, key.sensor, value, pods, err, end)
+	default:
+		// Sync replaced the probe while it was polled: the new one is due (Sync's key
+		// came while this poll ran, and was dropped).
+		p.queue.AddAfter(key, st.due.Sub(end))
 	}
 	p.mu.Unlock()
 
@@ -468,14 +531,15 @@ func (p *Poller) process(ctx context.Context, key sensorKey) {
 	}
 }
 
-// releaseParked queues the first parked sensor of the app that is still declared.
+// releaseParked puts the first parked sensor of the app that is still declared back in
+// the fair queue.
 func (p *Poller) releaseParked(app types.NamespacedName, as *appState) {
 	for len(as.parked) > 0 {
 		name := as.parked[0]
 		as.parked = as.parked[1:]
 		if st := as.sensors[name]; st != nil && st.parked {
-			st.parked = false
-			p.queue.Add(sensorKey{app: app, sensor: name})
+			st.parked, st.queued = false, true
+			p.ready.Add(app.Namespace, sensorKey{app: app, sensor: name})
 			return
 		}
 	}

@@ -178,10 +178,11 @@ func TestPollerPollsEachSensorAtItsOwnInterval(t *testing.T) {
 
 func TestASlowSensorNeverDelaysAnotherAppsFastSensor(t *testing.T) {
 	srv := newProbeServer(t, map[string]time.Duration{"/hang": 5 * time.Second})
-	// Two workers; the slow app has three sensors that never answer within their 500ms
-	// timeout and are due again at once. Were they to take both workers, the fast
-	// sensor would wait about 500ms between polls.
-	p := &Poller{Readings: NewReadings(), Workers: 2, Egress: loopbackEgress(t)}
+	// Four workers, two for the namespace, one per app; the slow app has three sensors
+	// that never answer within their 500ms timeout and are due again at once. Were they
+	// to take the namespace's workers, the fast sensor would wait about 500ms between
+	// polls.
+	p := &Poller{Readings: NewReadings(), Workers: 4, Egress: loopbackEgress(t)}
 	var slow []v1alpha1.Sensor
 	for _, n := range []string{"a", "b", "c"} {
 		slow = append(slow, httpSensor(n, srv.URL+"/hang", 100*time.Millisecond, 500*time.Millisecond))
@@ -217,7 +218,7 @@ func TestASlowSensorNeverDelaysAnotherAppsFastSensor(t *testing.T) {
 
 func TestPollsInFlightNeverExceedWorkers(t *testing.T) {
 	srv := newProbeServer(t, map[string]time.Duration{"/work": 40 * time.Millisecond})
-	p := &Poller{Readings: NewReadings(), Workers: 3, PerApp: 1, Egress: loopbackEgress(t)}
+	p := &Poller{Readings: NewReadings(), Workers: 3, PerNamespace: 3, PerApp: 1, Egress: loopbackEgress(t)}
 	for i := range 10 {
 		// A long timeout: a poll the client gave up on could still be counted by the
 		// server for a moment after its worker took the next one.
@@ -232,7 +233,7 @@ func TestPollsInFlightNeverExceedWorkers(t *testing.T) {
 
 func TestPollsOfOneAppNeverExceedPerApp(t *testing.T) {
 	srv := newProbeServer(t, map[string]time.Duration{"/work": 40 * time.Millisecond})
-	p := &Poller{Readings: NewReadings(), Workers: 4, PerApp: 2, Egress: loopbackEgress(t)}
+	p := &Poller{Readings: NewReadings(), Workers: 4, PerNamespace: 4, PerApp: 2, Egress: loopbackEgress(t)}
 	var sensors []v1alpha1.Sensor
 	for _, n := range []string{"a", "b", "c", "d", "e", "f"} {
 		sensors = append(sensors, httpSensor(n, srv.URL+"/work", 100*time.Millisecond, 5*time.Second))
@@ -245,6 +246,70 @@ func TestPollsOfOneAppNeverExceedPerApp(t *testing.T) {
 	}
 	if got := len(p.Readings.Values(key("web"))); got != 6 {
 		t.Fatalf("%d of 6 sensors were read", got)
+	}
+}
+
+// TestSlowEndpointsOfOneNamespaceNeverStopAnotherNamespacesPolling gives one namespace
+// four apps whose sensors all hang: with the default eight workers and two polls per
+// app they would hold every worker. They hold PerNamespace (four), and the sensor of an
+// app in another namespace keeps its interval. The hanging reads are a blocked get of a
+// fake client: no network.
+func TestSlowEndpointsOfOneNamespaceNeverStopAnotherNamespacesPolling(t *testing.T) {
+	c := fake.NewClientBuilder().WithObjects(
+		configMap("tenant-a", "q", map[string]string{"depth": "5"}),
+		configMap("tenant-b", "q", map[string]string{"depth": "7"}),
+	).Build()
+	var mu sync.Mutex
+	inFlight, most, fastPolls := 0, 0, []time.Time{}
+	reader := interceptor.NewClient(c, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, k client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			mu.Lock()
+			if k.Namespace == "tenant-b" {
+				fastPolls = append(fastPolls, time.Now())
+				mu.Unlock()
+				return c.Get(ctx, k, obj, opts...)
+			}
+			inFlight++
+			most = max(most, inFlight)
+			mu.Unlock()
+			<-ctx.Done() // the slow endpoint: no answer before the poll's timeout
+			mu.Lock()
+			inFlight--
+			mu.Unlock()
+			return ctx.Err()
+		},
+	})
+	p := &Poller{Readings: NewReadings(), RESTMapper: testMapper(), APIReader: reader}
+	if p.workers() != 8 || p.perApp() != 2 || p.perNamespace() != 4 {
+		t.Fatalf("defaults: %d workers, %d per app, %d per namespace; want 8, 2, 4", p.workers(), p.perApp(), p.perNamespace())
+	}
+	for _, name := range []string{"a1", "a2", "a3", "a4"} {
+		app := &v1alpha1.AutonomicApp{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant-a", Name: name}}
+		hang := func(n string) v1alpha1.Sensor {
+			s := objectSensor(n, 50*time.Millisecond, "double(object.data.depth)")
+			s.Timeout = dur(5 * time.Second)
+			return s
+		}
+		p.Sync(app, []v1alpha1.Sensor{hang("x"), hang("y"), hang("z")})
+	}
+	p.Sync(&v1alpha1.AutonomicApp{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant-b", Name: "b"}},
+		[]v1alpha1.Sensor{objectSensor("depth", 50*time.Millisecond, "double(object.data.depth)")})
+	run(t, p)
+	time.Sleep(time.Second)
+
+	mu.Lock()
+	defer mu.Unlock()
+	if most != 4 {
+		t.Errorf("tenant-a had %d polls in flight at most, want PerNamespace = 4", most)
+	}
+	if len(fastPolls) < 10 {
+		t.Fatalf("tenant-b's sensor was polled %d times in 1s at an interval of 50ms", len(fastPolls))
+	}
+	if g := slices.Max(gaps(fastPolls)); g > 250*time.Millisecond {
+		t.Errorf("tenant-b's sensor waited %s between two polls (gaps %v)", g, gaps(fastPolls))
+	}
+	if v := p.Readings.Values(types.NamespacedName{Namespace: "tenant-b", Name: "b"})["depth"]; v != 7 {
+		t.Errorf("tenant-b's sensor reads %v, want 7", v)
 	}
 }
 

@@ -100,8 +100,8 @@ type noRedirects struct{ api.Client }
 func (c noRedirects) Do(ctx context.Context, req *http.Request) (*http.Response, []byte, error) {
 	resp, body, err := c.Client.Do(ctx, req)
 	if err == nil && resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		return resp, nil, fmt.Errorf("it answered %s, a redirect, which the egress policy never follows: "+
-			"set the address to the server that answers", resp.Status)
+		return resp, nil, &ownError{fmt.Sprintf("it answered %s, a redirect, which the egress policy never follows: "+
+			"set the address to the server that answers", statusText(resp.StatusCode))}
 	}
 	return resp, body, err
 }

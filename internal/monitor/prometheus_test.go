@@ -177,7 +177,7 @@ func TestPrometheusErrorsNeverQuoteTheAnswer(t *testing.T) {
 		"not json":  {status: 200, body: secretValue, contentType: "text/plain"},
 		"a string":  promOK("string", `[1700000000,"`+secretValue+`"]`),
 	})
-	p := &Poller{}
+	p := &Poller{Egress: loopbackEgress(t)}
 	p.init()
 	for _, tc := range []struct{ query, want string }{
 		{"html", "answered 502 Bad Gateway (text/html)"},

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 
 	"github.com/google/cel-go/common/types/ref"
+
+	"github.com/homeostat-dev/homeostat/internal/egress"
 )
 
 // A sensor's error is written to the app's status, where anyone who can read the app
@@ -121,16 +123,22 @@ func recordAnswer(ctx context.Context, resp *http.Response) {
 // status is "503 Service Unavailable (text/html)": the code, the standard text of the
 // code (not the server's reason phrase), and the media type without its parameters.
 func (a *answer) status() string {
-	code := int(a.code.Load())
-	s := strconv.Itoa(code)
-	if t := http.StatusText(code); t != "" {
-		s += " " + t
-	}
+	s := statusText(int(a.code.Load()))
 	mt := "no content type"
 	if p := a.contentType.Load(); p != nil && *p != "" {
 		mt = *p
 	}
 	return s + " (" + mt + ")"
+}
+
+// statusText is a status code with its standard text, "307 Temporary Redirect", never
+// the server's own reason phrase.
+func statusText(code int) string {
+	s := strconv.Itoa(code)
+	if t := http.StatusText(code); t != "" {
+		s += " " + t
+	}
+	return s
 }
 
 // mediaType is a Content-Type header's media type ("text/html") without its parameters,
@@ -144,13 +152,27 @@ func mediaType(header string) string {
 	return mt
 }
 
+// ownError is an error whose text this package wrote from nothing the server sent but
+// its status code: requestErrorText shows it as it is.
+type ownError struct{ msg string }
+
+func (e *ownError) Error() string { return e.msg }
+
 // requestErrorText says why a request got no usable answer. Errors that arise before
 // the answer (dialing, a refused address, TLS) are the operator's or the network's and
-// are shown; once the answer has begun to arrive, an error comes from reading it, and
-// net/http quotes what it read (a malformed status line, a header), so it is named, not
-// shown. Certificate errors list the names in the server's certificate: they are named
-// too, and so is HTTP/2's GOAWAY, whose debug data the server chooses.
+// are shown; so are the egress policy's own (a body longer than it reads) and this
+// package's (ownError). Once the answer has begun to arrive, any other error comes from
+// reading it, and net/http quotes what it read (a malformed status line, a header), so
+// it is named, not shown. Certificate errors list the names in the server's certificate:
+// they are named too, and so is HTTP/2's GOAWAY, whose debug data the server chooses.
 func requestErrorText(err error, a *answer) string {
+	var own *ownError
+	if errors.As(err, &own) {
+		return own.Error()
+	}
+	if perr := egress.Reason(err); perr != nil {
+		return perr.Error()
+	}
 	var (
 		hostErr    x509.HostnameError
 		authErr    x509.UnknownAuthorityError

@@ -9,9 +9,13 @@
 //   - what a remediation ladder does next (start an episode, act, wait, verify that a
 //     recovery holds, escalate, give up);
 //   - whether the guards, the node guard among them, let an action through, and whether
-//     an intent an earlier run left may be carried on (CheckGuards, CheckResume);
+//     an intent an earlier run left may be carried on (CheckGuards, CheckResume, NodeGuard
+//     with the admin's node policy);
+//   - whether a node a node action cordoned, and nobody else, is uncordoned now that it
+//     is healthy again (DecideUncordon);
 //   - an autoscaler's replicas, as the HPA would, and a failover's primary;
-//   - how shared healing policies merge into an app's own;
+//   - how shared healing policies merge into an app's own, what an enforced
+//     ClusterHealingPolicy replaces there, and how its guards bound the app's (Merge);
 //   - the app's summary: its health rollup, its phase, and the conditions its status
 //     carries (Summarize);
 //   - the cluster-wide storm breaker's rule: when too many apps are unhealthy at once for

@@ -46,6 +46,10 @@ type GuardInput struct {
 	// MaxUnhealthyPods is the unhealthy share (or count) above which disruptive actions
 	// wait; nil when unset.
 	MaxUnhealthyPods *intstr.IntOrString
+	// MaxUnhealthyPodsAlso is a second such limit, of the other kind (a count beside a
+	// percentage), that an enforced ClusterHealingPolicy sets (Merged.MaxUnhealthyPodsAlso):
+	// both must hold. Nil when unset.
+	MaxUnhealthyPodsAlso *intstr.IntOrString
 	// TotalPods, UnhealthyPods and InFlightPods count the app's pods; in-flight pods are
 	// those an unfinished action is disrupting, and count as unhealthy.
 	TotalPods, UnhealthyPods, InFlightPods int
@@ -99,8 +103,11 @@ func CheckGuards(g GuardInput, disruptive bool, now time.Time) Verdict {
 				n, g.MaxActions.Per.Duration, g.MaxActions.Count, stamp(until))}
 		}
 	}
-	if disruptive && g.MaxUnhealthyPods != nil {
-		if held, msg := tooManyUnhealthy(g); held {
+	for _, limit := range []*intstr.IntOrString{g.MaxUnhealthyPods, g.MaxUnhealthyPodsAlso} {
+		if !disruptive || limit == nil {
+			continue
+		}
+		if held, msg := tooManyUnhealthy(g, limit); held {
 			return Verdict{Held: true, Reason: ReasonTooManyUnhealthy, Message: msg}
 		}
 	}
@@ -160,13 +167,13 @@ func rateLimited(times []time.Time, count int, per time.Duration, now time.Time)
 // tooManyUnhealthy holds a disruptive action when the pods already unhealthy or being
 // disrupted exceed the limit: the problem is wider than a few pods, and taking more
 // capacity away would make it worse. It is Cluster API's maxUnhealthy circuit breaker.
-func tooManyUnhealthy(g GuardInput) (bool, string) {
+func tooManyUnhealthy(g GuardInput, bound *intstr.IntOrString) (bool, string) {
 	if g.TotalPods == 0 {
 		return false, ""
 	}
-	limit, err := intstr.GetScaledValueFromIntOrPercent(g.MaxUnhealthyPods, g.TotalPods, false)
+	limit, err := intstr.GetScaledValueFromIntOrPercent(bound, g.TotalPods, false)
 	if err != nil {
-		return true, fmt.Sprintf("guards.maxUnhealthyPods %q is invalid: %v.", g.MaxUnhealthyPods.String(), err)
+		return true, fmt.Sprintf("guards.maxUnhealthyPods %q is invalid: %v.", bound.String(), err)
 	}
 	bad := g.UnhealthyPods + g.InFlightPods
 	if bad <= limit {
@@ -174,7 +181,7 @@ func tooManyUnhealthy(g GuardInput) (bool, string) {
 	}
 	return true, fmt.Sprintf(
 		"%d of %d pods are unhealthy or being disrupted (%d%%), above guards.maxUnhealthyPods %s: the problem looks wider than these pods, so disruptive actions wait.",
-		bad, g.TotalPods, int(math.Round(100*float64(bad)/float64(g.TotalPods))), g.MaxUnhealthyPods.String())
+		bad, g.TotalPods, int(math.Round(100*float64(bad)/float64(g.TotalPods))), bound.String())
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -14,6 +14,10 @@ import (
 
 // Node guard reasons, in the order NodeGuard checks them.
 const (
+	// ReasonNodeActionsNotAllowed refuses a node action of a policy that neither comes
+	// from a ClusterHealingPolicy nor belongs to a namespace the cluster admin lists in
+	// --node-actions-namespaces: nodes are shared, and belong to the admin.
+	ReasonNodeActionsNotAllowed = "NodeActionsNotAllowed"
 	// ReasonNodesUnknown holds a node action while the cluster's nodes are not known:
 	// missing data never acts.
 	ReasonNodesUnknown = "NodesUnknown"
@@ -34,6 +38,64 @@ const (
 	// NotReady or cordoned once a node action has acted.
 	DefaultMaxUnavailableNodes = "10%"
 )
+
+// The manager's flags of the admin's node policy (NodeAdmin), named in messages so a
+// reader knows what to ask the admin for.
+const (
+	FlagNodeActionsNamespaces = "--node-actions-namespaces"
+	FlagMaxNodesPerAction     = "--max-nodes-per-action"
+	FlagMaxUnavailableNodes   = "--max-unavailable-nodes"
+)
+
+// AnyNamespace, as --node-actions-namespaces, lets the policies of every namespace run
+// node actions.
+const AnyNamespace = "*"
+
+// NodeAdmin is the cluster admin's policy on node actions, from the manager's flags.
+// An app's own fields may only lower its ceilings. The zero value restricts nothing:
+// every namespace, no ceiling.
+type NodeAdmin struct {
+	// RestrictNamespaces is true when node actions run only from ClusterHealingPolicies
+	// and from the apps and HealingPolicies of Namespaces (--node-actions-namespaces is
+	// not AnyNamespace).
+	RestrictNamespaces bool
+	// Namespaces are the namespaces whose own policies may run node actions when
+	// RestrictNamespaces is set; empty means none.
+	Namespaces []string
+	// MaxNodes is the ceiling of a node action's maxNodes (--max-nodes-per-action); 0
+	// is no ceiling.
+	MaxNodes int32
+	// MaxUnavailableNodes is the ceiling of a node action's maxUnavailableNodes
+	// (--max-unavailable-nodes), a count or a percentage of all nodes rounded up; nil
+	// is no ceiling.
+	MaxUnavailableNodes *intstr.IntOrString
+}
+
+// allows says whether a node action of a policy may run: it comes from a
+// ClusterHealingPolicy, or its app's namespace is one the admin lists.
+func (a NodeAdmin) allows(namespace string, fromCluster bool) bool {
+	return fromCluster || !a.RestrictNamespaces || slices.Contains(a.Namespaces, namespace)
+}
+
+// EffectiveMaxNodes is the maxNodes a node action works with: the action's own (0 is
+// DefaultMaxNodes), lowered to the admin's ceiling (0 is none). lowered says the
+// ceiling lowered it.
+func EffectiveMaxNodes(own, ceiling int32) (limit int32, lowered bool) {
+	limit = own
+	if limit <= 0 {
+		limit = DefaultMaxNodes
+	}
+	if ceiling > 0 && ceiling < limit {
+		return ceiling, true
+	}
+	return limit, false
+}
+
+// FromClusterPolicy says whether a policy's source (Merged.Sources, SharedPolicy.Source)
+// is a ClusterHealingPolicy. The app's own policies have no source.
+func FromClusterPolicy(source string) bool {
+	return strings.HasPrefix(source, "ClusterHealingPolicy ")
+}
 
 // NodeAppAnnotation is stamped, with v1alpha1.ActionIDAnnotation, on every node a
 // cordonNode or drainNode action cordons: the app (AppKey) whose action holds the node.
@@ -124,6 +186,9 @@ func NodeActionIDs(history []v1alpha1.ActionRecord) []string {
 //	App          AppKey of the app that asks
 //	AppActionIDs NodeActionIDs(app.Status.History), for nodes without NodeAppAnnotation
 //	MaxNodes, MaxUnavailableNodes  the action's own fields, as the user wrote them
+//	Namespace    the app's namespace
+//	FromClusterPolicy  FromClusterPolicy of the policy's source in the merged view
+//	Admin        the manager's flags: where node actions may come from, the ceilings
 type NodeGuardInput struct {
 	// Nodes are all the cluster's nodes.
 	Nodes []NodeState
@@ -142,27 +207,48 @@ type NodeGuardInput struct {
 	// cordoned once the action has acted; a count, or a percentage of all nodes rounded
 	// up. Nil means DefaultMaxUnavailableNodes.
 	MaxUnavailableNodes *intstr.IntOrString
+	// Namespace is the app's namespace.
+	Namespace string
+	// FromClusterPolicy is true when the policy that acts comes from a
+	// ClusterHealingPolicy, which the cluster admin wrote.
+	FromClusterPolicy bool
+	// Admin is the cluster admin's node policy: where node actions may come from, and
+	// the ceilings MaxNodes and MaxUnavailableNodes are lowered to.
+	Admin NodeAdmin
 }
 
 // NodeGuard decides whether a cordonNode or drainNode action may run now. It is checked
 // after CheckGuards, and holds the action:
 //
+//   - NodeActionsNotAllowed, when the policy is the app's own or a HealingPolicy's and the
+//     app's namespace is not one the admin lists (NodeAdmin): only a ClusterHealingPolicy
+//     may act on nodes from there. Nothing else is looked at.
 //   - NodesUnknown, while no node is known: missing data never acts.
 //   - NodesInFlight, when the app's nodes in flight and the candidates together exceed
-//     maxNodes. A node is in the app's flight while it is cordoned (or Pending) and its
-//     App is the app, or, stamped by an older Homeostat without an App, it carries the
-//     id of one of the app's node actions; a candidate already in flight counts once, so
-//     a ladder may cordon a node and then drain the same node.
+//     maxNodes, lowered to the admin's ceiling. A node is in the app's flight while it
+//     is cordoned (or Pending) and its App is the app, or, stamped by an older Homeostat
+//     without an App, it carries the id of one of the app's node actions; a candidate
+//     already in flight counts once, so a ladder may cordon a node and then drain the
+//     same node.
 //   - TooManyUnavailableNodes, when the nodes that are NotReady or cordoned, with the
-//     candidates added, exceed maxUnavailableNodes. A candidate that is NotReady
-//     already counts once: it is the reason to act and acting adds nothing to the
-//     unavailable nodes, so one sick node in a small cluster is drained with the
-//     default 10% (which rounds up to one node). A second sick or cordoned node on top
+//     candidates added, exceed maxUnavailableNodes, or the admin's ceiling when that is
+//     lower. A candidate that is NotReady already counts once: it is the reason to act
+//     and acting adds nothing to the unavailable nodes, so one sick node in a small
+//     cluster is drained with the default 10% (which rounds up to one node). A second sick or cordoned node on top
 //     of it says the problem is wider than a node, and the action waits. 0 never acts.
 //     A Pending node counts as cordoned: another app's action has just taken it.
 //
-// A held verdict has no Until: only a change of the nodes lets the action through.
+// A held verdict has no Until: only a change of the nodes (or of the admin's flags, which
+// restarts the manager) lets the action through. A message says when the admin's
+// ceiling, not the app's field, is the limit that holds it.
 func NodeGuard(in NodeGuardInput) Verdict {
+	if !in.Admin.allows(in.Namespace, in.FromClusterPolicy) {
+		return Verdict{Held: true, Reason: ReasonNodeActionsNotAllowed, Message: fmt.Sprintf(
+			"cordonNode and drainNode run only from ClusterHealingPolicies or from the namespaces the cluster admin lists in %s, "+
+				"and namespace %s is not listed, so no node is cordoned or drained for this policy. Nodes are shared: "+
+				"ask the cluster admin to list the namespace, or to run the action from a ClusterHealingPolicy.",
+			FlagNodeActionsNamespaces, in.Namespace)}
+	}
 	if len(in.Nodes) == 0 {
 		return Verdict{Held: true, Reason: ReasonNodesUnknown,
 			Message: "The cluster's nodes are not known yet, so no node is cordoned or drained."}
@@ -179,10 +265,8 @@ func NodeGuard(in NodeGuardInput) Verdict {
 // nodesInFlight holds the action when it would leave the app holding more nodes than
 // maxNodes.
 func nodesInFlight(in NodeGuardInput) (bool, string) {
-	limit := int(in.MaxNodes)
-	if limit <= 0 {
-		limit = DefaultMaxNodes
-	}
+	effective, lowered := EffectiveMaxNodes(in.MaxNodes, in.Admin.MaxNodes)
+	limit := int(effective)
 	var held []string
 	for _, n := range in.Nodes {
 		if in.holds(n) {
@@ -195,6 +279,10 @@ func nodesInFlight(in NodeGuardInput) (bool, string) {
 	}
 	msg := fmt.Sprintf("Acting on %s would hold %d nodes cordoned or drained at once, above maxNodes %d",
 		nodeNames(in.Candidates), len(after), limit)
+	if lowered {
+		own, _ := EffectiveMaxNodes(in.MaxNodes, 0)
+		msg += fmt.Sprintf(" (the cluster admin's %s %d lowers the app's maxNodes %d)", FlagMaxNodesPerAction, limit, own)
+	}
 	if len(held) > 0 {
 		msg = fmt.Sprintf("The app already holds %s cordoned or drained; a", nodeNames(held)) + msg[1:]
 	}
@@ -226,6 +314,19 @@ func tooManyUnavailableNodes(in NodeGuardInput) (bool, string) {
 	if err != nil {
 		return true, fmt.Sprintf("maxUnavailableNodes %q is invalid: %v.", maxUnavailable.String(), err)
 	}
+	// The admin's ceiling, scaled the same way, lowers the app's limit.
+	limitName := fmt.Sprintf("maxUnavailableNodes %s", maxUnavailable.String())
+	if c := in.Admin.MaxUnavailableNodes; c != nil {
+		ceiling, err := intstr.GetScaledValueFromIntOrPercent(c, total, true)
+		if err != nil {
+			return true, fmt.Sprintf("The cluster admin's %s %q is invalid: %v.", FlagMaxUnavailableNodes, c.String(), err)
+		}
+		if ceiling < limit {
+			limit = ceiling
+			limitName = fmt.Sprintf("the cluster admin's %s %s, which lowers the app's maxUnavailableNodes %s",
+				FlagMaxUnavailableNodes, c.String(), maxUnavailable.String())
+		}
+	}
 	known := map[string]bool{}
 	var notReady, cordoned []string
 	for _, n := range in.Nodes {
@@ -249,10 +350,10 @@ func tooManyUnavailableNodes(in NodeGuardInput) (bool, string) {
 		return false, ""
 	}
 	return true, fmt.Sprintf(
-		"%d of %d nodes would be NotReady or cordoned (%d%%), above maxUnavailableNodes %s (%d %s): "+
+		"%d of %d nodes would be NotReady or cordoned (%d%%), above %s (%d %s): "+
 			"NotReady %s, cordoned %s, to act on %s.%s The problem looks wider than these nodes, so none is cordoned or drained.",
 		len(after), total, int(math.Round(100*float64(len(after))/float64(total))),
-		maxUnavailable.String(), limit, nodeNoun(limit),
+		limitName, limit, nodeNoun(limit),
 		nodeNames(notReady), nodeNames(cordoned), nodeNames(candidates), pendingNote(in.Nodes))
 }
 

@@ -162,6 +162,62 @@ func TestNodeGuard(t *testing.T) {
 			in:   NodeGuardInput{Nodes: testNodes(10, nodesNotReady(0, 1, 2, 3, 4, 5, 6)), Candidates: []string{"n0"}, MaxUnavailableNodes: pct("50%")},
 			held: true, reason: ReasonTooManyUnavailableNodes, message: "NotReady n0, n1, n2, n3, n4 and 2 more"},
 
+		// The admin's node policy: where node actions may come from.
+		{name: "without the admin's flags every namespace may act on nodes, as before",
+			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(3)), Candidates: []string{"n3"}, Namespace: "shop"}},
+		{name: "the app's own policy in a namespace the admin does not list is refused, and says whom to ask",
+			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(3)), Candidates: []string{"n3"}, Namespace: "shop",
+				Admin: NodeAdmin{RestrictNamespaces: true, Namespaces: []string{"infra"}}},
+			held: true, reason: ReasonNodeActionsNotAllowed,
+			message: "cordonNode and drainNode run only from ClusterHealingPolicies or from the namespaces the cluster admin lists in " +
+				"--node-actions-namespaces, and namespace shop is not listed, so no node is cordoned or drained for this policy. " +
+				"Nodes are shared: ask the cluster admin to list the namespace, or to run the action from a ClusterHealingPolicy."},
+		{name: "an empty list refuses every namespace's own policies",
+			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(3)), Candidates: []string{"n3"}, Namespace: "infra",
+				Admin: NodeAdmin{RestrictNamespaces: true}},
+			held: true, reason: ReasonNodeActionsNotAllowed},
+		{name: "a namespace the admin lists may act on nodes",
+			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(3)), Candidates: []string{"n3"}, Namespace: "infra",
+				Admin: NodeAdmin{RestrictNamespaces: true, Namespaces: []string{"shop", "infra"}}}},
+		{name: "a ClusterHealingPolicy may act on nodes from any namespace",
+			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(3)), Candidates: []string{"n3"}, Namespace: "shop",
+				FromClusterPolicy: true, Admin: NodeAdmin{RestrictNamespaces: true}}},
+		{name: "the refusal comes first: no node is looked at",
+			in:   NodeGuardInput{Candidates: []string{"n3"}, Namespace: "shop", Admin: NodeAdmin{RestrictNamespaces: true}},
+			held: true, reason: ReasonNodeActionsNotAllowed},
+
+		// The admin's ceilings: an app's fields can only lower them.
+		{name: "the admin's --max-nodes-per-action lowers the app's maxNodes, and the message says so",
+			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(3, 4)), Candidates: []string{"n3", "n4"}, MaxNodes: 3,
+				MaxUnavailableNodes: pct("50%"), Admin: NodeAdmin{MaxNodes: 1}},
+			held: true, reason: ReasonNodesInFlight,
+			message: "Acting on n3, n4 would hold 2 nodes cordoned or drained at once, above maxNodes 1 " +
+				"(the cluster admin's --max-nodes-per-action 1 lowers the app's maxNodes 3)."},
+		{name: "an app's maxNodes below the admin's ceiling stands",
+			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(3, 4)), Candidates: []string{"n3", "n4"}, MaxNodes: 1,
+				MaxUnavailableNodes: pct("50%"), Admin: NodeAdmin{MaxNodes: 5}},
+			held: true, reason: ReasonNodesInFlight, message: "above maxNodes 1."},
+		{name: "a ceiling above the app's maxNodes lets through what the app allows",
+			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(3, 4)), Candidates: []string{"n3", "n4"}, MaxNodes: 2,
+				MaxUnavailableNodes: pct("50%"), Admin: NodeAdmin{MaxNodes: 5}}},
+		{name: "the admin's --max-unavailable-nodes lowers the app's maxUnavailableNodes, and the message says so",
+			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(3, 7)), Candidates: []string{"n3"}, MaxUnavailableNodes: pct("50%"),
+				Admin: NodeAdmin{MaxUnavailableNodes: pct("10%")}},
+			held: true, reason: ReasonTooManyUnavailableNodes,
+			message: "2 of 10 nodes would be NotReady or cordoned (20%), above the cluster admin's --max-unavailable-nodes 10%, " +
+				"which lowers the app's maxUnavailableNodes 50% (1 node): NotReady n3, n7"},
+		{name: "a count ceiling lowers a percentage the app asks for",
+			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(3, 7)), Candidates: []string{"n3"}, MaxUnavailableNodes: pct("50%"),
+				Admin: NodeAdmin{MaxUnavailableNodes: count(1)}},
+			held: true, reason: ReasonTooManyUnavailableNodes, message: "--max-unavailable-nodes 1, which lowers"},
+		{name: "an app's maxUnavailableNodes below the admin's ceiling stands",
+			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(3, 7)), Candidates: []string{"n3"}, MaxUnavailableNodes: count(1),
+				Admin: NodeAdmin{MaxUnavailableNodes: pct("50%")}},
+			held: true, reason: ReasonTooManyUnavailableNodes, message: "above maxUnavailableNodes 1 (1 node)"},
+		{name: "a ceiling above the app's maxUnavailableNodes lets through what the app allows",
+			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(3, 7)), Candidates: []string{"n3"}, MaxUnavailableNodes: pct("20%"),
+				Admin: NodeAdmin{MaxUnavailableNodes: pct("50%")}}},
+
 		// Order.
 		{name: "maxNodes is checked before the unavailable share",
 			in: NodeGuardInput{Nodes: testNodes(10, nodesNotReady(1, 2, 3), nodesCordoned("heal-web-1", 2)), Candidates: []string{"n1"},
@@ -229,5 +285,38 @@ func TestNodeActionIDs(t *testing.T) {
 	}
 	if got := NodeActionIDs(history); !slices.Equal(got, []string{"a", "c"}) {
 		t.Errorf("NodeActionIDs() = %v, want [a c]", got)
+	}
+}
+
+func TestEffectiveMaxNodes(t *testing.T) {
+	cases := []struct {
+		own, ceiling, want int32
+		lowered            bool
+	}{
+		{0, 0, DefaultMaxNodes, false},
+		{3, 0, 3, false},
+		{3, 1, 1, true},
+		{1, 5, 1, false},
+		{0, 1, 1, false},
+		{2, 2, 2, false},
+	}
+	for _, tc := range cases {
+		got, lowered := EffectiveMaxNodes(tc.own, tc.ceiling)
+		if got != tc.want || lowered != tc.lowered {
+			t.Errorf("EffectiveMaxNodes(%d, %d) = %d, %v; want %d, %v", tc.own, tc.ceiling, got, lowered, tc.want, tc.lowered)
+		}
+	}
+}
+
+func TestFromClusterPolicy(t *testing.T) {
+	cluster := SharedPolicy{Kind: "ClusterHealingPolicy", Name: "nodes"}
+	namespaced := SharedPolicy{Kind: "HealingPolicy", Namespace: "shop", Name: "ClusterHealingPolicy x"}
+	if !FromClusterPolicy(cluster.Source()) {
+		t.Errorf("FromClusterPolicy(%q) = false", cluster.Source())
+	}
+	for _, src := range []string{namespaced.Source(), ""} {
+		if FromClusterPolicy(src) {
+			t.Errorf("FromClusterPolicy(%q) = true", src)
+		}
 	}
 }

@@ -120,6 +120,9 @@ type SummaryInput struct {
 	Storm StormVerdict
 	// Ready is the app's Ready condition as this reconcile set it; nil when unset.
 	Ready *Condition
+	// Overrides are what enforced ClusterHealingPolicies replaced or tightened of what
+	// the app (or a HealingPolicy that selects it) asks for, as Merge found them.
+	Overrides []Override
 }
 
 // CappedTimeout is a sensor that asks for a longer timeout than the admin's egress
@@ -134,10 +137,12 @@ type Summary struct {
 	Health Health
 	Phase  v1alpha1.Phase
 	// Conditions are to be set in this order: Healthy, Remediating, NeedsAttention,
-	// SensorsAvailable, Suspended, then those of Stalled and Reconciling that hold.
+	// SensorsAvailable, Suspended, then those of Stalled, Reconciling and Overridden that
+	// hold.
 	Conditions []Condition
 	// Absent are the condition types to remove: Stalled and Reconciling when they do not
-	// hold, as kstatus's abnormal-true conditions are absent rather than False.
+	// hold, as kstatus's abnormal-true conditions are absent rather than False, and
+	// Overridden when nothing is.
 	Absent []string
 }
 
@@ -172,7 +177,27 @@ func Summarize(in SummaryInput) Summary {
 		out.Conditions = append(out.Conditions, Condition{Type: c.typ, Status: metav1.ConditionTrue,
 			Reason: in.Ready.Reason, Message: in.Ready.Message, Since: in.Ready.Since})
 	}
+	if c, ok := overriddenCondition(in.Overrides); ok {
+		c.Since = in.Now
+		out.Conditions = append(out.Conditions, c)
+	} else {
+		out.Absent = append(out.Absent, v1alpha1.ConditionOverridden)
+	}
 	return out
+}
+
+// overriddenCondition says what enforced ClusterHealingPolicies replaced or tightened;
+// false when nothing.
+func overriddenCondition(overrides []Override) (Condition, bool) {
+	if len(overrides) == 0 {
+		return Condition{}, false
+	}
+	msgs := make([]string, len(overrides))
+	for i, o := range overrides {
+		msgs[i] = o.Message()
+	}
+	return condition(v1alpha1.ConditionOverridden, true, v1alpha1.ReasonEnforcedByClusterPolicy,
+		"The cluster admin's enforced shared policy applies instead of what this app asks for: "+joinList(msgs)+"."), true
 }
 
 // episodes sorts an app's policies: those with an open remediation episode, and those

@@ -326,6 +326,23 @@ func TestSummarize(t *testing.T) {
 			in:     func(in *SummaryInput) { in.Ready = nil },
 			phase:  v1alpha1.PhaseHealthy,
 			absent: []string{v1alpha1.ConditionStalled, v1alpha1.ConditionReconciling}},
+		{name: "nothing enforced replaces what the app asks for: Overridden is absent",
+			phase:  v1alpha1.PhaseHealthy,
+			absent: []string{v1alpha1.ConditionOverridden}},
+		{name: "an enforced ClusterHealingPolicy that replaces an entry and tightens a guard says so",
+			in: func(in *SummaryInput) {
+				by := SharedPolicy{Kind: "ClusterHealingPolicy", Name: "guardrails"}
+				in.Overrides = []Override{
+					{Entry: EntryPolicy, Name: "heal-web", From: "the app", By: by},
+					{Entry: EntryGuards, Name: "cooldown", From: "the app", By: by, Was: "10s", Now: "1m0s"},
+				}
+			},
+			phase: v1alpha1.PhaseHealthy,
+			want: []want{{v1alpha1.ConditionOverridden, v1alpha1.ReasonEnforcedByClusterPolicy,
+				"The cluster admin's enforced shared policy applies instead of what this app asks for: " +
+					"policy heal-web from the app is replaced by the enforced ClusterHealingPolicy guardrails; " +
+					"guards.cooldown 10s from the app is tightened to 1m0s by the enforced ClusterHealingPolicy guardrails.",
+				metav1.ConditionTrue}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -375,8 +392,8 @@ func TestSummarize(t *testing.T) {
 				v1alpha1.ConditionSensorsAvailable, v1alpha1.ConditionSuspended}; !slices.Equal(types, wantTypes) {
 				t.Errorf("conditions %v, want %v first", types, wantTypes)
 			}
-			if len(got.Conditions)+len(got.Absent) != 7 {
-				t.Errorf("%d conditions set and %d removed, want 7 in all", len(got.Conditions), len(got.Absent))
+			if len(got.Conditions)+len(got.Absent) != 8 {
+				t.Errorf("%d conditions set and %d removed, want 8 in all", len(got.Conditions), len(got.Absent))
 			}
 		})
 	}

@@ -136,16 +136,20 @@ var _ = ReportAfterEach(func(r SpecReport) {
 	}
 })
 
+// e2eUncordonAfter is the e2e manager's --node-uncordon-after.
+const e2eUncordonAfter = 15 * time.Second
+
 // managerProcess runs the manager binary against the cluster.
 type managerProcess struct {
 	bin, kubeconfig, logPath string
-	// args are flags passed after the suite's own. A flag given twice takes its last
-	// value, so they override the suite's (the tenancy specs' manager allows less egress).
-	args []string
+	metricsAddr              string
+	// extraArgs are appended to the manager's flags at its next start. A flag given
+	// twice takes its last value, so they override the suite's (the tenancy specs'
+	// manager allows less egress).
+	extraArgs []string
 	// metricsHost is the loopback address the metrics endpoint listens on; default
 	// 127.0.0.1.
 	metricsHost string
-	metricsAddr string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -166,12 +170,15 @@ func (m *managerProcess) start(extraEnv []string) error {
 		return err
 	}
 	// The specs' HTTP sensors, webhooks and Prometheus listen on loopback, which the
-	// egress policy refuses unless allowed; the manager's own ports stay refused.
-	cmd := exec.Command(m.bin, "--kubeconfig", m.kubeconfig, "--enable-webhooks=false",
+	// egress policy refuses unless allowed; the manager's own ports stay refused. Node
+	// actions run from every namespace (the default, said out loud), and a node the
+	// specs' kubelets bring back is uncordoned after a window short enough to watch.
+	args := []string{"--kubeconfig", m.kubeconfig, "--enable-webhooks=false",
 		"--metrics-bind-address", m.metricsAddr, "--metrics-secure=false",
 		"--health-probe-bind-address", "0", "--zap-log-level", "info",
-		"--egress-allow-cidrs", egresstest.LoopbackCIDRs)
-	cmd.Args = append(cmd.Args, m.args...)
+		"--egress-allow-cidrs", egresstest.LoopbackCIDRs,
+		"--node-actions-namespaces=*", "--node-uncordon-after", e2eUncordonAfter.String()}
+	cmd := exec.Command(m.bin, append(args, m.extraArgs...)...)
 	cmd.Env = append(os.Environ(), extraEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

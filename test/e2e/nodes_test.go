@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -70,6 +71,86 @@ var _ = Describe("Node remediation", Label("kwok"), func() {
 			g.Expect(a.Status.Phase).To(Equal(v1alpha1.PhaseHealthy))
 		}).WithTimeout(60 * time.Second).Should(Succeed())
 		Expect(records(getApp(ns, "shop"), "notify")).To(BeEmpty(), "the ladder never reached notify")
+
+		By("the kubelet of " + sick + " comes back: the node stays cordoned for the window, then Homeostat uncordons it")
+		readyAt := startKubelet(sick)
+		Consistently(func() bool { return getNodeObj(sick).Spec.Unschedulable }).WithTimeout(e2eUncordonAfter / 3).Should(BeTrue())
+		Eventually(func(g Gomega) {
+			n := getNodeObj(sick)
+			g.Expect(n.Spec.Unschedulable).To(BeFalse())
+			g.Expect(n.Annotations).NotTo(HaveKey(v1alpha1.ActionIDAnnotation))
+			g.Expect(n.Annotations).NotTo(HaveKey("autonomic.homeostat.dev/app"))
+			g.Expect(n.Annotations).NotTo(HaveKey("autonomic.homeostat.dev/cordoned-at"))
+		}).WithTimeout(e2eUncordonAfter + 30*time.Second).Should(Succeed())
+		// The Ready condition's time is kept to the second.
+		Expect(time.Since(readyAt)).To(BeNumerically(">=", e2eUncordonAfter-time.Second), "uncordoned only after the window")
+		Eventually(func(g Gomega) {
+			g.Expect(uncordonEvents(metav1.NamespaceDefault, sick)).To(ContainElement(ContainSubstring("cordoned by action " + rec.ID)))
+			g.Expect(uncordonEvents(ns, "shop")).To(ContainElement(ContainSubstring("Node " + sick)))
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		Expect(getNodeObj(healthy).Spec.Unschedulable).To(BeFalse())
+	})
+
+	It("refuses a drain from a namespace the admin does not list, says why and leaves the node alone; a ClusterHealingPolicy may drain it", func() {
+		ns := newNamespace("nodes-refused")
+		pool := addPool(ns, 2)
+		sick := pool[0]
+		createSpreadDeployment(ns, "web", 2)
+		waitRunning(ns, "web", ":good", 2)
+
+		By("the manager runs with node actions only from ClusterHealingPolicies and from namespace infra")
+		restartManagerWith("--node-actions-namespaces=infra")
+		Expect(k8s.Create(ctx, nodeApp(ns, drainNode("web", nil)))).To(Succeed())
+		waitReady(ns, "shop")
+
+		By("the kubelet of " + sick + " stops")
+		stopKubelet(sick)
+
+		By("the app's own drain is refused, and status says why and whom to ask")
+		Eventually(func(g Gomega) {
+			st := policyStatus(getApp(ns, "shop"), "heal-nodes")
+			g.Expect(st.State).To(Equal(v1alpha1.PolicyHeld), st.Message)
+			g.Expect(st.Reason).To(Equal("NodeActionsNotAllowed"))
+			g.Expect(st.Message).To(ContainSubstring("namespace " + ns + " is not listed"))
+			g.Expect(st.Message).To(ContainSubstring("--node-actions-namespaces"))
+			g.Expect(st.Message).To(ContainSubstring("ask the cluster admin"))
+		}).WithTimeout(90 * time.Second).Should(Succeed())
+		Consistently(func(g Gomega) {
+			n := getNodeObj(sick)
+			g.Expect(n.Spec.Unschedulable).To(BeFalse(), "the node is not cordoned")
+			g.Expect(n.Annotations).NotTo(HaveKey(v1alpha1.ActionIDAnnotation))
+			g.Expect(records(getApp(ns, "shop"), "")).To(BeEmpty(), "nothing is recorded")
+			for _, p := range pods(ns, "web") {
+				g.Expect(p.DeletionTimestamp).To(BeNil(), "pod %s is not evicted", p.Name)
+			}
+		}).WithTimeout(5 * time.Second).Should(Succeed())
+
+		By("a ClusterHealingPolicy, which the admin writes, drains the node for the same app")
+		chp := &v1alpha1.ClusterHealingPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: ns},
+			Spec: v1alpha1.ClusterHealingPolicySpec{
+				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: ns}},
+				HealingPolicySpec: v1alpha1.HealingPolicySpec{Healing: v1alpha1.Healing{
+					Policies: []v1alpha1.Policy{{Name: "admin-drain", Remediate: &v1alpha1.RemediatePolicy{
+						When:      []string{"ReplicasLost"},
+						VerifyFor: &metav1.Duration{Duration: 5 * time.Second},
+						Steps:     []v1alpha1.RemediationStep{step(drainNode("web", nil), 2*time.Minute)},
+					}}},
+				}},
+			},
+		}
+		Expect(k8s.Create(ctx, chp)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8s.Delete(context.Background(), chp))).To(Succeed()) })
+		Eventually(func(g Gomega) {
+			a := getApp(ns, "shop")
+			g.Expect(policyStatus(a, "admin-drain").Source).To(Equal("ClusterHealingPolicy " + ns))
+			rs := records(a, "drainNode")
+			g.Expect(rs).NotTo(BeEmpty())
+			g.Expect(rs[0].Policy).To(Equal("admin-drain"))
+			g.Expect(rs[0].Result).To(Equal(v1alpha1.ResultSucceeded), rs[0].Message)
+			g.Expect(rs[0].Objects).To(Equal([]string{sick}))
+		}).WithTimeout(90 * time.Second).Should(Succeed())
+		Expect(getNodeObj(sick).Spec.Unschedulable).To(BeTrue())
 	})
 
 	It("holds the drain while too large a share of the nodes is NotReady or cordoned, says why in status, and drains once the share falls", func() {
@@ -183,6 +264,33 @@ func setUnschedulable(name string, on bool) {
 	patchNode(name, `{"spec":{"unschedulable":null}}`)
 }
 
+// restartManagerWith restarts the manager with extra flags for the rest of the spec, and
+// with its usual flags after it.
+func restartManagerWith(args ...string) {
+	mgr.stop()
+	mgr.extraArgs = args
+	Expect(mgr.start(nil)).To(Succeed())
+	DeferCleanup(func() {
+		mgr.stop()
+		mgr.extraArgs = nil
+		Expect(mgr.start(nil)).To(Succeed())
+	})
+}
+
+// uncordonEvents returns the notes of the NodeUncordoned Events about an object of the
+// namespace (a node's are in default).
+func uncordonEvents(namespace, name string) []string {
+	var list eventsv1.EventList
+	Expect(k8s.List(context.Background(), &list, client.InNamespace(namespace))).To(Succeed())
+	var out []string
+	for _, e := range list.Items {
+		if e.Regarding.Name == name && e.Reason == "NodeUncordoned" {
+			out = append(out, e.Note)
+		}
+	}
+	return out
+}
+
 func getNodeObj(name string) *corev1.Node {
 	n := &corev1.Node{}
 	Expect(k8s.Get(context.Background(), client.ObjectKey{Name: name}, n)).To(Succeed())
@@ -241,6 +349,31 @@ func stopKubelet(name string) {
 			return k8s.Status().Update(ctx, cur)
 		}).Should(Succeed())
 	}
+}
+
+// startKubelet brings back a node stopKubelet stopped, as a kubelet that recovers would:
+// its Ready condition turns True now, and kwok manages the node again. (kwok itself would
+// date the transition at the node's creation.) It returns when the node turned Ready.
+func startKubelet(name string) time.Time {
+	ctx := context.Background()
+	var at time.Time
+	Eventually(func() error {
+		n := &corev1.Node{}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: name}, n); err != nil {
+			return err
+		}
+		now := metav1.Now()
+		at = now.Time
+		for i := range n.Status.Conditions {
+			if c := &n.Status.Conditions[i]; c.Type == corev1.NodeReady {
+				c.Status, c.Reason, c.Message = corev1.ConditionTrue, "KubeletReady", "kubelet is posting ready status"
+				c.LastHeartbeatTime, c.LastTransitionTime = now, now
+			}
+		}
+		return k8s.Status().Update(ctx, n)
+	}).Should(Succeed())
+	patchNode(name, `{"metadata":{"annotations":{"`+kwokManagedAnnotation+`":"fake"}}}`)
+	return at
 }
 
 // createSpreadDeployment creates a Deployment on the spec's pool, one pod per node at

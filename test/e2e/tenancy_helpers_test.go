@@ -399,7 +399,7 @@ func startTenancyManager() (m *managerProcess, probeAddr, pprofAddr string) {
 	probeAddr, pprofAddr = fmt.Sprintf("127.0.0.1:%d", probePort), fmt.Sprintf("127.0.0.1:%d", pprofPort)
 	m = &managerProcess{bin: mgr.bin, kubeconfig: mgr.kubeconfig, logPath: filepath.Join(workDir, "manager-tenancy.log"),
 		metricsHost: attackHost,
-		args: []string{
+		extraArgs: []string{
 			"--default-service-account=" + appServiceAccount,
 			"--egress-allow-cidrs=" + attackHost + "/32",
 			"--egress-max-response-bytes=65536",
