@@ -725,7 +725,8 @@ func TestLockdownAddsTheTenancyFlagsToTheDefaultAndNothingElse(t *testing.T) {
 	lockD := get[appsv1.Deployment](t, lock, "Deployment", namespace, managerName)
 	defArgs, lockArgs := container(t, defD, "manager").Args, container(t, lockD, "manager").Args
 	want := []string{"--default-service-account=homeostat-tenant", "--egress-max-response-bytes=262144",
-		"--egress-max-timeout=10s", "--storm-min-namespaces=2", "--object-sensor-cluster-kinds="}
+		"--egress-max-timeout=10s", "--storm-min-namespaces=2", "--object-sensor-cluster-kinds=",
+		"--node-actions-namespaces=", "--max-nodes-per-action=1", "--max-unavailable-nodes=10%"}
 	if got := lockArgs; !slices.Equal(got, slices.Concat(defArgs, want)) {
 		t.Errorf("config/lockdown's manager args are %q, want config/default's %q followed by %q", got, defArgs, want)
 	}

@@ -46,7 +46,8 @@ var _ = Describe("config/lockdown", Label("tenancy", "kwok"), func() {
 		Expect(d).NotTo(BeNil(), "config/lockdown renders the manager's Deployment")
 		c := d.Spec.Template.Spec.Containers[0]
 		Expect(c.Args).To(ContainElements("--default-service-account=homeostat-tenant", "--egress-max-timeout=10s",
-			"--egress-max-response-bytes=262144", "--storm-min-namespaces=2", "--object-sensor-cluster-kinds="))
+			"--egress-max-response-bytes=262144", "--storm-min-namespaces=2", "--object-sensor-cluster-kinds=",
+			"--node-actions-namespaces=", "--max-nodes-per-action=1", "--max-unavailable-nodes=10%"))
 		Expect(slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--egress-allow-cidrs") })).To(BeFalse())
 
 		probePort, err := freePort()
