@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -281,15 +282,21 @@ type attackServer struct {
 }
 
 // serve starts a server on host (a loopback address) that counts every request and
-// answers with h (200 and no body when h is nil). It is closed after the spec: its
-// clients' connections first, so that a handler that waits for its client returns.
+// answers with h (200 and no body when h is nil). It is closed after the spec: the
+// requests' contexts are cancelled and its clients' connections closed first, so that a
+// handler that waits for its client returns.
 func serve(host string, h http.HandlerFunc) *attackServer {
 	s := &attackServer{}
+	closing, closeAll := context.WithCancel(context.Background())
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.hits.Add(1)
-		if h != nil {
-			h(w, r)
+		if h == nil {
+			return
 		}
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(closing, cancel)()
+		h(w, r.WithContext(ctx))
 	}))
 	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	Expect(err).NotTo(HaveOccurred())
@@ -297,18 +304,72 @@ func serve(host string, h http.HandlerFunc) *attackServer {
 	s.Listener = l
 	s.Start()
 	DeferCleanup(func() {
+		closeAll()
 		s.CloseClientConnections()
 		s.Close()
 	})
 	return s
 }
 
-// hangups records how long a server's requests lasted before their client hung up.
+// hangups records how long a server's requests lasted before their client hung up, and
+// when each was in flight.
 type hangups struct {
 	mu     sync.Mutex
 	spans  []time.Duration
+	flight [][2]time.Time // start and end of each request; a zero end is still in flight
 	active atomic.Int32
 	bytes  atomic.Int64 // the most bytes written in one request
+}
+
+// begin counts a request in flight until the returned func is called.
+func (h *hangups) begin() func() {
+	h.active.Add(1)
+	h.mu.Lock()
+	i := len(h.flight)
+	h.flight = append(h.flight, [2]time.Time{time.Now()})
+	h.mu.Unlock()
+	return func() {
+		h.mu.Lock()
+		h.flight[i][1] = time.Now()
+		h.mu.Unlock()
+		h.active.Add(-1)
+	}
+}
+
+// peak is the most requests in flight at once. The server notices that a client hung up
+// a moment after it did, and the client's next request may arrive first: a request
+// counts as ended that much (lag) before the server noticed.
+func (h *hangups) peak(lag time.Duration) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	type edge struct {
+		at time.Time
+		d  int
+	}
+	var edges []edge
+	for _, f := range h.flight {
+		end := f[1]
+		if end.IsZero() {
+			end = time.Now().Add(time.Hour)
+		}
+		end = end.Add(-lag)
+		if end.Before(f[0]) {
+			continue
+		}
+		edges = append(edges, edge{f[0], 1}, edge{end, -1})
+	}
+	slices.SortFunc(edges, func(x, y edge) int {
+		if c := x.at.Compare(y.at); c != 0 {
+			return c
+		}
+		return x.d - y.d // an end before a start at the same instant
+	})
+	most, n := 0, 0
+	for _, e := range edges {
+		n += e.d
+		most = max(most, n)
+	}
+	return most
 }
 
 func (h *hangups) add(d time.Duration, written int64) {
@@ -333,19 +394,19 @@ func (h *hangups) longest() (time.Duration, int) {
 	return most, len(h.spans)
 }
 
-// silent is a handler that never answers: it waits until its client hangs up.
+// silent is a handler that never answers: it reads the request, then waits until its
+// client hangs up (which the server notices only once the body is read).
 func (h *hangups) silent(_ http.ResponseWriter, r *http.Request) {
-	h.active.Add(1)
-	defer h.active.Add(-1)
+	defer h.begin()()
 	start := time.Now()
+	_, _ = io.Copy(io.Discard, r.Body)
 	<-r.Context().Done()
 	h.add(time.Since(start), 0)
 }
 
 // trickle answers 200 at once, then one byte of body every 200 ms, forever.
 func (h *hangups) trickle(w http.ResponseWriter, r *http.Request) {
-	h.active.Add(1)
-	defer h.active.Add(-1)
+	defer h.begin()()
 	start := time.Now()
 	w.Header().Set("Content-Type", "text/plain")
 	w.WriteHeader(http.StatusOK)
@@ -368,8 +429,7 @@ func (h *hangups) trickle(w http.ResponseWriter, r *http.Request) {
 
 // endless answers 200 with a body that never ends, as fast as its client reads.
 func (h *hangups) endless(w http.ResponseWriter, r *http.Request) {
-	h.active.Add(1)
-	defer h.active.Add(-1)
+	defer h.begin()()
 	start := time.Now()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
@@ -388,10 +448,12 @@ func (h *hangups) endless(w http.ResponseWriter, r *http.Request) {
 // startTenancyManager starts a manager of its own with the lockdown flags: apps act as
 // homeostat-tenant of their namespace; egress reaches only 127.0.0.2 (where the specs'
 // servers and the manager's metrics listen), at most 64 KiB and 2 s per request; the
-// storm breaker needs two namespaces; object sensors read no cluster-scoped kind. It
-// runs as the suite's manager does, with config/default's ServiceAccount and RBAC, and
-// stops after the container.
-func startTenancyManager() (m *managerProcess, probeAddr, pprofAddr string) {
+// storm breaker needs two namespaces; object sensors read no cluster-scoped kind; node
+// actions run only from nodeNamespace (and ClusterHealingPolicies), on one node at a
+// time; one namespace's polls and webhook POSTs take at most half the workers. It runs
+// as the suite's manager does, with config/default's ServiceAccount and RBAC, and stops
+// after the container.
+func startTenancyManager(nodeNamespace string) (m *managerProcess, probeAddr, pprofAddr string) {
 	probePort, err := freePort()
 	Expect(err).NotTo(HaveOccurred())
 	pprofPort, err := freePort()
@@ -407,6 +469,12 @@ func startTenancyManager() (m *managerProcess, probeAddr, pprofAddr string) {
 			"--storm-min-namespaces=2",
 			"--object-sensor-cluster-kinds=",
 			"--sensor-workers=8",
+			"--sensor-workers-per-namespace=4",
+			"--webhook-action-workers=4",
+			"--webhook-action-workers-per-namespace=2",
+			"--node-actions-namespaces=" + nodeNamespace,
+			"--max-nodes-per-action=1",
+			"--max-unavailable-nodes=10%",
 			"--manager-namespace=" + managerNamespace,
 			"--health-probe-bind-address=" + probeAddr,
 			"--pprof-bind-address=" + pprofAddr,
