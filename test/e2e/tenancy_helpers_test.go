@@ -61,6 +61,28 @@ type tenant struct {
 	c client.Client
 	// cfg is c's rest config.
 	cfg *rest.Config
+	// warned are the warnings the API server answered the tenant's requests with.
+	warned warnings
+}
+
+// warnings keeps the API server's warnings (an unknown field it dropped, say) and shows
+// them in the spec's output.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) HandleWarningHeader(_ int, _ string, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, text)
+	fmt.Fprintln(GinkgoWriter, "API server warning:", text)
+}
+
+func (w *warnings) all() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.msgs)
 }
 
 // user is the tenant's user name as the API server authenticates it.
@@ -83,6 +105,7 @@ func newTenant(prefix string) *tenant {
 
 	t := &tenant{ns: ns, cfg: rest.CopyConfig(restConfig)}
 	t.cfg.Impersonate = rest.ImpersonationConfig{UserName: t.user()}
+	t.cfg.WarningHandler = &t.warned
 	var err error
 	t.c, err = client.New(t.cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
