@@ -33,6 +33,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/devcluster"
@@ -66,6 +67,9 @@ var (
 )
 
 var _ = BeforeSuite(func() {
+	// controller-runtime's clients log (an API server's warning, say) to its global
+	// logger; a client made later without one prints a complaint instead.
+	ctrllog.SetLogger(GinkgoLogr)
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
 	var err error
