@@ -153,3 +153,59 @@ func AppVars(app *v1alpha1.AutonomicApp, healthyComponents, totalComponents int)
 	}
 	return vars
 }
+
+// ComponentNumbers is a component's sensors as numbers, as the manager exports them
+// (homeostat_component_sensor): every field of ComponentVars, bools as 0 or 1, except a
+// child app's phase, a string, exported apart. ComponentVarsFromNumbers reads them back.
+func ComponentNumbers(s v1alpha1.ComponentStatus, isApp bool) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range ComponentVars(s, isApp) {
+		switch x := v.(type) {
+		case int64:
+			out[k] = float64(x)
+		case float64:
+			out[k] = x
+		case bool:
+			out[k] = boolNumber(x)
+		}
+	}
+	return out
+}
+
+// ComponentVarsFromNumbers rebuilds `components.<name>` from recorded numbers (the
+// inverse of ComponentNumbers) and, for a child app, its phase. A field without a number
+// reads as zero, or false.
+func ComponentVarsFromNumbers(n map[string]float64, phase string, isApp bool) map[string]any {
+	vars := ComponentVars(v1alpha1.ComponentStatus{}, isApp)
+	for k, v := range vars {
+		x, ok := n[k]
+		if !ok {
+			continue
+		}
+		switch v.(type) {
+		case int64:
+			vars[k] = int64(x)
+		case float64:
+			vars[k] = x
+		case bool:
+			vars[k] = x != 0
+		}
+	}
+	if isApp {
+		vars["phase"] = phase
+	}
+	if _, ok := n["readyRatio"]; !ok && !isApp {
+		vars["readyRatio"] = 1.0
+		if d := vars["desiredReplicas"].(int64); d > 0 {
+			vars["readyRatio"] = float64(vars["readyReplicas"].(int64)) / float64(d)
+		}
+	}
+	return vars
+}
+
+func boolNumber(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
