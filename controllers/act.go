@@ -89,6 +89,11 @@ func (s *session) source(policy string) string {
 func bounded(st v1alpha1.PolicyStatus, source string) v1alpha1.PolicyStatus {
 	st.Source = source
 	st.Message = text.Truncate(st.Message, 1024)
+	if a := st.Autoscale; a != nil {
+		for i := range a.Metrics {
+			a.Metrics[i].Message = text.Truncate(a.Metrics[i].Message, 512)
+		}
+	}
 	return st
 }
 

@@ -423,6 +423,15 @@ type PolicyStatus struct {
 	// desiredReplicas is an autoscaler's last recommendation.
 	// +optional
 	DesiredReplicas *int32 `json:"desiredReplicas,omitempty"`
+	// autoscale is an autoscale policy's last recommendation in detail: what each
+	// metric asked for, and the bound or behavior rule that changed it.
+	// +optional
+	Autoscale *AutoscaleStatus `json:"autoscale,omitempty"`
+	// heldUntil is, while a guard holds the policy's action (state Held), when that guard
+	// may let it through: the cooldown's or rate limit's end. Unset when only a change of
+	// what Homeostat observes can (a pause, a storm, too many unhealthy pods).
+	// +optional
+	HeldUntil *metav1.Time `json:"heldUntil,omitempty"`
 	// primary is a failover policy's elected component.
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
@@ -434,6 +443,91 @@ type PolicyStatus struct {
 	// message is a sentence a person can act on.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+}
+
+// Autoscale limits: the rule that changed a recommendation.
+const (
+	// LimitTooManyReplicas: maxReplicas cut the recommendation.
+	LimitTooManyReplicas = "TooManyReplicas"
+	// LimitTooFewReplicas: minReplicas raised it.
+	LimitTooFewReplicas = "TooFewReplicas"
+	// LimitScaleUp: a behavior.scaleUp policy limited the step up.
+	LimitScaleUp = "ScaleUpLimit"
+	// LimitScaleDown: a behavior.scaleDown policy limited the step down.
+	LimitScaleDown = "ScaleDownLimit"
+	// LimitScaleUpStabilized: the scale-up stabilization window held it back.
+	LimitScaleUpStabilized = "ScaleUpStabilized"
+	// LimitScaleDownStabilized: the scale-down stabilization window held it back.
+	LimitScaleDownStabilized = "ScaleDownStabilized"
+)
+
+// AutoscaleStatus is an autoscaler's last recommendation in detail.
+type AutoscaleStatus struct {
+	// currentReplicas are the workload's replicas the recommendation started from.
+	// +required
+	CurrentReplicas int32 `json:"currentReplicas"`
+	// recommendedReplicas is what the metrics asked for before the behavior's windows
+	// and rate policies and the bounds: the largest metric's replicas (0 when every
+	// metric is idle).
+	// +required
+	RecommendedReplicas int32 `json:"recommendedReplicas"`
+	// limitedBy names, in the order they apply, the rules that changed the
+	// recommendation: ScaleUpStabilized or ScaleDownStabilized (a window), ScaleUpLimit or
+	// ScaleDownLimit (a rate policy), TooManyReplicas or TooFewReplicas (a bound).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=3
+	// +kubebuilder:validation:items:MaxLength=32
+	LimitedBy []string `json:"limitedBy,omitempty"`
+	// limitedUntil is when the window or rate period that holds the recommendation back
+	// ends, so the autoscaler looks again although no reading changed.
+	// +optional
+	LimitedUntil *metav1.Time `json:"limitedUntil,omitempty"`
+	// metrics are each metric's part, in the policy's order.
+	// +optional
+	// +listType=map
+	// +listMapKey=sensor
+	// +kubebuilder:validation:MaxItems=8
+	Metrics []MetricRecommendation `json:"metrics,omitempty"`
+}
+
+// MetricState is how one metric of an autoscaler took part in its recommendation.
+// +kubebuilder:validation:Enum=Active;Idle;Predicted;Unavailable;Fallback
+type MetricState string
+
+const (
+	// MetricActive: the metric's reading recommends replicas.
+	MetricActive MetricState = "Active"
+	// MetricIdle: the reading is at or below the activation threshold.
+	MetricIdle MetricState = "Idle"
+	// MetricPredicted: a forecast above the reading recommends replicas.
+	MetricPredicted MetricState = "Predicted"
+	// MetricUnavailable: the sensor has no reading, or the metric cannot be computed.
+	MetricUnavailable MetricState = "Unavailable"
+	// MetricFallback: the sensor failed long enough for onSensorFailure Fallback.
+	MetricFallback MetricState = "Fallback"
+)
+
+// MetricRecommendation is one metric's part in an autoscaler's recommendation.
+type MetricRecommendation struct {
+	// sensor is the metric's sensor.
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Sensor string `json:"sensor"`
+	// state is Active, Idle, Predicted, Unavailable or Fallback.
+	// +required
+	State MetricState `json:"state"`
+	// value is the reading the metric used (the forecast when Predicted), as a decimal.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Value string `json:"value,omitempty"`
+	// replicas is what the metric recommends; unset when it cannot say.
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+	// message says what the metric shows and asks for.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
 	Message string `json:"message,omitempty"`
 }
 

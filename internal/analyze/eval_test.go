@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -169,5 +170,15 @@ func TestAppVars(t *testing.T) {
 	}
 	if len(v) != len(appFieldTypes) {
 		t.Errorf("keys = %d, want %d", len(v), len(appFieldTypes))
+	}
+}
+
+func TestReadsNamesTheSensorsAndComponentFieldsAnExpressionReads(t *testing.T) {
+	s, f := Reads(`components.web.crashLoopingPods > 0 || (has(sensors.p95) && sensors.p95 > 0.3) || components['db'].healthy == false`)
+	if !slices.Equal(s, []string{"p95"}) || !slices.Equal(f, []string{"web.crashLoopingPods", "db.healthy"}) {
+		t.Errorf("Reads = %v, %v", s, f)
+	}
+	if s, f := Reads(`sensors.`); s != nil || f != nil {
+		t.Errorf("an expression that does not compile reads %v, %v", s, f)
 	}
 }

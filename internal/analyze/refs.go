@@ -260,3 +260,18 @@ func staticFieldType(e ast.Expr) string {
 	}
 	return ""
 }
+
+// Reads lists what an expression reads by name, in source order: its sensors, and its
+// component fields as "component.field" (a field of a component named in a
+// comprehension is left out). An expression that does not compile reads nothing.
+func Reads(expr string) (sensors, componentFields []string) {
+	for _, r := range compileExpression(expr).refs {
+		switch r.kind {
+		case refSensor:
+			sensors = append(sensors, r.key)
+		case refComponentField:
+			componentFields = append(componentFields, r.component+"."+r.key)
+		}
+	}
+	return sensors, componentFields
+}

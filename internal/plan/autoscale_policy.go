@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 )
 
@@ -81,6 +83,7 @@ func DecideAutoscale(in AutoscalePolicyInput) (Decision, AutoscaleDecision) {
 	rec := Autoscale(in.Recommender)
 	desired := rec.Desired
 	st.DesiredReplicas = &desired
+	st.Autoscale = autoscaleStatus(rec)
 	st.State, st.Reason, st.Message = v1alpha1.PolicyIdle, rec.Reason, rec.Message
 	kind := Idle
 	if rec.Reason == ReasonSensorUnavailable || rec.Reason == ReasonFallback {
@@ -141,4 +144,41 @@ func direction(up bool) string {
 		return "up"
 	}
 	return "down"
+}
+
+// autoscaleStatus is the recommendation in detail, as status shows it: each metric's
+// part, and the rules that changed the recommendation, in the order they apply.
+func autoscaleStatus(rec AutoscaleDecision) *v1alpha1.AutoscaleStatus {
+	out := &v1alpha1.AutoscaleStatus{CurrentReplicas: rec.Current, RecommendedReplicas: rec.Recommended}
+	if rec.Stabilization != "" {
+		out.LimitedBy = append(out.LimitedBy, rec.Stabilization)
+	}
+	if rec.Limit != "" {
+		out.LimitedBy = append(out.LimitedBy, rec.Limit)
+	}
+	if len(out.LimitedBy) > 0 && !rec.NextCheck.IsZero() {
+		t := metav1.NewTime(rec.NextCheck)
+		out.LimitedUntil = &t
+	}
+	for _, p := range rec.Proposals {
+		m := v1alpha1.MetricRecommendation{Sensor: p.Sensor, Message: p.Message}
+		switch {
+		case p.Fallback:
+			m.State = v1alpha1.MetricFallback
+		case !p.Available:
+			m.State = v1alpha1.MetricUnavailable
+		case p.Predicted:
+			m.State, m.Value = v1alpha1.MetricPredicted, num(p.Forecast)
+		case p.Active:
+			m.State, m.Value = v1alpha1.MetricActive, num(p.Value)
+		default:
+			m.State, m.Value = v1alpha1.MetricIdle, num(p.Value)
+		}
+		if p.Available || p.Fallback {
+			r := p.Replicas
+			m.Replicas = &r
+		}
+		out.Metrics = append(out.Metrics, m)
+	}
+	return out
 }

@@ -118,6 +118,11 @@ func HeldStatus(in *Intent, v Verdict) v1alpha1.PolicyStatus {
 	st := *in.Acted.DeepCopy()
 	st.State, st.Reason = v1alpha1.PolicyHeld, v.Reason
 	st.Message = in.HeldPrefix + " " + v.Message
+	st.HeldUntil = nil
+	if !v.Until.IsZero() {
+		t := metav1.NewTime(v.Until)
+		st.HeldUntil = &t
+	}
 	return st
 }
 

@@ -61,6 +61,7 @@ func DecideFailover(in FailoverPolicyInput) Decision {
 		// A child app that has not been reconciled has no health yet: electing now could
 		// move traffic away from a primary that is fine.
 		st := *in.Previous.DeepCopy()
+		st.HeldUntil = nil
 		st.Name, st.State, st.Reason = in.Name, v1alpha1.PolicyWaiting, ReasonCandidateNotJudged
 		st.Message = fmt.Sprintf("Child app %s has not reported its health yet; the election waits for it.", in.NotJudged)
 		return d.with(Hold, st, time.Time{})

@@ -58,6 +58,8 @@ func Remediate(in RemediationInput) Decision {
 	spec := in.Policy.Remediate
 	st := *in.State.DeepCopy()
 	st.Name = in.Policy.Name
+	// A guard's hold is decided again by whoever acts on this decision.
+	st.HeldUntil = nil
 	now := in.Now
 
 	var triggers []string
@@ -272,4 +274,58 @@ func isAre(items []string) string {
 		return "are"
 	}
 	return "is"
+}
+
+// Move is what an open remediation episode does next by the passing of time alone, if
+// what Homeostat observes stays as it is.
+type Move struct {
+	// Step is the ladder step that acts then; 0 when none does (the episode closes, or
+	// the ladder is exhausted).
+	Step int32
+	// Action names the step's action.
+	Action string
+	// At is when; zero when only a change of what is observed (or a guard that lifts
+	// on such a change) can move the ladder.
+	At time.Time
+	// What says it in a clause, for example "escalate to step 2 (rollback) if
+	// CrashLooping is still active".
+	What string
+}
+
+// NextMove is the next move of a remediation policy in state st: escalating at the
+// current step's timeout, closing the episode as healed at the end of the verification
+// window, or, for a step a guard holds, acting when the guard lifts. The zero Move means
+// no episode is open (or the policy gave up): only a symptom can start one.
+func NextMove(spec *v1alpha1.RemediatePolicy, st v1alpha1.PolicyStatus) Move {
+	if spec == nil || st.Step < 1 || int(st.Step) > len(spec.Steps) || st.State == v1alpha1.PolicyGaveUp {
+		return Move{}
+	}
+	symptoms := strings.Join(spec.When, ", ")
+	switch {
+	case st.VerifyingSince != nil:
+		return Move{At: st.VerifyingSince.Add(verifyWindow(spec, st.Step)),
+			What: fmt.Sprintf("close the episode as healed if %s %s clear", symptoms, stayStays(spec.When))}
+	case st.StepStart == nil:
+		m := Move{Step: st.Step, Action: ActionName(spec.Steps[st.Step-1].Action)}
+		m.What = fmt.Sprintf("step %d (%s) acts once no guard holds it", m.Step, m.Action)
+		if st.HeldUntil != nil {
+			m.At = st.HeldUntil.Time
+		}
+		return m
+	}
+	at := st.StepStart.Add(stepTimeout(spec, st.Step))
+	if int(st.Step) == len(spec.Steps) {
+		return Move{At: at, What: fmt.Sprintf("give up, the ladder exhausted, if %s %s still active: a person is needed", symptoms, isAre(spec.When))}
+	}
+	next := st.Step + 1
+	action := ActionName(spec.Steps[next-1].Action)
+	return Move{Step: next, Action: action, At: at,
+		What: fmt.Sprintf("escalate to step %d (%s) if %s %s still active", next, action, symptoms, isAre(spec.When))}
+}
+
+func stayStays(items []string) string {
+	if len(items) > 1 {
+		return "stay"
+	}
+	return "stays"
 }
