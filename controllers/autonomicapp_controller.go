@@ -325,11 +325,11 @@ func (r *AppReconciler) reconcile(ctx context.Context, s *session) (time.Time, e
 	st := &app.Status
 
 	// Knowledge: the app's own healing and the shared policies that select it.
-	shared, err := sharedFor(ctx, r.Client, app)
+	shared, err := monitor.SharedPolicies(ctx, r.Client, app)
 	if err != nil {
 		return time.Time{}, err
 	}
-	s.view, s.merged = mergedView(app, shared)
+	s.view, s.merged = plan.MergedView(app, shared)
 	if r.Poller != nil {
 		r.Poller.Sync(s.view, s.view.Spec.Sensors)
 	}

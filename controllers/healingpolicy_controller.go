@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/monitor"
 	"github.com/homeostat-dev/homeostat/internal/plan"
 )
 
@@ -103,7 +104,7 @@ func (r *SharedPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Re
 			}
 			return reconcile.Result{}, err
 		}
-		shared, err := sharedFor(ctx, r.Client, app)
+		shared, err := monitor.SharedPolicies(ctx, r.Client, app)
 		if err != nil {
 			return reconcile.Result{}, err
 		}

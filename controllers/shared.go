@@ -2,11 +2,9 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -16,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
-	"github.com/homeostat-dev/homeostat/internal/plan"
+	"github.com/homeostat-dev/homeostat/internal/monitor"
 )
 
 // +kubebuilder:rbac:groups=autonomic.homeostat.dev,resources=healingpolicies;clusterhealingpolicies,verbs=get;list;watch
@@ -24,50 +22,10 @@ import (
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // clusterPolicyKind is the kind of a ClusterHealingPolicy, as sources name it.
-const clusterPolicyKind = "ClusterHealingPolicy"
-
-// sharedFor returns the HealingPolicies of the app's namespace and the
-// ClusterHealingPolicies that select the app, read from the cache.
-func sharedFor(ctx context.Context, r client.Reader, app *v1alpha1.AutonomicApp) ([]plan.SharedPolicy, error) {
-	var out []plan.SharedPolicy
-	var hps v1alpha1.HealingPolicyList
-	if err := r.List(ctx, &hps, client.InNamespace(app.Namespace)); err != nil {
-		return nil, fmt.Errorf("listing HealingPolicies: %w", err)
-	}
-	for _, p := range hps.Items {
-		if selects(&p.Spec.AppSelector, app.Labels) {
-			out = append(out, plan.SharedPolicy{Kind: "HealingPolicy", Namespace: p.Namespace, Name: p.Name,
-				Priority: p.Spec.Priority, Healing: p.Spec.Healing})
-		}
-	}
-	var chps v1alpha1.ClusterHealingPolicyList
-	if err := r.List(ctx, &chps); err != nil {
-		return nil, fmt.Errorf("listing ClusterHealingPolicies: %w", err)
-	}
-	if len(chps.Items) == 0 {
-		return out, nil
-	}
-	ns := &corev1.Namespace{}
-	if err := r.Get(ctx, types.NamespacedName{Name: app.Namespace}, ns); err != nil {
-		return nil, fmt.Errorf("reading namespace %s: %w", app.Namespace, err)
-	}
-	for _, p := range chps.Items {
-		if (p.Spec.NamespaceSelector == nil || selects(p.Spec.NamespaceSelector, ns.Labels)) && selects(&p.Spec.AppSelector, app.Labels) {
-			out = append(out, plan.SharedPolicy{Kind: clusterPolicyKind, Name: p.Name,
-				Priority: p.Spec.Priority, Healing: p.Spec.Healing, Enforced: p.Spec.Enforced})
-		}
-	}
-	return out, nil
-}
+const clusterPolicyKind = monitor.ClusterPolicyKind
 
 // selects says whether a label selector matches; an invalid selector matches nothing.
-func selects(sel *metav1.LabelSelector, l map[string]string) bool {
-	s, err := metav1.LabelSelectorAsSelector(sel)
-	if err != nil {
-		return false
-	}
-	return s.Matches(labels.Set(l))
-}
+func selects(sel *metav1.LabelSelector, l map[string]string) bool { return monitor.Selects(sel, l) }
 
 // appsSelectedBy lists the apps a shared policy selects.
 func appsSelectedBy(ctx context.Context, r client.Reader, o client.Object) []types.NamespacedName {

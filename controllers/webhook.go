@@ -12,6 +12,7 @@ import (
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/analyze"
+	"github.com/homeostat-dev/homeostat/internal/monitor"
 	"github.com/homeostat-dev/homeostat/internal/plan"
 )
 
@@ -66,11 +67,11 @@ func (v *AppValidator) validate(ctx context.Context, app *v1alpha1.AutonomicApp)
 	var shared []plan.SharedPolicy
 	if v.Reader != nil {
 		var err error
-		if shared, err = sharedFor(ctx, v.Reader, app); err != nil {
+		if shared, err = monitor.SharedPolicies(ctx, v.Reader, app); err != nil {
 			return nil, apierrors.NewInternalError(err)
 		}
 	}
-	view, merged := mergedView(app, shared)
+	view, merged := plan.MergedView(app, shared)
 	var warnings admission.Warnings
 	for _, o := range merged.Overrides {
 		if o.FromApp() {
@@ -104,14 +105,6 @@ func validationMessage(errs []analyze.FieldError) string {
 		msgs = append(msgs, e.Field+": "+e.Message)
 	}
 	return strings.Join(msgs, "; ")
-}
-
-// mergedView is the app with the shared policies that select it merged into its spec.
-func mergedView(app *v1alpha1.AutonomicApp, shared []plan.SharedPolicy) (*v1alpha1.AutonomicApp, plan.Merged) {
-	merged := plan.Merge(app.Spec.Healing, shared)
-	view := app.DeepCopy()
-	view.Spec.Healing = merged.Healing
-	return view, merged
 }
 
 // validateView is the one validation the webhook and the reconciler both run.

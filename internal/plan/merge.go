@@ -453,3 +453,12 @@ func amount(v intstr.IntOrString) int {
 	}
 	return n
 }
+
+// MergedView is the app with the shared policies merged into its spec (Merge): what the
+// loop runs, what the webhook validates and what a replay replays.
+func MergedView(app *v1alpha1.AutonomicApp, shared []SharedPolicy) (*v1alpha1.AutonomicApp, Merged) {
+	merged := Merge(app.Spec.Healing, shared)
+	view := app.DeepCopy()
+	view.Spec.Healing = merged.Healing
+	return view, merged
+}
