@@ -97,6 +97,27 @@ bench: ## Benchmarks on the local control plane; writes bench/report.md and benc
 build: manifests generate fmt vet ## Build the manager binary into bin/.
 	$(GO) build -o bin/manager .
 
+# The plugin's version, stamped into `kubectl homeostat --version` and the krew archives.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+PLUGIN_LDFLAGS = -X github.com/homeostat-dev/homeostat/internal/cli.Version=$(VERSION)
+# The platforms of the krew archives.
+PLUGIN_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+
+.PHONY: plugin
+plugin: ## Build the kubectl plugin into bin/kubectl-homeostat; with bin/ on PATH, `kubectl homeostat` runs it.
+	$(GO) build -ldflags "$(PLUGIN_LDFLAGS)" -o bin/kubectl-homeostat ./cmd/kubectl-homeostat
+
+.PHONY: plugin-dist
+plugin-dist: ## Build the plugin's krew archives into dist/ and dist/homeostat.yaml, the krew manifest with their sha256.
+	rm -rf dist && mkdir -p dist
+	for p in $(PLUGIN_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		d=dist/kubectl-homeostat_$${os}_$${arch}; mkdir -p $$d; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(PLUGIN_LDFLAGS)" -o $$d/kubectl-homeostat$$ext ./cmd/kubectl-homeostat; \
+		tar -C $$d -czf $$d.tar.gz .; rm -rf $$d; \
+	done
+	$(GO) run ./hack/krew -template config/krew/homeostat.yaml -version $(VERSION) -dist dist > dist/homeostat.yaml
+
 .PHONY: run
 run: manifests generate ## Run the manager here (webhooks off): against KUBECONFIG's cluster if reachable, else a local control plane it starts.
 	$(TOOLS) cluster

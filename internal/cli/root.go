@@ -18,6 +18,9 @@ import (
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 )
 
+// Version is the plugin's version, stamped by `make plugin` (-ldflags -X).
+var Version = "dev"
+
 // defaultWidth is the text width when the output is not a terminal and COLUMNS is unset.
 const defaultWidth = 100
 
@@ -61,6 +64,7 @@ resumes an app.
 
 Exit codes: 0 success, 1 any other failure, 2 a usage error, 3 the app or Homeostat's
 CRDs are missing, 4 a permission is missing, 5 Prometheus is missing or failed.`,
+		Version:       Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Annotations: map[string]string{
