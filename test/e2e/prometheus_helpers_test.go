@@ -79,11 +79,12 @@ type promServer struct {
 	done chan error
 }
 
-// startPrometheus writes a configuration that scrapes target every scrapeInterval,
-// starts Prometheus on a free loopback port, and waits until it has scraped the target.
+// startPrometheus writes a configuration that scrapes target (job e2e), and the
+// manager's metrics endpoints in managers (job homeostat), every scrapeInterval, starts
+// Prometheus on a free loopback port, and waits until it has scraped them all.
 // It stops with the spec container (DeferCleanup) and, like the manager, is killed if
 // the test process dies.
-func startPrometheus(target string) *promServer {
+func startPrometheus(target string, managers ...string) *promServer {
 	out, err := exec.Command("bash", filepath.Join(repoRoot, "hack", "tools.sh"), "path", "prometheus").Output()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -102,6 +103,13 @@ scrape_configs:
   static_configs:
   - targets: [%q]
 `, model.Duration(scrapeInterval), model.Duration(scrapeInterval), model.Duration(scrapeInterval), target)
+	if len(managers) > 0 {
+		quoted := make([]string, len(managers))
+		for i, m := range managers {
+			quoted[i] = fmt.Sprintf("%q", m)
+		}
+		config += fmt.Sprintf("- job_name: homeostat\n  static_configs:\n  - targets: [%s]\n", strings.Join(quoted, ", "))
+	}
 	Expect(os.WriteFile(filepath.Join(p.dir, "prometheus.yml"), []byte(config), 0o644)).To(Succeed())
 	client, err := api.NewClient(api.Config{Address: p.url()})
 	Expect(err).NotTo(HaveOccurred())
@@ -110,6 +118,10 @@ scrape_configs:
 	Expect(p.start()).To(Succeed())
 	DeferCleanup(p.stop)
 	p.waitScraped()
+	for _, m := range managers {
+		Eventually(func() (float64, error) { return p.value(fmt.Sprintf(`up{job="homeostat",instance=%q}`, m)) }).
+			WithTimeout(30*time.Second).WithPolling(50*time.Millisecond).Should(Equal(1.0), "Prometheus scrapes the manager at %s", m)
+	}
 	return p
 }
 
