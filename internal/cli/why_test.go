@@ -170,3 +170,18 @@ func TestWhyShowsAPausedAppAndAStaleStatus(t *testing.T) {
 		t.Errorf("a paused app's guards say %+v", w.Guards.Verdict)
 	}
 }
+
+func TestPauseAndResumeSayWhatChanged(t *testing.T) {
+	var b bytes.Buffer
+	for _, r := range []PauseResult{
+		{Namespace: "shop", App: "shop", Paused: true, Changed: true, Reason: "database migration until 14:00"},
+		{Namespace: "shop", App: "shop", Paused: true, Reason: "true"},
+		{Namespace: "shop", App: "shop", Changed: true},
+		{Namespace: "shop", App: "shop"},
+	} {
+		if err := printTo(&b, "", 100, r, func(t *Text) { renderPause(t, r) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	golden(t, "pause.txt", b.Bytes())
+}
