@@ -72,6 +72,7 @@ func main() {
 		maxNodesPerAction    int
 		maxUnavailableNodes  string
 		nodeUncordonAfter    time.Duration
+		sensorGauges         bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to, "+
 		"for example :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
@@ -143,6 +144,9 @@ func main() {
 	flag.DurationVar(&nodeUncordonAfter, "node-uncordon-after", 5*time.Minute, "How long a node that a cordonNode or "+
 		"drainNode action cordoned, and nobody else, must be Ready, with the app's pods on it gone or healthy, "+
 		"before Homeostat uncordons it; 0 leaves every cordon to a person.")
+	flag.BoolVar(&sensorGauges, "sensor-gauges", true, "Export every app's polled sensors and component sensors as "+
+		"gauges (homeostat_sensor_value, homeostat_component_sensor, homeostat_component_phase), so Prometheus keeps their "+
+		"history. Up to sensors + 12 x workload components + 3 x child components series per app; false exports none.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -252,6 +256,7 @@ func main() {
 		NodeAdmin:               nodeAdmin,
 		NodeUncordonAfter:       nodeUncordonAfter,
 		WatchNamespaces:         splitList(watchNamespaces),
+		SensorGauges:            sensorGauges,
 	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		os.Exit(1)
@@ -269,7 +274,7 @@ func main() {
 	log.Info("Starting the manager", "watchNamespaces", watchNamespaces, "leaderElect", leaderElect,
 		"defaultServiceAccount", *defaultServiceAccount, "managerNamespace", *managerNamespace,
 		"nodeActionsNamespaces", nodeNamespaces, "maxNodesPerAction", maxNodesPerAction,
-		"maxUnavailableNodes", maxUnavailableNodes, "nodeUncordonAfter", nodeUncordonAfter,
+		"maxUnavailableNodes", maxUnavailableNodes, "nodeUncordonAfter", nodeUncordonAfter, "sensorGauges", sensorGauges,
 		"version", fmt.Sprint(controllers.Version))
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "The manager stopped with an error")

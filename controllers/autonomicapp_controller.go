@@ -68,6 +68,10 @@ type AppReconciler struct {
 	// is refused everything.
 	Rights  *rights.Checker
 	Metrics *Metrics
+	// SensorGauges exports every app's polled and component sensors as gauges
+	// (homeostat_sensor_value, homeostat_component_sensor, homeostat_component_phase);
+	// false exports none of them (--sensor-gauges=false).
+	SensorGauges bool
 	// Storm is the cluster-wide storm breaker.
 	Storm *stormBreaker
 	// NodeAdmin is the cluster admin's policy on node actions; the zero value restricts
@@ -317,6 +321,7 @@ func (r *AppReconciler) forget(key types.NamespacedName) {
 		r.Poller.Forget(key)
 	}
 	r.Metrics.SymptomActive.DeletePartialMatch(map[string]string{"namespace": key.Namespace, "app": key.Name})
+	r.Metrics.forgetSensorSeries(key)
 }
 
 // reconcile is the loop: monitor, analyze, plan, execute, and the status that explains it.
@@ -347,6 +352,9 @@ func (r *AppReconciler) reconcile(ctx context.Context, s *session) (time.Time, e
 	st.Components = make([]v1alpha1.ComponentStatus, 0, len(components))
 	for _, c := range components {
 		st.Components = append(st.Components, c.Status)
+	}
+	if r.SensorGauges {
+		r.Metrics.exportComponents(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, components)
 	}
 	// The storm breaker counts an app only when its health can be judged.
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
@@ -431,9 +439,14 @@ func (r *AppReconciler) lookupApp(ctx context.Context, ns string) func(string) *
 	}
 }
 
-// sensorStatus reports the last reading of every declared sensor, in spec order.
+// sensorStatus reports the last reading of every declared sensor, in spec order, and
+// exports the available ones as gauges.
 func (r *AppReconciler) sensorStatus(s *session) {
-	readings := r.readings(types.NamespacedName{Namespace: s.app.Namespace, Name: s.app.Name})
+	key := types.NamespacedName{Namespace: s.app.Namespace, Name: s.app.Name}
+	readings := r.readings(key)
+	if r.SensorGauges {
+		r.Metrics.exportSensors(key, s.view.Spec.Sensors, readings)
+	}
 	out := make([]v1alpha1.SensorStatus, 0, len(s.view.Spec.Sensors))
 	for _, sn := range s.view.Spec.Sensors {
 		st := v1alpha1.SensorStatus{Name: sn.Name, Error: "Not polled yet."}

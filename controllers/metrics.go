@@ -1,8 +1,16 @@
 package controllers
 
 import (
+	"slices"
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/analyze"
+	"github.com/homeostat-dev/homeostat/internal/monitor"
 )
 
 // Metrics are the Prometheus metrics the controllers export.
@@ -21,6 +29,16 @@ type Metrics struct {
 	StormActive prometheus.Gauge
 	// NodesUncordoned counts the cordons of node actions the node controller lifted.
 	NodesUncordoned prometheus.Counter
+	// SensorValue is the last available reading of each polled sensor of an app.
+	SensorValue *prometheus.GaugeVec
+	// ComponentSensor is each built-in sensor of each component of an app, as
+	// analyze.ComponentNumbers gives it.
+	ComponentSensor *prometheus.GaugeVec
+	// ComponentPhase is 1 for the current phase of each child-app component.
+	ComponentPhase *prometheus.GaugeVec
+
+	// series remembers the series of the three sensor gauges set for each app.
+	series sensorSeries
 }
 
 // DefaultMetrics are registered with controller-runtime's registry, served on the
@@ -59,6 +77,159 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "homeostat_nodes_uncordoned_total",
 		Help: "Nodes a cordonNode or drainNode action cordoned that Homeostat uncordoned once they were Ready for --node-uncordon-after.",
 	})
-	reg.MustRegister(m.Actions, m.ActionOutcomes, m.Decisions, m.DetectToAct, m.SymptomActive, m.StormActive, m.NodesUncordoned)
+	m.SensorValue = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "homeostat_sensor_value",
+		Help: "The last available reading of a polled sensor of an app (spec.sensors and the shared policies' sensors): what symptoms and autoscalers read. No series while the sensor is unavailable.",
+	}, []string{"namespace", "app", "sensor"})
+	m.ComponentSensor = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "homeostat_component_sensor",
+		Help: "A built-in sensor of a component of an app (components.<component>.<sensor> in CEL), bools as 0 or 1.",
+	}, []string{"namespace", "app", "component", "sensor"})
+	m.ComponentPhase = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "homeostat_component_phase",
+		Help: "1 for the current phase of a child-app component of an app; the other phases have no series.",
+	}, []string{"namespace", "app", "component", "phase"})
+	reg.MustRegister(m.Actions, m.ActionOutcomes, m.Decisions, m.DetectToAct, m.SymptomActive, m.StormActive, m.NodesUncordoned,
+		m.SensorValue, m.ComponentSensor, m.ComponentPhase)
 	return m
+}
+
+// sensorSeries is, per app, what the sensor gauges hold for it: the manager's only
+// record of them, so that a sensor, a component or an app that goes away loses exactly
+// its series. Deleting them by name is a map lookup each; a partial match would walk
+// every series of the family, a hundred thousand of them at 10,000 apps.
+type sensorSeries struct {
+	mu   sync.Mutex
+	apps map[types.NamespacedName]*appSeries
+}
+
+// appSeries are the series of one app.
+type appSeries struct {
+	// sensors are the sensors with a homeostat_sensor_value series.
+	sensors []string
+	// components are the components with homeostat_component_sensor series.
+	components []componentSeries
+}
+
+type componentSeries struct {
+	name string
+	// isApp: a child app, whose sensors are healthy and found, and a phase.
+	isApp bool
+	// phase has the homeostat_component_phase series; "" for none.
+	phase v1alpha1.Phase
+}
+
+// app returns the app's record, made empty if there is none. Call it with mu held.
+func (s *sensorSeries) app(key types.NamespacedName) *appSeries {
+	a := s.apps[key]
+	if a == nil {
+		if s.apps == nil {
+			s.apps = map[types.NamespacedName]*appSeries{}
+		}
+		a = &appSeries{}
+		s.apps[key] = a
+	}
+	return a
+}
+
+// exportSensors sets homeostat_sensor_value of every sensor of the app that has an
+// available reading, and deletes the series of any other it set before: a sensor that
+// became unavailable, or left the spec. A sensor not polled yet has none.
+func (m *Metrics) exportSensors(key types.NamespacedName, sensors []v1alpha1.Sensor, readings map[string]monitor.Reading) {
+	available := func(name string) (float64, bool) {
+		rd, ok := readings[name]
+		if !ok || !rd.Available() {
+			return 0, false
+		}
+		for i := range sensors {
+			if sensors[i].Name == name {
+				return rd.Value, true
+			}
+		}
+		return 0, false
+	}
+	m.series.mu.Lock()
+	defer m.series.mu.Unlock()
+	a := m.series.app(key)
+	for _, name := range a.sensors {
+		if _, ok := available(name); !ok {
+			m.SensorValue.DeleteLabelValues(key.Namespace, key.Name, name)
+		}
+	}
+	a.sensors = a.sensors[:0]
+	for i := range sensors {
+		if v, ok := available(sensors[i].Name); ok {
+			m.SensorValue.WithLabelValues(key.Namespace, key.Name, sensors[i].Name).Set(v)
+			a.sensors = append(a.sensors, sensors[i].Name)
+		}
+	}
+	m.series.dropEmpty(key, a)
+}
+
+// exportComponents sets homeostat_component_sensor of every built-in sensor of every
+// component of the app, and homeostat_component_phase of every child app's phase. It
+// deletes the series of a component that left the spec, of one that changed between a
+// workload and a child app, and of a child's phase that is no longer current.
+func (m *Metrics) exportComponents(key types.NamespacedName, components []monitor.Component) {
+	m.series.mu.Lock()
+	defer m.series.mu.Unlock()
+	a := m.series.app(key)
+	for _, old := range a.components {
+		i := slices.IndexFunc(components, func(c monitor.Component) bool { return c.Name == old.name })
+		switch {
+		case i < 0 || (components[i].Ref == nil) != old.isApp:
+			m.deleteComponent(key, old)
+		case old.phase != "" && old.phase != components[i].Status.Phase:
+			m.ComponentPhase.DeleteLabelValues(key.Namespace, key.Name, old.name, string(old.phase))
+		}
+	}
+	a.components = a.components[:0]
+	for i := range components {
+		c := &components[i]
+		cur := componentSeries{name: c.Name, isApp: c.Ref == nil}
+		for sensor, v := range analyze.ComponentNumbers(c.Status, cur.isApp) {
+			m.ComponentSensor.WithLabelValues(key.Namespace, key.Name, c.Name, sensor).Set(v)
+		}
+		if cur.isApp && c.Status.Phase != "" {
+			cur.phase = c.Status.Phase
+			m.ComponentPhase.WithLabelValues(key.Namespace, key.Name, c.Name, string(cur.phase)).Set(1)
+		}
+		a.components = append(a.components, cur)
+	}
+	m.series.dropEmpty(key, a)
+}
+
+// forgetSensorSeries deletes every series of the sensor gauges of an app.
+func (m *Metrics) forgetSensorSeries(key types.NamespacedName) {
+	m.series.mu.Lock()
+	defer m.series.mu.Unlock()
+	a := m.series.apps[key]
+	if a == nil {
+		return
+	}
+	for _, name := range a.sensors {
+		m.SensorValue.DeleteLabelValues(key.Namespace, key.Name, name)
+	}
+	for _, c := range a.components {
+		m.deleteComponent(key, c)
+	}
+	delete(m.series.apps, key)
+}
+
+// deleteComponent deletes the series of one component of an app. Call it with
+// series.mu held.
+func (m *Metrics) deleteComponent(key types.NamespacedName, c componentSeries) {
+	for sensor := range analyze.ComponentNumbers(v1alpha1.ComponentStatus{}, c.isApp) {
+		m.ComponentSensor.DeleteLabelValues(key.Namespace, key.Name, c.name, sensor)
+	}
+	if c.phase != "" {
+		m.ComponentPhase.DeleteLabelValues(key.Namespace, key.Name, c.name, string(c.phase))
+	}
+}
+
+// dropEmpty forgets the record of an app that has no series left. Call it with mu held.
+func (s *sensorSeries) dropEmpty(key types.NamespacedName, a *appSeries) {
+	if len(a.sensors) == 0 && len(a.components) == 0 {
+		delete(s.apps, key)
+	}
 }

@@ -87,6 +87,9 @@ type Options struct {
 	// WatchNamespaces are the namespaces the manager watches (--watch-namespaces); empty
 	// is all. The node controller decides only on the nodes their apps cordoned.
 	WatchNamespaces []string
+	// SensorGauges exports every app's polled and component sensors as gauges
+	// (--sensor-gauges, on by default in main.go); off, none of their series exists.
+	SensorGauges bool
 	// Clock is the controllers' one clock; default the real one.
 	Clock clock.Clock
 }
@@ -164,8 +167,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			// Prepare takes no more nodes than the admin's ceiling.
 			MaxNodesPerAction: opts.NodeAdmin.MaxNodes,
 		},
-		Metrics:   DefaultMetrics,
-		NodeAdmin: opts.NodeAdmin,
+		Metrics:      DefaultMetrics,
+		SensorGauges: opts.SensorGauges,
+		NodeAdmin:    opts.NodeAdmin,
 		Storm: newStormBreaker(opts.StormThreshold, opts.StormMinUnhealthy, opts.StormMinNamespaces,
 			countApps(mgr.GetClient()), DefaultMetrics.StormActive),
 		triggers:    newTriggers(),
