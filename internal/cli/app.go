@@ -5,9 +5,12 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/monitor"
+	"github.com/homeostat-dev/homeostat/internal/plan"
 )
 
 // oneApp is the argument check of the commands that take one app by name.
@@ -36,4 +39,32 @@ func (o *Options) getApp(ctx context.Context, name string) (*v1alpha1.AutonomicA
 		return nil, apiError(err, fmt.Sprintf("reading AutonomicApp %s/%s", ns, name))
 	}
 	return app, nil
+}
+
+// mergedView is the app with the shared policies that select it merged into its spec,
+// as the manager runs it (plan.MergedView). What the user may not read is left out and
+// said in a warning: without the ClusterHealingPolicies (or the namespace) the
+// HealingPolicies of the app's namespace are still merged.
+func (o *Options) mergedView(ctx context.Context, app *v1alpha1.AutonomicApp) (*v1alpha1.AutonomicApp, []string, error) {
+	c, err := o.kube()
+	if err != nil {
+		return nil, nil, err
+	}
+	shared, err := monitor.SharedPolicies(ctx, c, app)
+	if err == nil {
+		view, _ := plan.MergedView(app, shared)
+		return view, nil, nil
+	}
+	if !apierrors.IsForbidden(err) {
+		return nil, nil, apiError(err, "reading the shared policies that select "+app.Namespace+"/"+app.Name)
+	}
+	warnings := []string{"You may not read the ClusterHealingPolicies or the app's namespace (" + err.Error() +
+		"): what they add to the app is shown from its status only."}
+	shared, lerr := monitor.NamespacedPolicies(ctx, c, app)
+	if lerr != nil {
+		warnings = []string{"You may not read the HealingPolicies or ClusterHealingPolicies that may select the app (" + lerr.Error() +
+			"): what they add to the app is shown from its status only."}
+	}
+	view, _ := plan.MergedView(app, shared)
+	return view, warnings, nil
 }

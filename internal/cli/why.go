@@ -18,7 +18,6 @@ import (
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/analyze"
-	"github.com/homeostat-dev/homeostat/internal/monitor"
 	"github.com/homeostat-dev/homeostat/internal/plan"
 )
 
@@ -182,21 +181,10 @@ func (o *Options) gatherWhy(ctx context.Context, name string) (*Why, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := o.kube()
+	view, warnings, err := o.mergedView(ctx, app)
 	if err != nil {
 		return nil, err
 	}
-	shared, err := monitor.SharedPolicies(ctx, c, app)
-	var warnings []string
-	if err != nil {
-		if !apierrors.IsForbidden(err) {
-			return nil, apiError(err, "reading the shared policies that select "+app.Namespace+"/"+app.Name)
-		}
-		warnings = append(warnings, "You may not read the HealingPolicies, ClusterHealingPolicies or the namespace, "+
-			"so what shared policies add to the app is shown from its status only: "+err.Error())
-		shared = nil
-	}
-	view, _ := plan.MergedView(app, shared)
 	w := explainWhy(app, view, o.Now())
 	w.Warnings = append(w.Warnings, warnings...)
 	return w, nil

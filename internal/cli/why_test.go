@@ -50,7 +50,7 @@ func shopApp() *v1alpha1.AutonomicApp {
 						{Action: v1alpha1.Action{Notify: &v1alpha1.NotifyAction{Message: "web keeps crashing"}}},
 					}}},
 					{Name: "scale-web", Autoscale: &v1alpha1.AutoscalePolicy{Component: "web", MinReplicas: i32(2), MaxReplicas: 6,
-						Metrics: []v1alpha1.AutoscaleMetric{{Sensor: "rps", Target: &v1alpha1.MetricTarget{}}, {Sensor: "latency_p95", Band: &v1alpha1.Band{Lower: "0.1", Upper: "0.3"}}},
+						Metrics:  []v1alpha1.AutoscaleMetric{{Sensor: "rps", Target: &v1alpha1.MetricTarget{}}, {Sensor: "latency_p95", Band: &v1alpha1.Band{Lower: "0.1", Upper: "0.3"}}},
 						Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{}}},
 				},
 				Guards: &v1alpha1.Guards{Cooldown: &metav1.Duration{Duration: 30 * time.Second},

@@ -20,16 +20,9 @@ const ClusterPolicyKind = "ClusterHealingPolicy"
 // SharedPolicies returns the HealingPolicies of the app's namespace and the
 // ClusterHealingPolicies that select the app, read from the cache.
 func SharedPolicies(ctx context.Context, r client.Reader, app *v1alpha1.AutonomicApp) ([]plan.SharedPolicy, error) {
-	var out []plan.SharedPolicy
-	var hps v1alpha1.HealingPolicyList
-	if err := r.List(ctx, &hps, client.InNamespace(app.Namespace)); err != nil {
-		return nil, fmt.Errorf("listing HealingPolicies: %w", err)
-	}
-	for _, p := range hps.Items {
-		if Selects(&p.Spec.AppSelector, app.Labels) {
-			out = append(out, plan.SharedPolicy{Kind: "HealingPolicy", Namespace: p.Namespace, Name: p.Name,
-				Priority: p.Spec.Priority, Healing: p.Spec.Healing})
-		}
+	out, err := NamespacedPolicies(ctx, r, app)
+	if err != nil {
+		return nil, err
 	}
 	var chps v1alpha1.ClusterHealingPolicyList
 	if err := r.List(ctx, &chps); err != nil {
@@ -58,4 +51,20 @@ func Selects(sel *metav1.LabelSelector, l map[string]string) bool {
 		return false
 	}
 	return s.Matches(labels.Set(l))
+}
+
+// NamespacedPolicies returns the HealingPolicies of the app's namespace that select it.
+func NamespacedPolicies(ctx context.Context, r client.Reader, app *v1alpha1.AutonomicApp) ([]plan.SharedPolicy, error) {
+	var hps v1alpha1.HealingPolicyList
+	if err := r.List(ctx, &hps, client.InNamespace(app.Namespace)); err != nil {
+		return nil, fmt.Errorf("listing HealingPolicies: %w", err)
+	}
+	var out []plan.SharedPolicy
+	for _, p := range hps.Items {
+		if Selects(&p.Spec.AppSelector, app.Labels) {
+			out = append(out, plan.SharedPolicy{Kind: "HealingPolicy", Namespace: p.Namespace, Name: p.Name,
+				Priority: p.Spec.Priority, Healing: p.Spec.Healing})
+		}
+	}
+	return out, nil
 }
