@@ -116,6 +116,84 @@ var _ = Describe("kubectl homeostat", Ordered, ContinueOnFailure, Label("plugin"
 		Expect(getApp(ns, "shop").Annotations).NotTo(HaveKey(v1alpha1.PausedAnnotation))
 	})
 
+	It("shows a crash-loop episode in order: symptom, intent, eviction, rollback, recovery", func() {
+		ns := newNamespace("timeline")
+		createDeployment(ns, "web", "registry.local/shop/web:good", 3)
+		waitRunning(ns, "web", ":good", 3)
+		app := healApp(ns, "shop", "web", v1alpha1.ModeActive,
+			step(restartPods("web"), 8*time.Second),
+			step(rollback("web"), 30*time.Second),
+			step(notify("web keeps crashing after restart and rollback"), time.Minute))
+		app.Spec.Policies[0].Remediate.VerifyFor = dur(5 * time.Second)
+		Expect(k8s.Create(ctx, app)).To(Succeed())
+		waitReady(ns, "shop")
+
+		By("rolling out a release whose containers crash, and waiting for the rollback to hold")
+		setImage(ns, "web", "registry.local/shop/web:bad")
+		Eventually(func(g Gomega) {
+			a := getApp(ns, "shop")
+			g.Expect(records(a, "rollback")).NotTo(BeEmpty())
+			g.Expect(policyStatus(a, "heal-web").Reason).To(Equal("Healed"))
+		}).WithTimeout(90 * time.Second).Should(Succeed())
+
+		By("timeline -o json lists the episode in order")
+		var tl cli.TimelineResult
+		Eventually(func(g Gomega) {
+			out, _, code := kubectl("timeline", "shop", "-n", ns, "-o", "json")
+			g.Expect(code).To(Equal(cli.ExitOK))
+			g.Expect(json.Unmarshal([]byte(out), &tl)).To(Succeed())
+			g.Expect(indexOf(tl.Entries, func(e cli.TimelineEntry) bool { return e.Reason == "ActionVerified" && e.Action == "rollback" })).To(BeNumerically(">=", 0))
+		}).WithTimeout(20 * time.Second).Should(Succeed())
+		at := func(what string, match func(e cli.TimelineEntry) bool) int {
+			i := indexOf(tl.Entries, match)
+			Expect(i).To(BeNumerically(">=", 0), "the timeline has no %s", what)
+			return i
+		}
+		symptom := at("SymptomBecameActive", func(e cli.TimelineEntry) bool {
+			return e.Kind == cli.TimelineKind("Symptom") && e.Reason == "SymptomBecameActive"
+		})
+		intent := at("the restartPods action", func(e cli.TimelineEntry) bool {
+			return e.Kind == cli.TimelineKind("Action") && e.Action == "restartPods" && e.Reason == "ActionSucceeded"
+		})
+		Expect(tl.Entries[intent].Message).To(ContainSubstring("Evicted"), "the action names the pods it evicted")
+		evicted := at("a replacement pod after the eviction", func(e cli.TimelineEntry) bool {
+			return e.Reason == "SuccessfulCreate" && !e.Time.Before(tl.Entries[intent].Time)
+		})
+		rollback := at("the rollback action", func(e cli.TimelineEntry) bool {
+			return e.Kind == cli.TimelineKind("Action") && e.Action == "rollback" && e.Reason == "ActionSucceeded"
+		})
+		rolled := at("the Deployment rolling back", func(e cli.TimelineEntry) bool {
+			return e.Source == "Deployment/web" && e.Reason == "ScalingReplicaSet" && !e.Time.Before(tl.Entries[rollback].Time)
+		})
+		cleared := at("SymptomCleared", func(e cli.TimelineEntry) bool {
+			return e.Kind == cli.TimelineKind("Symptom") && e.Reason == "SymptomCleared" && !e.Time.Before(tl.Entries[rollback].Time)
+		})
+		verified := at("the rollback verified", func(e cli.TimelineEntry) bool {
+			return e.Kind == cli.TimelineKind("Outcome") && e.Reason == "ActionVerified" && e.Action == "rollback"
+		})
+		Expect(symptom).To(BeNumerically("<", intent))
+		Expect(intent).To(BeNumerically("<", evicted))
+		Expect(evicted).To(BeNumerically("<", rollback))
+		Expect(rollback).To(BeNumerically("<", rolled))
+		Expect(rolled).To(BeNumerically("<", verified))
+		Expect(cleared).To(BeNumerically("<", verified))
+		for i := 1; i < len(tl.Entries); i++ {
+			Expect(tl.Entries[i].Time.Truncate(time.Second).Before(tl.Entries[i-1].Time.Truncate(time.Second))).To(BeFalse(),
+				"entry %d (%s) is listed after a later one", i, tl.Entries[i].Reason)
+		}
+
+		By("timeline prints it for a person, at 100 and at 50 columns")
+		out, _, code := kubectl("timeline", "shop", "-n", ns)
+		Expect(code).To(Equal(cli.ExitOK))
+		Expect(out).To(ContainSubstring("restartPods Succeeded"))
+		Expect(out).To(ContainSubstring("rollback Succeeded"))
+		out, _, code = kubectl("timeline", "shop", "-n", ns, "--width", "50")
+		Expect(code).To(Equal(cli.ExitOK))
+		for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+			Expect(len([]rune(l))).To(BeNumerically("<=", 50+40), "a line far wider than 50 columns: %q", l)
+		}
+	})
+
 	It("ends with an exit code a script can tell apart", func() {
 		ns := newNamespace("codes")
 		_, stderr, code := kubectl("why", "nothere", "-n", ns)
@@ -135,3 +213,13 @@ var _ = Describe("kubectl homeostat", Ordered, ContinueOnFailure, Label("plugin"
 		Expect(stderr).To(ContainSubstring(`--output "table" is not supported`))
 	})
 })
+
+// indexOf is the index of the first entry that matches, or -1.
+func indexOf(es []cli.TimelineEntry, match func(cli.TimelineEntry) bool) int {
+	for i, e := range es {
+		if match(e) {
+			return i
+		}
+	}
+	return -1
+}
