@@ -217,3 +217,19 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // String is Go's duration string.
 func (d Duration) String() string { return time.Duration(d).String() }
+
+// Notes are the modelling assumptions of every replay, in a sentence each, for the
+// output of a simulation (the package documentation says them at length).
+var Notes = []string{
+	"Replayed with Homeostat's own analyze and plan code, one reconcile per step, starting as a freshly " +
+		"started manager: no symptom active, no episode open, no autoscaler memory, an empty ledger. " +
+		"Decisions fall on step times; the manager may decide up to one step earlier.",
+	"Policies run as if the app were Active: its mode, the paused annotation, the storm breaker, the node " +
+		"guard and the tenant's rights are not simulated; cooldown and maxActions count the simulated actions, " +
+		"maxUnhealthyPods reads the recorded pods.",
+	"Scaling is simulated with the load conserved: an averageUtilization metric reads its recorded value " +
+		"times the recorded replicas divided by the simulated replicas; averageValue metrics (totals), value " +
+		"targets and bands read their recorded values; symptoms read every sensor as recorded.",
+	"Every action succeeds at once, but the effect of remediation cannot be simulated: the recorded " +
+		"component sensors show what really happened, whatever the simulated ladder did.",
+}
