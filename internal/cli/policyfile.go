@@ -204,36 +204,40 @@ var entryField = regexp.MustCompile(`^spec\.(sensors|symptoms|policies)\[(\d+)\]
 // fileField maps a field of the merged view back to the shared policy file, when the
 // entry came from it; otherwise it says the field is of the app's merged spec.
 func (pf *policyFile) fileField(view *v1alpha1.AutonomicApp, merged plan.Merged, field string) string {
-	if pf.shared == nil {
-		return field
-	}
 	m := entryField.FindStringSubmatch(field)
 	if m == nil {
+		if pf.shared == nil {
+			return field
+		}
 		return field + " (of the app's merged spec)"
 	}
 	i, _ := strconv.Atoi(m[2])
-	var name string
+	if pf.shared == nil {
+		// The app's own entries keep their places at the head of the merged lists; an
+		// entry a shared policy added is named by its source.
+		if src := merged.Sources[entryKind(m[1])+"/"+entryName(view, m[1], i)]; src != "" {
+			return field + " (from " + src + ")"
+		}
+		return field
+	}
+	name := entryName(view, m[1], i)
 	var names []string
-	entry := map[string]string{"sensors": plan.EntrySensor, "symptoms": plan.EntrySymptom, "policies": plan.EntryPolicy}[m[1]]
 	h := pf.shared.Healing
 	switch m[1] {
 	case "sensors":
-		name = view.Spec.Sensors[i].Name
 		for _, s := range h.Sensors {
 			names = append(names, s.Name)
 		}
 	case "symptoms":
-		name = view.Spec.Symptoms[i].Name
 		for _, s := range h.Symptoms {
 			names = append(names, s.Name)
 		}
 	default:
-		name = view.Spec.Policies[i].Name
 		for _, p := range h.Policies {
 			names = append(names, p.Name)
 		}
 	}
-	src := merged.Sources[entry+"/"+name]
+	src := merged.Sources[entryKind(m[1])+"/"+name]
 	if strings.HasPrefix(src, pf.shared.Source()) {
 		for j, n := range names {
 			if n == name {
@@ -242,6 +246,25 @@ func (pf *policyFile) fileField(view *v1alpha1.AutonomicApp, merged plan.Merged,
 		}
 	}
 	return field + " (of the app's merged spec)"
+}
+
+// entryKind is plan's entry kind of a spec list: sensors -> sensor.
+func entryKind(list string) string {
+	return map[string]string{"sensors": plan.EntrySensor, "symptoms": plan.EntrySymptom, "policies": plan.EntryPolicy}[list]
+}
+
+// entryName is the name of the i-th entry of a list of the view's spec, or "".
+func entryName(view *v1alpha1.AutonomicApp, list string, i int) string {
+	s := view.Spec
+	switch {
+	case list == "sensors" && i < len(s.Sensors):
+		return s.Sensors[i].Name
+	case list == "symptoms" && i < len(s.Symptoms):
+		return s.Symptoms[i].Name
+	case list == "policies" && i < len(s.Policies):
+		return s.Policies[i].Name
+	}
+	return ""
 }
 
 func selectsApp(sel *metav1.LabelSelector, l map[string]string) bool {

@@ -356,7 +356,7 @@ func (o *Options) sharedPolicies(ctx context.Context, app *v1alpha1.AutonomicApp
 		ns := &corev1.Namespace{}
 		if err := c.Get(ctx, types.NamespacedName{Name: app.Namespace}, ns); err != nil {
 			if apierrors.IsForbidden(err) {
-				return nil, nil, refused("read namespace "+app.Namespace+", which a ClusterHealingPolicy's namespaceSelector needs"), nil
+				return nil, nil, refused("read namespace " + app.Namespace + ", which a ClusterHealingPolicy's namespaceSelector needs"), nil
 			}
 			return nil, nil, "", apiError(err, "reading namespace "+app.Namespace)
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/homeostat-dev/homeostat/internal/replay"
 )
@@ -22,7 +23,7 @@ func renderSimulate(t *Text, r SimulateResult) {
 		t.Line(0, 2, "Policies: the app's own; no HealingPolicy or ClusterHealingPolicy selects it.")
 	}
 	for _, w := range r.Warnings {
-		t.Linef(0, 2, "Warning: %s.", strings.TrimSuffix(w, "."))
+		t.Line(0, 2, "Warning: "+sentence(w))
 	}
 	t.Blank()
 	renderRun(t, "the current spec", r.Current)
@@ -48,11 +49,17 @@ func renderRun(t *Text, what string, run SimulatedRun) {
 			what, plural(run.Steps, "reconcile", "reconciles"))
 	} else {
 		t.Linef(0, 2, "Decisions of %s: %d over %s.", what, len(run.Decisions), plural(run.Steps, "reconcile", "reconciles"))
-		rows := [][]string{{"TIME", "POLICY", "DECISION", "REASON"}}
+		// One row per decision (time, policy, what it did), the policies aligned across
+		// rows, and plan's reason under it.
+		width := 0
 		for _, d := range run.Decisions {
-			rows = append(rows, []string{rfc3339(d.Time), d.Policy, decisionCell(d), reasonCell(d)})
+			width = max(width, utf8.RuneCountInString(d.Policy))
 		}
-		t.Table(2, rows)
+		for _, d := range run.Decisions {
+			pad := strings.Repeat(" ", width-utf8.RuneCountInString(d.Policy))
+			t.Table(2, [][]string{{rfc3339(d.Time), d.Policy + pad, decisionCell(d)}})
+			t.Line(6, 0, reasonCell(d))
+		}
 	}
 	for _, g := range run.Gaps {
 		t.Linef(2, 2, "No component sensors were recorded from %s to %s: nothing was decided then.", rfc3339(g.From), rfc3339(g.To))
@@ -63,17 +70,25 @@ func renderRun(t *Text, what string, run SimulatedRun) {
 	}
 	t.Blank()
 	t.Linef(0, 2, "Summary of %s:", what)
-	rows := [][]string{{"POLICY", "KIND", "ACTIONS", "HELD", "FLAPS", "REPLICAS", "DETAILS"}}
-	for _, p := range run.Policies {
-		rows = append(rows, []string{p.Policy, p.Kind, count0(p.Simulated, p.Actions), count0(p.Simulated, p.Held),
-			flapsCell(&p), replicasCell(p.Replicas), detailsCell(p)})
+	if wide(t) {
+		rows := [][]string{{"POLICY", "KIND", "ACTIONS", "HELD", "FLAPS", "REPLICAS", "DETAILS"}}
+		for _, p := range run.Policies {
+			rows = append(rows, []string{p.Policy, p.Kind, count0(p.Simulated, p.Actions), count0(p.Simulated, p.Held),
+				flapsCell(&p), replicasCell(p.Replicas), detailsCell(p)})
+		}
+		t.Table(2, rows)
+	} else {
+		for _, p := range run.Policies {
+			t.Linef(2, 4, "%s (%s)", p.Policy, p.Kind)
+			t.Linef(6, 0, "actions %s, held %s, flaps %s, replicas %s; %s", count0(p.Simulated, p.Actions),
+				count0(p.Simulated, p.Held), flapsCell(&p), replicasCell(p.Replicas), detailsCell(p))
+		}
 	}
-	t.Table(2, rows)
 	if hasReplicas(run) {
-		t.Line(2, 2, "REPLICAS are the simulated replicas: min/max/time-weighted mean.")
+		t.Line(2, 2, "Replicas are the simulated replicas: min/max/time-weighted mean.")
 	}
 	for _, n := range run.NotSimulated {
-		t.Linef(2, 4, "%s is not simulated: %s", n.Policy, n.Reason)
+		t.Linef(2, 4, "%s: %s", n.Policy, n.Reason)
 	}
 }
 
@@ -91,23 +106,53 @@ func renderComparison(t *Text, file string, c replay.Comparison) {
 			awayComparison(p.Current, p.Edited),
 		})
 	}
-	t.Table(2, rows)
+	if wide(t) {
+		t.Table(2, rows)
+	} else {
+		for _, r := range rows[1:] {
+			t.Line(2, 4, r[0])
+			t.Linef(6, 0, "actions %s, held %s, flaps %s, replicas %s; away from goal: %s", r[1], r[2], r[3], r[4], r[5])
+		}
+	}
 	if c.SameDecisions {
 		t.Line(0, 2, "Both specs make the same decisions over this history.")
 		return
 	}
 	t.Line(0, 2, "First decisions that differ:")
-	rows = [][]string{{"TIME", "POLICY", "CURRENT", "EDITED"}}
-	for _, d := range c.FirstDifferences {
-		policy := ""
-		if d.Current != nil {
-			policy = d.Current.Policy
-		} else if d.Edited != nil {
-			policy = d.Edited.Policy
+	if wide(t) {
+		rows = [][]string{{"TIME", "POLICY", "CURRENT", "EDITED"}}
+		for _, d := range c.FirstDifferences {
+			rows = append(rows, []string{rfc3339(d.Time), differingPolicy(d), decisionOrNone(d.Current), decisionOrNone(d.Edited)})
 		}
-		rows = append(rows, []string{rfc3339(d.Time), policy, decisionOrNone(d.Current), decisionOrNone(d.Edited)})
+		t.Table(2, rows)
+		return
 	}
-	t.Table(2, rows)
+	for _, d := range c.FirstDifferences {
+		t.Linef(2, 4, "%s  %s", rfc3339(d.Time), differingPolicy(d))
+		t.Line(6, 9, "current: "+decisionOrNone(d.Current))
+		t.Line(6, 8, "edited: "+decisionOrNone(d.Edited))
+	}
+}
+
+// wide says whether the text is wide enough for tables.
+func wide(t *Text) bool { return t.Width >= 80 }
+
+func differingPolicy(d replay.DecisionDifference) string {
+	if d.Current != nil {
+		return d.Current.Policy
+	}
+	if d.Edited != nil {
+		return d.Edited.Policy
+	}
+	return ""
+}
+
+// sentence ends s with a full stop unless it ends with a mark of its own.
+func sentence(s string) string {
+	if strings.HasSuffix(s, ".") || strings.HasSuffix(s, "?") || strings.HasSuffix(s, "!") {
+		return s
+	}
+	return s + "."
 }
 
 // decisionCell says what a decision did, in a few words: "scale web 2 -> 4",
@@ -156,7 +201,7 @@ func reasonCell(d replay.Decision) string {
 	if d.Outcome == "" {
 		return d.Reason
 	}
-	return fmt.Sprintf("%s (outcome: %s)", d.Reason, d.Outcome)
+	return fmt.Sprintf("%s Outcome: %s.", sentence(d.Reason), d.Outcome)
 }
 
 func count0(simulated bool, n int) string {
@@ -257,7 +302,11 @@ func pair(cur, ed *replay.PolicySummary, cell func(*replay.PolicySummary) string
 		}
 		return cell(s)
 	}
-	return side(cur) + " -> " + side(ed)
+	a, b := side(cur), side(ed)
+	if a == "-" && b == "-" {
+		return "-"
+	}
+	return a + " -> " + b
 }
 
 // shortDuration is Go's duration string without trailing zero units: 1h, 2m30s, 45s.
