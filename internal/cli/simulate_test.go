@@ -241,7 +241,7 @@ spec:
 				"15m0s page notify, step 1",
 				"16m0s page ladder exhausted",
 			},
-			wantDiff:   "scale web 2 -> 4 | scale web 2 -> 3",
+			wantDiff: "scale web 2 -> 4 | scale web 2 -> 3",
 		},
 		{
 			name: "a HealingPolicy that replaces the one of the same name",
