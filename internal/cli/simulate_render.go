@@ -16,7 +16,7 @@ import (
 func renderSimulate(t *Text, r SimulateResult) {
 	t.Linef(0, 2, "Simulation of AutonomicApp %s/%s from %s to %s, one reconcile every %s.",
 		r.Namespace, r.App, rfc3339(r.From), rfc3339(r.To), shortDuration(time.Duration(r.Step)))
-	t.Linef(0, 2, "History: Prometheus %s, %s (-o yaml lists them).", r.History.Prometheus, plural(len(r.History.Queries), "range query", "range queries"))
+	t.Linef(0, 2, "History: Prometheus %s: %s.", r.History.Prometheus, historyWhat(r.History.Queries))
 	if len(r.SharedPolicies) > 0 {
 		t.Linef(0, 2, "Policies: the app's own, merged with %s.", strings.Join(r.SharedPolicies, ", "))
 	} else {
@@ -134,6 +134,36 @@ func renderComparison(t *Text, file string, c replay.Comparison) {
 	}
 }
 
+// historyWhat says which series the queries read: the manager's, by name, and how many
+// sensors' own queries.
+func historyWhat(queries []string) string {
+	var manager []string
+	own := 0
+	for _, q := range queries {
+		name, _, _ := strings.Cut(q, "{")
+		if strings.HasPrefix(q, "homeostat_") {
+			manager = append(manager, name)
+		} else {
+			own++
+		}
+	}
+	s := "the manager's " + joinAnd(manager)
+	if own > 0 {
+		s += ", and the own query of " + plural(own, "prometheus sensor", "prometheus sensors")
+	}
+	return s
+}
+
+func joinAnd(items []string) string {
+	switch len(items) {
+	case 0:
+		return "nothing"
+	case 1:
+		return items[0]
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
+}
+
 // wide says whether the text is wide enough for tables.
 func wide(t *Text) bool { return t.Width >= 80 }
 
@@ -177,13 +207,13 @@ func decisionCell(d replay.Decision) string {
 			s = fmt.Sprintf("held: %s (%s)", s, d.Guard)
 		}
 		return s
-	case "Hold":
+	case replay.KindHold:
 		return strings.TrimSpace("hold " + d.Component)
-	case "Healed":
+	case replay.KindHealed:
 		return "healed"
-	case "Exhausted":
+	case replay.KindExhausted:
 		return "ladder exhausted"
-	case "GiveUp":
+	case replay.KindGiveUp:
 		return "gave up"
 	}
 	return d.Kind

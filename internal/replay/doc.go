@@ -19,6 +19,14 @@
 //     time-weighted mean) and, per autoscale metric, the time outside its band or target;
 //   - and, for two runs over the same history, how they compare (Compare).
 //
+// A flap is a scale of an autoscale policy that reverses the direction of the same
+// policy's previous scale within the flap window: the larger of the policy's scale-down
+// stabilization window and 5 minutes (FlapMinWindow). The window widens with the
+// stabilization window because a scale down can only come that long after the load fell,
+// so a scale up soon after it is the signature of an autoscaler chasing noise. A metric's
+// time outside its goal counts the steps at which its value (after the load model) was
+// above or below its band, or its ratio to its target outside the behavior's tolerance.
+//
 // Modelling assumptions, each a choice a backtest has to make:
 //
 //   - The replay starts as a freshly started manager: no symptom active, no episode open,
@@ -53,5 +61,6 @@
 //     scraping) was not running, and nothing is decided.
 //
 // It never does I/O and never reads the clock: the history and the range are its input.
-// It imports only the standard library, the API types, analyze, plan and knowledge.
+// It imports only the standard library, the API types (with the apimachinery types they
+// are made of), analyze, plan, and knowledge for the ledger's rules.
 package replay

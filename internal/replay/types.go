@@ -49,12 +49,19 @@ type ComponentSample struct {
 	Phase string
 }
 
-// Decision kinds, beside plan's Healed, Exhausted, GiveUp and Hold.
+// Decision kinds.
 const (
 	// KindAct: an action was carried out.
 	KindAct = "Act"
 	// KindHeld: a guard held an intent back (Guard says which).
 	KindHeld = "Held"
+	// KindHold: an autoscaler holds on its own judgement (missing data, no workload).
+	KindHold = string(plan.Hold)
+	// KindHealed, KindExhausted and KindGiveUp end a ladder's episode: healed, every step
+	// ran, or giveUp allows no new episode.
+	KindHealed    = string(plan.Healed)
+	KindExhausted = string(plan.Exhausted)
+	KindGiveUp    = string(plan.GiveUp)
 )
 
 // Decision is one thing a policy would have done, or started doing, at a step.
