@@ -97,8 +97,8 @@ func (h *historyReader) times() []time.Time {
 	return out
 }
 
-// series is one time series' values by step time (Unix milliseconds).
-type series map[int64]float64
+// sampleSeries is one time series' values by step time (Unix milliseconds).
+type sampleSeries map[int64]float64
 
 // rangeQuery runs query over the range, in chunks of at most maxPointsPerSeries steps,
 // and returns each series' values keyed by its labels.
@@ -125,7 +125,7 @@ func (h *historyReader) rangeQuery(ctx context.Context, query string) (map[strin
 			key := s.Metric.String()
 			ls, ok := out[key]
 			if !ok {
-				ls = labeledSeries{labels: s.Metric, values: series{}}
+				ls = labeledSeries{labels: s.Metric, values: sampleSeries{}}
 				out[key] = ls
 			}
 			for _, p := range s.Values {
@@ -139,7 +139,7 @@ func (h *historyReader) rangeQuery(ctx context.Context, query string) (map[strin
 // labeledSeries is one series of a range query's answer.
 type labeledSeries struct {
 	labels model.Metric
-	values series
+	values sampleSeries
 }
 
 func (h *historyReader) queryError(query string, err error) error {
@@ -169,28 +169,28 @@ func sourceOf(s v1alpha1.Sensor) sensorSource {
 	return sensorSource{name: s.Name}
 }
 
-// history is what was read for one app: the step times and the recorded series.
-type history struct {
+// recordedHistory is what was read for one app: the step times and the recorded series.
+type recordedHistory struct {
 	times []time.Time
 	// components holds each component's sensors (homeostat_component_sensor), and
 	// phases each child app's phases (homeostat_component_phase, 1 while in the phase).
-	components map[string]map[string]series
-	phases     map[string]map[string]series
+	components map[string]map[string]sampleSeries
+	phases     map[string]map[string]sampleSeries
 	// sensors holds homeostat_sensor_value by sensor; queries each prometheus sensor's
 	// own expression by query (a step where it had no single sample is absent).
-	sensors map[string]series
-	queries map[string]series
+	sensors map[string]sampleSeries
+	queries map[string]sampleSeries
 }
 
 // readHistory reads the app's component sensors and the history of the given sensors.
 // A series without any sample in the range is a warning; an app without any component
 // series is an error (ExitPrometheus) that says what must run.
-func (h *historyReader) readHistory(ctx context.Context, ns, app string, sensors []sensorSource) (*history, []string, error) {
-	hist := &history{times: h.times(), components: map[string]map[string]series{}, phases: map[string]map[string]series{},
-		sensors: map[string]series{}, queries: map[string]series{}}
+func (h *historyReader) readHistory(ctx context.Context, ns, app string, sensors []sensorSource) (*recordedHistory, []string, error) {
+	hist := &recordedHistory{times: h.times(), components: map[string]map[string]sampleSeries{}, phases: map[string]map[string]sampleSeries{},
+		sensors: map[string]sampleSeries{}, queries: map[string]sampleSeries{}}
 	sel := fmt.Sprintf("{namespace=%s,app=%s}", strconv.Quote(ns), strconv.Quote(app))
 	var warnings []string
-	between := fmt.Sprintf("between %s and %s", rfc3339(h.from), rfc3339(h.to))
+	between := fmt.Sprintf("between %s and %s", simStamp(h.from), simStamp(h.to))
 
 	comps, err := h.rangeQuery(ctx, metricComponentSensor+sel)
 	if err != nil {
@@ -199,7 +199,7 @@ func (h *historyReader) readHistory(ctx context.Context, ns, app string, sensors
 	for _, s := range comps {
 		c, sensor := string(s.labels["component"]), string(s.labels["sensor"])
 		if hist.components[c] == nil {
-			hist.components[c] = map[string]series{}
+			hist.components[c] = map[string]sampleSeries{}
 		}
 		hist.components[c][sensor] = s.values
 	}
@@ -210,7 +210,7 @@ func (h *historyReader) readHistory(ctx context.Context, ns, app string, sensors
 	for _, s := range phases {
 		c, phase := string(s.labels["component"]), string(s.labels["phase"])
 		if hist.phases[c] == nil {
-			hist.phases[c] = map[string]series{}
+			hist.phases[c] = map[string]sampleSeries{}
 		}
 		hist.phases[c][phase] = s.values
 	}
@@ -247,7 +247,7 @@ func (h *historyReader) readHistory(ctx context.Context, ns, app string, sensors
 			}
 			if len(hist.sensors[s.name]) == 0 {
 				warnings = append(warnings, fmt.Sprintf("sensor %s has no samples %s; is Prometheus scraping the manager?", s.name, between))
-				hist.sensors[s.name] = series{}
+				hist.sensors[s.name] = sampleSeries{}
 			}
 		}
 	}
@@ -257,9 +257,9 @@ func (h *historyReader) readHistory(ctx context.Context, ns, app string, sensors
 // singleSample is a sensor's value at each step from its query's answer: the one sample
 // there was, as the sensor reads a one-sample vector; a step with several series, or a
 // value that is not a finite number, is absent, as the sensor is then unavailable.
-func singleSample(res map[string]labeledSeries) series {
+func singleSample(res map[string]labeledSeries) sampleSeries {
 	count := map[int64]int{}
-	out := series{}
+	out := sampleSeries{}
 	for _, s := range res {
 		for t, v := range s.values {
 			count[t]++
@@ -275,11 +275,11 @@ func singleSample(res map[string]labeledSeries) series {
 }
 
 // componentWarnings names the components of a spec without any recorded sample.
-func (hist *history) componentWarnings(spec *v1alpha1.AutonomicApp, from, to time.Time) []string {
+func (hist *recordedHistory) componentWarnings(spec *v1alpha1.AutonomicApp, from, to time.Time) []string {
 	var out []string
 	for _, c := range spec.Spec.Components {
 		if len(hist.components[c.Name]) == 0 && len(hist.phases[c.Name]) == 0 {
-			out = append(out, fmt.Sprintf("component %s has no samples between %s and %s; it reads as not found", c.Name, rfc3339(from), rfc3339(to)))
+			out = append(out, fmt.Sprintf("component %s has no samples between %s and %s; it reads as not found", c.Name, simStamp(from), simStamp(to)))
 		}
 	}
 	return out
@@ -287,7 +287,7 @@ func (hist *history) componentWarnings(spec *v1alpha1.AutonomicApp, from, to tim
 
 // frames turns the history into the replay's frames for one spec: at each step time the
 // components with a recorded sensor and the sensors of the spec with a value.
-func (hist *history) frames(spec *v1alpha1.AutonomicApp) []replay.Frame {
+func (hist *recordedHistory) frames(spec *v1alpha1.AutonomicApp) []replay.Frame {
 	out := make([]replay.Frame, 0, len(hist.times))
 	for _, t := range hist.times {
 		ms := t.UnixMilli()
@@ -332,7 +332,7 @@ func (hist *history) frames(spec *v1alpha1.AutonomicApp) []replay.Frame {
 }
 
 // startReplicas are the first recorded desiredReplicas of each component.
-func (hist *history) startReplicas() map[string]int32 {
+func (hist *recordedHistory) startReplicas() map[string]int32 {
 	out := map[string]int32{}
 	for c, byName := range hist.components {
 		s := byName["desiredReplicas"]
@@ -346,4 +346,4 @@ func (hist *history) startReplicas() map[string]int32 {
 	return out
 }
 
-func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+func simStamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

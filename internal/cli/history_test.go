@@ -320,8 +320,8 @@ func TestPrometheusAddress(t *testing.T) {
 
 func TestSingleSampleDropsStepsWithSeveralSeriesOrNoNumber(t *testing.T) {
 	res := map[string]labeledSeries{
-		"a": {values: series{1: 1, 2: 2, 3: math.NaN()}},
-		"b": {values: series{2: 5}},
+		"a": {values: sampleSeries{1: 1, 2: 2, 3: math.NaN()}},
+		"b": {values: sampleSeries{2: 5}},
 	}
 	got := singleSample(res)
 	if len(got) != 1 || got[1] != 1 {

@@ -158,7 +158,7 @@ func (pf *policyFile) view(app *v1alpha1.AutonomicApp, shared []plan.SharedPolic
 				"it is simulated as if it were in %s", pf.path, p.Namespace, app.Namespace, app.Namespace))
 			p.Namespace = app.Namespace
 		}
-		if !selectsApp(pf.selector, app.Labels) || (pf.nsSelector != nil && nsLabels != nil && !selectsApp(pf.nsSelector, nsLabels)) {
+		if !labelSelectorMatches(pf.selector, app.Labels) || (pf.nsSelector != nil && nsLabels != nil && !labelSelectorMatches(pf.nsSelector, nsLabels)) {
 			warnings = append(warnings, fmt.Sprintf("%s %s does not select AutonomicApp %s/%s; it is simulated as if it did",
 				p.Kind, p.Name, app.Namespace, app.Name))
 		}
@@ -172,13 +172,13 @@ func (pf *policyFile) view(app *v1alpha1.AutonomicApp, shared []plan.SharedPolic
 			shared = append(shared, p)
 		}
 	}
-	view, merged := mergeView(own, shared)
+	view, merged := mergeSharedInto(own, shared)
 	return view, merged, warnings
 }
 
-// mergeView is the app with the shared policies merged into its spec, as the manager
+// mergeSharedInto is the app with the shared policies merged into its spec, as the manager
 // runs it (controllers' mergedView).
-func mergeView(app *v1alpha1.AutonomicApp, shared []plan.SharedPolicy) (*v1alpha1.AutonomicApp, plan.Merged) {
+func mergeSharedInto(app *v1alpha1.AutonomicApp, shared []plan.SharedPolicy) (*v1alpha1.AutonomicApp, plan.Merged) {
 	merged := plan.Merge(app.Spec.Healing, shared)
 	view := app.DeepCopy()
 	view.Spec.Healing = merged.Healing
@@ -267,7 +267,7 @@ func entryName(view *v1alpha1.AutonomicApp, list string, i int) string {
 	return ""
 }
 
-func selectsApp(sel *metav1.LabelSelector, l map[string]string) bool {
+func labelSelectorMatches(sel *metav1.LabelSelector, l map[string]string) bool {
 	if sel == nil {
 		return true
 	}
@@ -299,7 +299,7 @@ func checkHealing(prefix string, h v1alpha1.Healing) []string {
 	add := func(field, msg string) { out = append(out, field+": "+msg) }
 	for i, s := range h.Sensors {
 		f := fmt.Sprintf("%s.sensors[%d]", prefix, i)
-		if count(s.Prometheus != nil, s.Resource != nil, s.HTTP != nil, s.Object != nil) != 1 {
+		if countSet(s.Prometheus != nil, s.Resource != nil, s.HTTP != nil, s.Object != nil) != 1 {
 			add(f, "exactly one of prometheus, resource, http, object must be set")
 		}
 		if s.Interval != nil && s.Interval.Duration < 1e9 {
@@ -308,7 +308,7 @@ func checkHealing(prefix string, h v1alpha1.Healing) []string {
 	}
 	for i, p := range h.Policies {
 		f := fmt.Sprintf("%s.policies[%d]", prefix, i)
-		if count(p.Remediate != nil, p.Autoscale != nil, p.Failover != nil) != 1 {
+		if countSet(p.Remediate != nil, p.Autoscale != nil, p.Failover != nil) != 1 {
 			add(f, "exactly one of remediate, autoscale, failover must be set")
 			continue
 		}
@@ -356,7 +356,7 @@ func checkHealing(prefix string, h v1alpha1.Healing) []string {
 func checkMetric(f string, m v1alpha1.AutoscaleMetric) []string {
 	var out []string
 	switch {
-	case count(m.Target != nil, m.Band != nil) != 1:
+	case countSet(m.Target != nil, m.Band != nil) != 1:
 		out = append(out, f+": exactly one of target, band must be set")
 	case m.Band != nil:
 		lower, errL := strconv.ParseFloat(m.Band.Lower, 64)
@@ -366,7 +366,7 @@ func checkMetric(f string, m v1alpha1.AutoscaleMetric) []string {
 		}
 	default:
 		t := m.Target
-		if count(t.Value != nil, t.AverageValue != nil, t.AverageUtilization != nil) != 1 {
+		if countSet(t.Value != nil, t.AverageValue != nil, t.AverageUtilization != nil) != 1 {
 			out = append(out, f+".target: exactly one of value, averageValue, averageUtilization must be set")
 		} else if t.AverageUtilization != nil && *t.AverageUtilization < 1 {
 			out = append(out, f+".target.averageUtilization: must be at least 1")
@@ -376,13 +376,13 @@ func checkMetric(f string, m v1alpha1.AutoscaleMetric) []string {
 }
 
 func checkAction(f string, a v1alpha1.Action) []string {
-	n := count(a.RestartPods != nil, a.RolloutRestart != nil, a.Rollback != nil, a.Scale != nil, a.Failover != nil,
+	n := countSet(a.RestartPods != nil, a.RolloutRestart != nil, a.Rollback != nil, a.Scale != nil, a.Failover != nil,
 		a.CordonNode != nil, a.DrainNode != nil, a.RunJob != nil, a.Webhook != nil, a.Notify != nil)
 	if n != 1 {
 		return []string{f + ": exactly one of restartPods, rolloutRestart, rollback, scale, failover, cordonNode, drainNode, runJob, webhook, notify must be set"}
 	}
 	if s := a.Scale; s != nil {
-		if count(s.Replicas != nil, s.Delta != nil, s.Factor != nil) != 1 {
+		if countSet(s.Replicas != nil, s.Delta != nil, s.Factor != nil) != 1 {
 			return []string{f + ".scale: exactly one of replicas, delta, factor must be set"}
 		}
 		if s.Factor != nil {
@@ -394,7 +394,7 @@ func checkAction(f string, a v1alpha1.Action) []string {
 	return nil
 }
 
-func count(bs ...bool) int {
+func countSet(bs ...bool) int {
 	n := 0
 	for _, b := range bs {
 		if b {

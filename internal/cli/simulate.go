@@ -146,7 +146,7 @@ func (o *Options) simulate(ctx context.Context, name string, f simulateFlags) er
 	}
 	res := SimulateResult{Namespace: app.Namespace, App: app.Name, From: from, To: to, Notes: slices.Clone(replay.Notes)}
 
-	shared, nsLabels, warning, err := o.sharedPolicies(ctx, app)
+	shared, nsLabels, warning, err := o.selectingPolicies(ctx, app)
 	if err != nil {
 		return err
 	}
@@ -157,8 +157,8 @@ func (o *Options) simulate(ctx context.Context, name string, f simulateFlags) er
 		res.SharedPolicies = append(res.SharedPolicies, p.Source())
 	}
 	res.Warnings = append(res.Warnings, appWarnings(app)...)
-	view, merged := mergeView(app, shared)
-	if errs := validateView(view, merged); len(errs) > 0 {
+	view, merged := mergeSharedInto(app, shared)
+	if errs := validateMergedView(view, merged); len(errs) > 0 {
 		return fmt.Errorf("AutonomicApp %s/%s is invalid, so the manager runs none of its policies and there is nothing to replay: %s",
 			app.Namespace, app.Name, (&replay.InvalidSpecError{Errors: errs}).Error())
 	}
@@ -169,7 +169,7 @@ func (o *Options) simulate(ctx context.Context, name string, f simulateFlags) er
 		var w []string
 		eview, emerged, w = pf.view(app, slices.Clone(shared), nsLabels)
 		res.Warnings = append(res.Warnings, w...)
-		if errs := validateView(eview, emerged); len(errs) > 0 {
+		if errs := validateMergedView(eview, emerged); len(errs) > 0 {
 			return pf.fileErrors(eview, emerged, errs)
 		}
 		views = append(views, eview)
@@ -224,8 +224,8 @@ func (o *Options) simulate(ctx context.Context, name string, f simulateFlags) er
 	return o.print(res, func(t *Text) { renderSimulate(t, res) })
 }
 
-// validateView is the validation the manager runs on an app's merged spec.
-func validateView(view *v1alpha1.AutonomicApp, merged plan.Merged) []analyze.FieldError {
+// validateMergedView is the validation the manager runs on an app's merged spec.
+func validateMergedView(view *v1alpha1.AutonomicApp, merged plan.Merged) []analyze.FieldError {
 	return analyze.ValidateMerged(view, func(p string) bool { return merged.FromShared(plan.EntryPolicy, p) })
 }
 
@@ -261,10 +261,10 @@ func simulationRange(fromFlag, toFlag string, now time.Time) (time.Time, time.Ti
 		return time.Time{}, time.Time{}, err
 	}
 	if to.After(now) {
-		return time.Time{}, time.Time{}, usageError(fmt.Sprintf("--to %s is in the future; the history ends now (%s)", rfc3339(to), rfc3339(now)))
+		return time.Time{}, time.Time{}, usageError(fmt.Sprintf("--to %s is in the future; the history ends now (%s)", simStamp(to), simStamp(now)))
 	}
 	if !from.Before(to) {
-		return time.Time{}, time.Time{}, usageError(fmt.Sprintf("--from %s is not before --to %s: give a start before the end", rfc3339(from), rfc3339(to)))
+		return time.Time{}, time.Time{}, usageError(fmt.Sprintf("--from %s is not before --to %s: give a start before the end", simStamp(from), simStamp(to)))
 	}
 	return from, to, nil
 }
@@ -312,16 +312,16 @@ func simulationStep(flag time.Duration, from, to time.Time, specs ...*v1alpha1.A
 	if n := int64(span/step) + 1; n > maxSimulatedSteps {
 		raised := time.Duration(math.Ceil(span.Seconds()/float64(maxSimulatedSteps-1))) * time.Second
 		return raised, []string{fmt.Sprintf("%s to %s at a step of %s is %d steps; the step is raised to %s to stay within %d",
-			rfc3339(from), rfc3339(to), step, n, raised, maxSimulatedSteps)}
+			simStamp(from), simStamp(to), step, n, raised, maxSimulatedSteps)}
 	}
 	return step, nil
 }
 
-// sharedPolicies lists the HealingPolicies and ClusterHealingPolicies that select the
+// selectingPolicies lists the HealingPolicies and ClusterHealingPolicies that select the
 // app, as the manager does (controllers' sharedFor), and the labels of the app's
 // namespace when they were read. When the user may not read them, it returns none and a
 // warning: only the app's own spec is simulated.
-func (o *Options) sharedPolicies(ctx context.Context, app *v1alpha1.AutonomicApp) ([]plan.SharedPolicy, map[string]string, string, error) {
+func (o *Options) selectingPolicies(ctx context.Context, app *v1alpha1.AutonomicApp) ([]plan.SharedPolicy, map[string]string, string, error) {
 	c, err := o.kube()
 	if err != nil {
 		return nil, nil, "", err
@@ -339,7 +339,7 @@ func (o *Options) sharedPolicies(ctx context.Context, app *v1alpha1.AutonomicApp
 		return nil, nil, "", apiError(err, "listing HealingPolicies in namespace "+app.Namespace)
 	}
 	for _, p := range hps.Items {
-		if selectsApp(&p.Spec.AppSelector, app.Labels) {
+		if labelSelectorMatches(&p.Spec.AppSelector, app.Labels) {
 			out = append(out, plan.SharedPolicy{Kind: "HealingPolicy", Namespace: p.Namespace, Name: p.Name,
 				Priority: p.Spec.Priority, Healing: p.Spec.Healing})
 		}
@@ -363,7 +363,7 @@ func (o *Options) sharedPolicies(ctx context.Context, app *v1alpha1.AutonomicApp
 		nsLabels = ns.Labels
 	}
 	for _, p := range chps.Items {
-		if (p.Spec.NamespaceSelector == nil || selectsApp(p.Spec.NamespaceSelector, nsLabels)) && selectsApp(&p.Spec.AppSelector, app.Labels) {
+		if (p.Spec.NamespaceSelector == nil || labelSelectorMatches(p.Spec.NamespaceSelector, nsLabels)) && labelSelectorMatches(&p.Spec.AppSelector, app.Labels) {
 			out = append(out, plan.SharedPolicy{Kind: "ClusterHealingPolicy", Name: p.Name,
 				Priority: p.Spec.Priority, Healing: p.Spec.Healing, Enforced: p.Spec.Enforced})
 		}

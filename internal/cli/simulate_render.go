@@ -15,7 +15,7 @@ import (
 // result.
 func renderSimulate(t *Text, r SimulateResult) {
 	t.Linef(0, 2, "Simulation of AutonomicApp %s/%s from %s to %s, one reconcile every %s.",
-		r.Namespace, r.App, rfc3339(r.From), rfc3339(r.To), shortDuration(time.Duration(r.Step)))
+		r.Namespace, r.App, simStamp(r.From), simStamp(r.To), simDuration(time.Duration(r.Step)))
 	t.Linef(0, 2, "History: Prometheus %s: %s.", r.History.Prometheus, historyWhat(r.History.Queries))
 	if len(r.SharedPolicies) > 0 {
 		t.Linef(0, 2, "Policies: the app's own, merged with %s.", strings.Join(r.SharedPolicies, ", "))
@@ -23,7 +23,7 @@ func renderSimulate(t *Text, r SimulateResult) {
 		t.Line(0, 2, "Policies: the app's own; no HealingPolicy or ClusterHealingPolicy selects it.")
 	}
 	for _, w := range r.Warnings {
-		t.Line(0, 2, "Warning: "+sentence(w))
+		t.Line(0, 2, "Warning: "+withStop(w))
 	}
 	t.Blank()
 	renderRun(t, "the current spec", r.Current)
@@ -46,9 +46,9 @@ func renderSimulate(t *Text, r SimulateResult) {
 func renderRun(t *Text, what string, run SimulatedRun) {
 	if len(run.Decisions) == 0 {
 		t.Linef(0, 2, "Decisions of %s: none; its policies would have done nothing over %s.",
-			what, plural(run.Steps, "reconcile", "reconciles"))
+			what, countNoun(run.Steps, "reconcile", "reconciles"))
 	} else {
-		t.Linef(0, 2, "Decisions of %s: %d over %s.", what, len(run.Decisions), plural(run.Steps, "reconcile", "reconciles"))
+		t.Linef(0, 2, "Decisions of %s: %d over %s.", what, len(run.Decisions), countNoun(run.Steps, "reconcile", "reconciles"))
 		// One row per decision (time, policy, what it did), the policies aligned across
 		// rows, and plan's reason under it.
 		width := 0
@@ -57,12 +57,12 @@ func renderRun(t *Text, what string, run SimulatedRun) {
 		}
 		for _, d := range run.Decisions {
 			pad := strings.Repeat(" ", width-utf8.RuneCountInString(d.Policy))
-			t.Table(2, [][]string{{rfc3339(d.Time), d.Policy + pad, decisionCell(d)}})
+			t.Table(2, [][]string{{simStamp(d.Time), d.Policy + pad, decisionCell(d)}})
 			t.Line(6, 0, reasonCell(d))
 		}
 	}
 	for _, g := range run.Gaps {
-		t.Linef(2, 2, "No component sensors were recorded from %s to %s: nothing was decided then.", rfc3339(g.From), rfc3339(g.To))
+		t.Linef(2, 2, "No component sensors were recorded from %s to %s: nothing was decided then.", simStamp(g.From), simStamp(g.To))
 	}
 	if len(run.Policies) == 0 {
 		t.Line(0, 2, "The spec has no policies.")
@@ -70,7 +70,7 @@ func renderRun(t *Text, what string, run SimulatedRun) {
 	}
 	t.Blank()
 	t.Linef(0, 2, "Summary of %s:", what)
-	if wide(t) {
+	if wideText(t) {
 		rows := [][]string{{"POLICY", "KIND", "ACTIONS", "HELD", "FLAPS", "REPLICAS", "DETAILS"}}
 		for _, p := range run.Policies {
 			rows = append(rows, []string{p.Policy, p.Kind, count0(p.Simulated, p.Actions), count0(p.Simulated, p.Held),
@@ -99,14 +99,14 @@ func renderComparison(t *Text, file string, c replay.Comparison) {
 	rows := [][]string{{"POLICY", "ACTIONS", "HELD", "FLAPS", "REPLICAS", "AWAY FROM GOAL"}}
 	for _, p := range c.Policies {
 		rows = append(rows, []string{p.Policy,
-			pair(p.Current, p.Edited, func(s *replay.PolicySummary) string { return count0(s.Simulated, s.Actions) }),
-			pair(p.Current, p.Edited, func(s *replay.PolicySummary) string { return count0(s.Simulated, s.Held) }),
-			pair(p.Current, p.Edited, flapsCell),
-			pair(p.Current, p.Edited, func(s *replay.PolicySummary) string { return replicasCell(s.Replicas) }),
+			sideBySide(p.Current, p.Edited, func(s *replay.PolicySummary) string { return count0(s.Simulated, s.Actions) }),
+			sideBySide(p.Current, p.Edited, func(s *replay.PolicySummary) string { return count0(s.Simulated, s.Held) }),
+			sideBySide(p.Current, p.Edited, flapsCell),
+			sideBySide(p.Current, p.Edited, func(s *replay.PolicySummary) string { return replicasCell(s.Replicas) }),
 			awayComparison(p.Current, p.Edited),
 		})
 	}
-	if wide(t) {
+	if wideText(t) {
 		t.Table(2, rows)
 	} else {
 		for _, r := range rows[1:] {
@@ -119,16 +119,16 @@ func renderComparison(t *Text, file string, c replay.Comparison) {
 		return
 	}
 	t.Line(0, 2, "First decisions that differ:")
-	if wide(t) {
+	if wideText(t) {
 		rows = [][]string{{"TIME", "POLICY", "CURRENT", "EDITED"}}
 		for _, d := range c.FirstDifferences {
-			rows = append(rows, []string{rfc3339(d.Time), differingPolicy(d), decisionOrNone(d.Current), decisionOrNone(d.Edited)})
+			rows = append(rows, []string{simStamp(d.Time), differingPolicy(d), decisionOrNone(d.Current), decisionOrNone(d.Edited)})
 		}
 		t.Table(2, rows)
 		return
 	}
 	for _, d := range c.FirstDifferences {
-		t.Linef(2, 4, "%s  %s", rfc3339(d.Time), differingPolicy(d))
+		t.Linef(2, 4, "%s  %s", simStamp(d.Time), differingPolicy(d))
 		t.Line(6, 9, "current: "+decisionOrNone(d.Current))
 		t.Line(6, 8, "edited: "+decisionOrNone(d.Edited))
 	}
@@ -147,14 +147,14 @@ func historyWhat(queries []string) string {
 			own++
 		}
 	}
-	s := "the manager's " + joinAnd(manager)
+	s := "the manager's " + joinWithAnd(manager)
 	if own > 0 {
-		s += ", and the own query of " + plural(own, "prometheus sensor", "prometheus sensors")
+		s += ", and the own query of " + countNoun(own, "prometheus sensor", "prometheus sensors")
 	}
 	return s
 }
 
-func joinAnd(items []string) string {
+func joinWithAnd(items []string) string {
 	switch len(items) {
 	case 0:
 		return "nothing"
@@ -164,8 +164,8 @@ func joinAnd(items []string) string {
 	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
 }
 
-// wide says whether the text is wide enough for tables.
-func wide(t *Text) bool { return t.Width >= 80 }
+// wideText says whether the text is wide enough for tables.
+func wideText(t *Text) bool { return t.Width >= 80 }
 
 func differingPolicy(d replay.DecisionDifference) string {
 	if d.Current != nil {
@@ -177,8 +177,8 @@ func differingPolicy(d replay.DecisionDifference) string {
 	return ""
 }
 
-// sentence ends s with a full stop unless it ends with a mark of its own.
-func sentence(s string) string {
+// withStop ends s with a full stop unless it ends with a mark of its own.
+func withStop(s string) string {
 	if strings.HasSuffix(s, ".") || strings.HasSuffix(s, "?") || strings.HasSuffix(s, "!") {
 		return s
 	}
@@ -231,7 +231,7 @@ func reasonCell(d replay.Decision) string {
 	if d.Outcome == "" {
 		return d.Reason
 	}
-	return fmt.Sprintf("%s Outcome: %s.", sentence(d.Reason), d.Outcome)
+	return fmt.Sprintf("%s Outcome: %s.", withStop(d.Reason), d.Outcome)
 }
 
 func count0(simulated bool, n int) string {
@@ -252,7 +252,7 @@ func replicasCell(r *replay.ReplicaStats) string {
 	if r == nil {
 		return "-"
 	}
-	return fmt.Sprintf("%d/%d/%s", r.Min, r.Max, trimFloat(r.Mean))
+	return fmt.Sprintf("%d/%d/%s", r.Min, r.Max, trimDecimals(r.Mean))
 }
 
 func hasReplicas(run SimulatedRun) bool {
@@ -272,20 +272,20 @@ func detailsCell(p replay.PolicySummary) string {
 	case !p.Simulated:
 		parts = append(parts, "not simulated")
 	case p.Kind == "Remediate":
-		parts = append(parts, plural(p.Episodes, "episode", "episodes"))
+		parts = append(parts, countNoun(p.Episodes, "episode", "episodes"))
 	case p.Kind == "Autoscale":
-		parts = append(parts, "flap window "+shortDuration(time.Duration(p.FlapWindow)))
+		parts = append(parts, "flap window "+simDuration(time.Duration(p.FlapWindow)))
 		for _, m := range p.Metrics {
 			model := "as recorded"
 			if m.Model == replay.ModelLoadConserved {
 				model = "load conserved"
 			}
-			s := fmt.Sprintf("%s (%s, %s): outside %s", m.Sensor, m.Goal, model, shortDuration(time.Duration(m.Outside)))
+			s := fmt.Sprintf("%s (%s, %s): outside %s", m.Sensor, m.Goal, model, simDuration(time.Duration(m.Outside)))
 			if m.Outside > 0 {
-				s += fmt.Sprintf(" (above %s, below %s)", shortDuration(time.Duration(m.Above)), shortDuration(time.Duration(m.Below)))
+				s += fmt.Sprintf(" (above %s, below %s)", simDuration(time.Duration(m.Above)), simDuration(time.Duration(m.Below)))
 			}
 			if m.Unavailable > 0 {
-				s += ", unavailable " + shortDuration(time.Duration(m.Unavailable))
+				s += ", unavailable " + simDuration(time.Duration(m.Unavailable))
 			}
 			parts = append(parts, s)
 		}
@@ -310,7 +310,7 @@ func awayComparison(cur, ed *replay.PolicySummary) string {
 				sensors = append(sensors, m.Sensor)
 				o = [2]string{"-", "-"}
 			}
-			o[i] = shortDuration(time.Duration(m.Outside))
+			o[i] = simDuration(time.Duration(m.Outside))
 			outside[m.Sensor] = o
 		}
 	}
@@ -324,8 +324,8 @@ func awayComparison(cur, ed *replay.PolicySummary) string {
 	return strings.Join(parts, "; ")
 }
 
-// pair is "current -> edited" of one cell, "-" for a side without the policy.
-func pair(cur, ed *replay.PolicySummary, cell func(*replay.PolicySummary) string) string {
+// sideBySide is "current -> edited" of one cell, "-" for a side without the policy.
+func sideBySide(cur, ed *replay.PolicySummary, cell func(*replay.PolicySummary) string) string {
 	side := func(s *replay.PolicySummary) string {
 		if s == nil {
 			return "-"
@@ -339,8 +339,8 @@ func pair(cur, ed *replay.PolicySummary, cell func(*replay.PolicySummary) string
 	return a + " -> " + b
 }
 
-// shortDuration is Go's duration string without trailing zero units: 1h, 2m30s, 45s.
-func shortDuration(d time.Duration) string {
+// simDuration is Go's duration string without trailing zero units: 1h, 2m30s, 45s.
+func simDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")
@@ -351,11 +351,11 @@ func shortDuration(d time.Duration) string {
 	return s
 }
 
-func trimFloat(f float64) string {
+func trimDecimals(f float64) string {
 	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", f), "0"), ".")
 }
 
-func plural(n int, one, many string) string {
+func countNoun(n int, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}

@@ -19,16 +19,16 @@ func init() {
 	}
 }
 
-func updateGoldens() bool {
+func simulateGoldenUpdate() bool {
 	f := flag.Lookup("update")
 	return f != nil && f.Value.String() == "true"
 }
 
-// checkGolden compares got with testdata/name, or rewrites it with -update.
-func checkGolden(t *testing.T, name string, got []byte) {
+// checkSimulateGolden compares got with testdata/name, or rewrites it with -update.
+func checkSimulateGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
-	if updateGoldens() {
+	if simulateGoldenUpdate() {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -46,28 +46,28 @@ func checkGolden(t *testing.T, name string, got []byte) {
 	}
 }
 
-func at(minutes, seconds int) time.Time {
+func goldenAt(minutes, seconds int) time.Time {
 	return hT0.Add(time.Duration(minutes)*time.Minute + time.Duration(seconds)*time.Second)
 }
 
-func n32(v int32) *int32 { return &v }
+func goldenInt32(v int32) *int32 { return &v }
 
 // goldenRuns are a fixed current run and an edited one, as replay returns them.
 func goldenRuns() (replay.Result, replay.Result) {
 	heal := []replay.Decision{
-		{Time: at(15, 30), Policy: "heal-web", PolicyKind: "Remediate", Kind: replay.KindHeld, Action: "restartPods", Component: "web", Step: 1,
+		{Time: goldenAt(15, 30), Policy: "heal-web", PolicyKind: "Remediate", Kind: replay.KindHeld, Action: "restartPods", Component: "web", Step: 1,
 			Guard: "Cooldown", Reason: "Step 1 (restartPods) is held: Cooldown: the app last acted at 2025-03-01T12:15:00Z and " +
 				"guards.cooldown is 1m0s; the action waits until 2025-03-01T12:16:00Z."},
-		{Time: at(16, 0), Policy: "heal-web", PolicyKind: "Remediate", Kind: replay.KindAct, Action: "restartPods", Component: "web", Step: 1,
+		{Time: goldenAt(16, 0), Policy: "heal-web", PolicyKind: "Remediate", Kind: replay.KindAct, Action: "restartPods", Component: "web", Step: 1,
 			Reason: "CrashLooping is active: step 1 of 2, restartPods on web.", Outcome: "Ineffective"},
-		{Time: at(21, 0), Policy: "scale-web", PolicyKind: "Autoscale", Kind: "Hold", Component: "web",
+		{Time: goldenAt(21, 0), Policy: "scale-web", PolicyKind: "Autoscale", Kind: "Hold", Component: "web",
 			Reason: "Holding web at 4 replicas: cpu is unavailable, and missing data never scales down."},
-		{Time: at(26, 0), Policy: "heal-web", PolicyKind: "Remediate", Kind: replay.KindAct, Action: "rollback", Component: "web", Step: 2,
+		{Time: goldenAt(26, 0), Policy: "heal-web", PolicyKind: "Remediate", Kind: replay.KindAct, Action: "rollback", Component: "web", Step: 2,
 			Reason: "CrashLooping is still active after step 1 timed out: escalating to step 2 of 2, rollback on web.", Outcome: "Verified"},
-		{Time: at(29, 0), Policy: "heal-web", PolicyKind: "Remediate", Kind: "Healed",
+		{Time: goldenAt(29, 0), Policy: "heal-web", PolicyKind: "Remediate", Kind: "Healed",
 			Reason: "Healed: CrashLooping cleared at step 2 of 2 and stayed clear for 1m0s."},
 	}
-	page := replay.Decision{Time: at(15, 0), Policy: "page", PolicyKind: "Remediate", Kind: replay.KindAct, Action: "notify", Step: 1,
+	page := replay.Decision{Time: goldenAt(15, 0), Policy: "page", PolicyKind: "Remediate", Kind: replay.KindAct, Action: "notify", Step: 1,
 		Reason: "Slow is active: step 1 of 1, notify.", Outcome: "Verified"}
 	summaries := func(scale replay.PolicySummary) []replay.PolicySummary {
 		return []replay.PolicySummary{
@@ -83,33 +83,33 @@ func goldenRuns() (replay.Result, replay.Result) {
 	cur := replay.Result{
 		Steps: 114,
 		Decisions: append([]replay.Decision{
-			{Time: at(10, 0), Policy: "scale-web", PolicyKind: "Autoscale", Kind: replay.KindAct, Action: "scale", Component: "web",
-				FromReplicas: n32(2), Replicas: n32(4), Outcome: "Verified",
+			{Time: goldenAt(10, 0), Policy: "scale-web", PolicyKind: "Autoscale", Kind: replay.KindAct, Action: "scale", Component: "web",
+				FromReplicas: goldenInt32(2), Replicas: goldenInt32(4), Outcome: "Verified",
 				Reason: "Scaling web up from 2 to 4 replicas: cpu is 140 against a target utilization of 70%, and asks for 4 replicas."},
 			page,
 		}, heal...),
-		Replicas: []replay.ReplicaSeries{{Component: "web", Start: 2, Changes: []replay.ReplicaChange{{Time: at(10, 0), Replicas: 4}}, ReplicaStats: curStats}},
+		Replicas: []replay.ReplicaSeries{{Component: "web", Start: 2, Changes: []replay.ReplicaChange{{Time: goldenAt(10, 0), Replicas: 4}}, ReplicaStats: curStats}},
 		Policies: summaries(replay.PolicySummary{Policy: "scale-web", Kind: "Autoscale", Simulated: true, Actions: 1, Component: "web",
 			Replicas: &curStats, FlapWindow: replay.Duration(5 * time.Minute),
 			Metrics: []replay.MetricSummary{{Sensor: "cpu", Goal: "averageUtilization 70%", Model: replay.ModelLoadConserved,
 				Outside: replay.Duration(15 * time.Second), Above: replay.Duration(15 * time.Second), Unavailable: replay.Duration(2 * time.Minute)}}}),
 		NotSimulated: notSimulated,
-		Gaps:         []replay.Gap{{From: at(3, 0), To: at(4, 45)}},
+		Gaps:         []replay.Gap{{From: goldenAt(3, 0), To: goldenAt(4, 45)}},
 	}
 
 	edStats := replay.ReplicaStats{Min: 2, Max: 4, Mean: 3.1}
 	ed := cur
 	ed.Decisions = append([]replay.Decision{
-		{Time: at(10, 0), Policy: "scale-web", PolicyKind: "Autoscale", Kind: replay.KindAct, Action: "scale", Component: "web",
-			FromReplicas: n32(2), Replicas: n32(3), Outcome: "Ineffective",
+		{Time: goldenAt(10, 0), Policy: "scale-web", PolicyKind: "Autoscale", Kind: replay.KindAct, Action: "scale", Component: "web",
+			FromReplicas: goldenInt32(2), Replicas: goldenInt32(3), Outcome: "Ineffective",
 			Reason: "Scaling web up from 2 to 3 replicas: cpu is 140 against a target utilization of 90%, and asks for 4 replicas, " +
 				"but behavior.scaleUp's policies allow no more before 2025-03-01T12:10:15Z (ScaleUpLimit)."},
-		{Time: at(10, 15), Policy: "scale-web", PolicyKind: "Autoscale", Kind: replay.KindAct, Action: "scale", Component: "web",
-			FromReplicas: n32(3), Replicas: n32(4), Outcome: "Verified",
+		{Time: goldenAt(10, 15), Policy: "scale-web", PolicyKind: "Autoscale", Kind: replay.KindAct, Action: "scale", Component: "web",
+			FromReplicas: goldenInt32(3), Replicas: goldenInt32(4), Outcome: "Verified",
 			Reason: "Scaling web up from 3 to 4 replicas: cpu is 93.3333 against a target utilization of 90%, and asks for 4 replicas."},
 		page,
 	}, heal...)
-	ed.Replicas = []replay.ReplicaSeries{{Component: "web", Start: 2, Changes: []replay.ReplicaChange{{Time: at(10, 0), Replicas: 3}, {Time: at(10, 15), Replicas: 4}},
+	ed.Replicas = []replay.ReplicaSeries{{Component: "web", Start: 2, Changes: []replay.ReplicaChange{{Time: goldenAt(10, 0), Replicas: 3}, {Time: goldenAt(10, 15), Replicas: 4}},
 		ReplicaStats: edStats}}
 	ed.Policies = summaries(replay.PolicySummary{Policy: "scale-web", Kind: "Autoscale", Simulated: true, Actions: 2, Component: "web",
 		Replicas: &edStats, FlapWindow: replay.Duration(5 * time.Minute),
@@ -169,7 +169,7 @@ func TestSimulateOutputGolden(t *testing.T) {
 			if err := printTo(&b, tc.format, tc.width, r, func(t *Text) { renderSimulate(t, r) }); err != nil {
 				t.Fatal(err)
 			}
-			checkGolden(t, tc.golden, b.Bytes())
+			checkSimulateGolden(t, tc.golden, b.Bytes())
 		})
 	}
 }
