@@ -360,7 +360,7 @@ func (r *AppReconciler) reconcile(ctx context.Context, s *session) (time.Time, e
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 
 	// Validate what CEL in the CRD cannot: symptom expressions and cross references.
-	if errs := validateView(s.view, s.merged); len(errs) > 0 {
+	if errs := analyze.ValidateMerged(s.view, s.merged.PolicyFromShared); len(errs) > 0 {
 		r.Storm.observe(ctx, key, notJudged)
 		r.setCondition(s, v1alpha1.ConditionReady, false, v1alpha1.ReasonInvalidSpec,
 			"The spec is invalid and no policy runs until it is fixed: "+validationMessage(errs))

@@ -78,7 +78,7 @@ func (v *AppValidator) validate(ctx context.Context, app *v1alpha1.AutonomicApp)
 			warnings = append(warnings, o.Message())
 		}
 	}
-	errs := validateView(view, merged)
+	errs := analyze.ValidateMerged(view, merged.PolicyFromShared)
 	if len(errs) == 0 {
 		return warnings, nil
 	}
@@ -105,9 +105,4 @@ func validationMessage(errs []analyze.FieldError) string {
 		msgs = append(msgs, e.Field+": "+e.Message)
 	}
 	return strings.Join(msgs, "; ")
-}
-
-// validateView is the one validation the webhook and the reconciler both run.
-func validateView(view *v1alpha1.AutonomicApp, merged plan.Merged) []analyze.FieldError {
-	return analyze.ValidateMerged(view, func(p string) bool { return merged.FromShared(plan.EntryPolicy, p) })
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/analyze"
 	"github.com/homeostat-dev/homeostat/internal/plan"
 )
 
@@ -75,7 +76,8 @@ var _ = Describe("the reconciler without the webhook", func() {
 	It("reports Ready=False with the webhook's text when an invalid app got in", func() {
 		ns := newNS()
 		bad := appWithSymptom(ns, "shop", "components.api.restarts > 0")
-		want := validationMessage(validateView(plan.MergedView(bad, nil)))
+		view, merged := plan.MergedView(bad, nil)
+		want := validationMessage(analyze.ValidateMerged(view, merged.PolicyFromShared))
 		Expect(want).To(ContainSubstring(`unknown component "api"`))
 
 		By("removing the webhook configuration, as on a cluster where it is not installed")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -41,29 +42,44 @@ func (o *Options) getApp(ctx context.Context, name string) (*v1alpha1.AutonomicA
 	return app, nil
 }
 
-// mergedView is the app with the shared policies that select it merged into its spec,
-// as the manager runs it (plan.MergedView). What the user may not read is left out and
-// said in a warning: without the ClusterHealingPolicies (or the namespace) the
-// HealingPolicies of the app's namespace are still merged.
-func (o *Options) mergedView(ctx context.Context, app *v1alpha1.AutonomicApp) (*v1alpha1.AutonomicApp, []string, error) {
+// sharedPolicies are the HealingPolicies and ClusterHealingPolicies that select the app,
+// as the manager finds them (monitor.SharedPolicies), and the labels of the app's
+// namespace when they could be read. What the user may not read is left out and said in
+// a warning: without the ClusterHealingPolicies (or the namespace) the HealingPolicies of
+// the app's namespace still count.
+func (o *Options) sharedPolicies(ctx context.Context, app *v1alpha1.AutonomicApp) ([]plan.SharedPolicy, map[string]string, []string, error) {
 	c, err := o.kube()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	var nsLabels map[string]string
+	ns := &corev1.Namespace{}
+	if err := c.Get(ctx, types.NamespacedName{Name: app.Namespace}, ns); err == nil {
+		nsLabels = ns.Labels
 	}
 	shared, err := monitor.SharedPolicies(ctx, c, app)
 	if err == nil {
-		view, _ := plan.MergedView(app, shared)
-		return view, nil, nil
+		return shared, nsLabels, nil, nil
 	}
 	if !apierrors.IsForbidden(err) {
-		return nil, nil, apiError(err, "reading the shared policies that select "+app.Namespace+"/"+app.Name)
+		return nil, nil, nil, apiError(err, "reading the shared policies that select "+app.Namespace+"/"+app.Name)
 	}
 	warnings := []string{"You may not read the ClusterHealingPolicies or the app's namespace (" + err.Error() +
-		"): what they add to the app is shown from its status only."}
-	shared, lerr := monitor.NamespacedPolicies(ctx, c, app)
-	if lerr != nil {
-		warnings = []string{"You may not read the HealingPolicies or ClusterHealingPolicies that may select the app (" + lerr.Error() +
-			"): what they add to the app is shown from its status only."}
+		"): what they add to the app is left out."}
+	shared, err = monitor.NamespacedPolicies(ctx, c, app)
+	if err != nil {
+		warnings = []string{"You may not read the HealingPolicies or ClusterHealingPolicies that may select the app (" + err.Error() +
+			"): only the app's own spec is used."}
+	}
+	return shared, nsLabels, warnings, nil
+}
+
+// mergedView is the app with the shared policies that select it merged into its spec,
+// as the manager runs it (plan.MergedView), and what could not be read.
+func (o *Options) mergedView(ctx context.Context, app *v1alpha1.AutonomicApp) (*v1alpha1.AutonomicApp, []string, error) {
+	shared, _, warnings, err := o.sharedPolicies(ctx, app)
+	if err != nil {
+		return nil, nil, err
 	}
 	view, _ := plan.MergedView(app, shared)
 	return view, warnings, nil

@@ -116,7 +116,7 @@ func steady(desired, ready float64) func(time.Time) (map[string]float64, bool) {
 	}
 }
 
-func sensorValue(ns, app, sensor string, value func(time.Time) (float64, bool)) fakeSeries {
+func sensorValueSeries(ns, app, sensor string, value func(time.Time) (float64, bool)) fakeSeries {
 	return fakeSeries{labels: map[string]string{"__name__": metricSensorValue, "namespace": ns, "app": app, "sensor": sensor}, value: value}
 }
 
@@ -133,7 +133,7 @@ func TestHistoryReaderReadsTheAppsSeries(t *testing.T) {
 		shopComponents: componentSeries("shop", "shop", "web", steady(3, 3)),
 		shopPhases: {{labels: map[string]string{"namespace": "shop", "app": "shop", "component": "payments", "phase": "Degraded"},
 			value: func(t time.Time) (float64, bool) { return 1, t.Sub(hT0) >= time.Minute }}},
-		shopSensors: {sensorValue("shop", "shop", "cpu", func(t time.Time) (float64, bool) {
+		shopSensors: {sensorValueSeries("shop", "shop", "cpu", func(t time.Time) (float64, bool) {
 			// Unavailable for the second minute.
 			return 42, t.Sub(hT0) < time.Minute || t.Sub(hT0) >= 2*time.Minute
 		})},

@@ -13,12 +13,12 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/analyze"
+	"github.com/homeostat-dev/homeostat/internal/monitor"
 	"github.com/homeostat-dev/homeostat/internal/plan"
 )
 
@@ -158,7 +158,7 @@ func (pf *policyFile) view(app *v1alpha1.AutonomicApp, shared []plan.SharedPolic
 				"it is simulated as if it were in %s", pf.path, p.Namespace, app.Namespace, app.Namespace))
 			p.Namespace = app.Namespace
 		}
-		if !labelSelectorMatches(pf.selector, app.Labels) || (pf.nsSelector != nil && nsLabels != nil && !labelSelectorMatches(pf.nsSelector, nsLabels)) {
+		if !monitor.Selects(pf.selector, app.Labels) || (pf.nsSelector != nil && nsLabels != nil && !monitor.Selects(pf.nsSelector, nsLabels)) {
 			warnings = append(warnings, fmt.Sprintf("%s %s does not select AutonomicApp %s/%s; it is simulated as if it did",
 				p.Kind, p.Name, app.Namespace, app.Name))
 		}
@@ -172,17 +172,8 @@ func (pf *policyFile) view(app *v1alpha1.AutonomicApp, shared []plan.SharedPolic
 			shared = append(shared, p)
 		}
 	}
-	view, merged := mergeSharedInto(own, shared)
+	view, merged := plan.MergedView(own, shared)
 	return view, merged, warnings
-}
-
-// mergeSharedInto is the app with the shared policies merged into its spec, as the manager
-// runs it (controllers' mergedView).
-func mergeSharedInto(app *v1alpha1.AutonomicApp, shared []plan.SharedPolicy) (*v1alpha1.AutonomicApp, plan.Merged) {
-	merged := plan.Merge(app.Spec.Healing, shared)
-	view := app.DeepCopy()
-	view.Spec.Healing = merged.Healing
-	return view, merged
 }
 
 // fileErrors turns the validation errors of the edited view into a usage error naming
@@ -265,14 +256,6 @@ func entryName(view *v1alpha1.AutonomicApp, list string, i int) string {
 		return s.Policies[i].Name
 	}
 	return ""
-}
-
-func labelSelectorMatches(sel *metav1.LabelSelector, l map[string]string) bool {
-	if sel == nil {
-		return true
-	}
-	s, err := metav1.LabelSelectorAsSelector(sel)
-	return err == nil && s.Matches(labels.Set(l))
 }
 
 // checkComponents checks the CRD's rule that each component sets exactly one of

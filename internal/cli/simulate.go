@@ -10,10 +10,6 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/analyze"
@@ -146,19 +142,17 @@ func (o *Options) simulate(ctx context.Context, name string, f simulateFlags) er
 	}
 	res := SimulateResult{Namespace: app.Namespace, App: app.Name, From: from, To: to, Notes: slices.Clone(replay.Notes)}
 
-	shared, nsLabels, warning, err := o.selectingPolicies(ctx, app)
+	shared, nsLabels, warnings, err := o.sharedPolicies(ctx, app)
 	if err != nil {
 		return err
 	}
-	if warning != "" {
-		res.Warnings = append(res.Warnings, warning)
-	}
+	res.Warnings = append(res.Warnings, warnings...)
 	for _, p := range shared {
 		res.SharedPolicies = append(res.SharedPolicies, p.Source())
 	}
 	res.Warnings = append(res.Warnings, appWarnings(app)...)
-	view, merged := mergeSharedInto(app, shared)
-	if errs := validateMergedView(view, merged); len(errs) > 0 {
+	view, merged := plan.MergedView(app, shared)
+	if errs := analyze.ValidateMerged(view, merged.PolicyFromShared); len(errs) > 0 {
 		return fmt.Errorf("AutonomicApp %s/%s is invalid, so the manager runs none of its policies and there is nothing to replay: %s",
 			app.Namespace, app.Name, (&replay.InvalidSpecError{Errors: errs}).Error())
 	}
@@ -169,7 +163,7 @@ func (o *Options) simulate(ctx context.Context, name string, f simulateFlags) er
 		var w []string
 		eview, emerged, w = pf.view(app, slices.Clone(shared), nsLabels)
 		res.Warnings = append(res.Warnings, w...)
-		if errs := validateMergedView(eview, emerged); len(errs) > 0 {
+		if errs := analyze.ValidateMerged(eview, emerged.PolicyFromShared); len(errs) > 0 {
 			return pf.fileErrors(eview, emerged, errs)
 		}
 		views = append(views, eview)
@@ -222,11 +216,6 @@ func (o *Options) simulate(ctx context.Context, name string, f simulateFlags) er
 		res.Comparison = &c
 	}
 	return o.print(res, func(t *Text) { renderSimulate(t, res) })
-}
-
-// validateMergedView is the validation the manager runs on an app's merged spec.
-func validateMergedView(view *v1alpha1.AutonomicApp, merged plan.Merged) []analyze.FieldError {
-	return analyze.ValidateMerged(view, func(p string) bool { return merged.FromShared(plan.EntryPolicy, p) })
 }
 
 // appWarnings say what of the app's state the simulation does not follow.
@@ -315,58 +304,4 @@ func simulationStep(flag time.Duration, from, to time.Time, specs ...*v1alpha1.A
 			simStamp(from), simStamp(to), step, n, raised, maxSimulatedSteps)}
 	}
 	return step, nil
-}
-
-// selectingPolicies lists the HealingPolicies and ClusterHealingPolicies that select the
-// app, as the manager does (controllers' sharedFor), and the labels of the app's
-// namespace when they were read. When the user may not read them, it returns none and a
-// warning: only the app's own spec is simulated.
-func (o *Options) selectingPolicies(ctx context.Context, app *v1alpha1.AutonomicApp) ([]plan.SharedPolicy, map[string]string, string, error) {
-	c, err := o.kube()
-	if err != nil {
-		return nil, nil, "", err
-	}
-	refused := func(what string) string {
-		return fmt.Sprintf("you may not %s, so only the app's own spec is simulated, without the HealingPolicies and "+
-			"ClusterHealingPolicies that may select it", what)
-	}
-	var out []plan.SharedPolicy
-	var hps v1alpha1.HealingPolicyList
-	if err := c.List(ctx, &hps, client.InNamespace(app.Namespace)); err != nil {
-		if apierrors.IsForbidden(err) {
-			return nil, nil, refused("list HealingPolicies in namespace " + app.Namespace), nil
-		}
-		return nil, nil, "", apiError(err, "listing HealingPolicies in namespace "+app.Namespace)
-	}
-	for _, p := range hps.Items {
-		if labelSelectorMatches(&p.Spec.AppSelector, app.Labels) {
-			out = append(out, plan.SharedPolicy{Kind: "HealingPolicy", Namespace: p.Namespace, Name: p.Name,
-				Priority: p.Spec.Priority, Healing: p.Spec.Healing})
-		}
-	}
-	var chps v1alpha1.ClusterHealingPolicyList
-	if err := c.List(ctx, &chps); err != nil {
-		if apierrors.IsForbidden(err) {
-			return nil, nil, refused("list ClusterHealingPolicies"), nil
-		}
-		return nil, nil, "", apiError(err, "listing ClusterHealingPolicies")
-	}
-	var nsLabels map[string]string
-	if slices.ContainsFunc(chps.Items, func(p v1alpha1.ClusterHealingPolicy) bool { return p.Spec.NamespaceSelector != nil }) {
-		ns := &corev1.Namespace{}
-		if err := c.Get(ctx, types.NamespacedName{Name: app.Namespace}, ns); err != nil {
-			if apierrors.IsForbidden(err) {
-				return nil, nil, refused("read namespace " + app.Namespace + ", which a ClusterHealingPolicy's namespaceSelector needs"), nil
-			}
-			return nil, nil, "", apiError(err, "reading namespace "+app.Namespace)
-		}
-		nsLabels = ns.Labels
-	}
-	for _, p := range chps.Items {
-		if (p.Spec.NamespaceSelector == nil || labelSelectorMatches(p.Spec.NamespaceSelector, nsLabels)) && labelSelectorMatches(&p.Spec.AppSelector, app.Labels) {
-			out = append(out, plan.SharedPolicy{Kind: "ClusterHealingPolicy", Name: p.Name,
-				Priority: p.Spec.Priority, Healing: p.Spec.Healing, Enforced: p.Spec.Enforced})
-		}
-	}
-	return out, nsLabels, "", nil
 }

@@ -2,49 +2,11 @@ package cli
 
 import (
 	"bytes"
-	"flag"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/homeostat-dev/homeostat/internal/replay"
 )
-
-// The -update flag rewrites the golden files. It is defined only if no other test of
-// the package defined it first, so that golden tests of other commands can share it.
-func init() {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite the golden files in testdata from the output")
-	}
-}
-
-func simulateGoldenUpdate() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
-
-// checkSimulateGolden compares got with testdata/name, or rewrites it with -update.
-func checkSimulateGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if simulateGoldenUpdate() {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading the golden file (run with -update to write it): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the output (run with -update to accept it):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
 
 func goldenAt(minutes, seconds int) time.Time {
 	return hT0.Add(time.Duration(minutes)*time.Minute + time.Duration(seconds)*time.Second)
@@ -169,7 +131,7 @@ func TestSimulateOutputGolden(t *testing.T) {
 			if err := printTo(&b, tc.format, tc.width, r, func(t *Text) { renderSimulate(t, r) }); err != nil {
 				t.Fatal(err)
 			}
-			checkSimulateGolden(t, tc.golden, b.Bytes())
+			golden(t, tc.golden, b.Bytes())
 		})
 	}
 }

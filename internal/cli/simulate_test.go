@@ -79,7 +79,7 @@ func shopHistory(t *testing.T) (*fakePrometheus, string) {
 			}
 			return n, true
 		}),
-		shopSensors: {sensorValue("shop", "shop", "cpu", func(at time.Time) (float64, bool) {
+		shopSensors: {sensorValueSeries("shop", "shop", "cpu", func(at time.Time) (float64, bool) {
 			if at.Sub(hT0) >= 10*time.Minute {
 				return 140, true
 			}
@@ -184,11 +184,12 @@ func TestSimulateSaysSoWhenTheUserMayNotListSharedPolicies(t *testing.T) {
 	}).Build()
 	o, out := simOptions(t, "json", c)
 	res := runSimulate(t, o, out, simulateFlags{from: "-30m", to: "now", prometheus: prom})
-	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "you may not list ClusterHealingPolicies, so only the app's own spec is simulated") {
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "You may not read the ClusterHealingPolicies") {
 		t.Errorf("warnings %q", res.Warnings)
 	}
-	if len(res.SharedPolicies) != 0 || len(res.Current.Policies) != 2 {
-		t.Errorf("shared %q, policies %d: want the app's own two", res.SharedPolicies, len(res.Current.Policies))
+	// The namespace's HealingPolicies, which the user may read, still count.
+	if len(res.SharedPolicies) != 1 || len(res.Current.Policies) != 3 {
+		t.Errorf("shared %q, policies %d: want the app's own two and the HealingPolicy's", res.SharedPolicies, len(res.Current.Policies))
 	}
 }
 

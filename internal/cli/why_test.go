@@ -25,7 +25,7 @@ func i32(v int32) *int32 { return &v }
 // shopApp is an app in the middle of a crash-loop episode: its first step acted, the
 // second is held by the cooldown; its latency symptom is pending; its autoscaler is held
 // by the scale-down window and maxReplicas.
-func shopApp() *v1alpha1.AutonomicApp {
+func whyShopApp() *v1alpha1.AutonomicApp {
 	app := &v1alpha1.AutonomicApp{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "shop", Generation: 3},
 		Spec: v1alpha1.AutonomicAppSpec{
@@ -101,7 +101,7 @@ func shopApp() *v1alpha1.AutonomicApp {
 func ptrIntStr(v intstr.IntOrString) *intstr.IntOrString { return &v }
 
 func TestWhyPrintsTheChainOfJudgement(t *testing.T) {
-	app := shopApp()
+	app := whyShopApp()
 	w := explainWhy(app, app, whyNow)
 	for _, c := range []struct {
 		name, format string
@@ -129,7 +129,7 @@ func TestWhyPrintsTheChainOfJudgement(t *testing.T) {
 }
 
 func TestWhyNamesTheGuardThatHoldsAPolicyAndWhenItLifts(t *testing.T) {
-	app := shopApp()
+	app := whyShopApp()
 	w := explainWhy(app, app, whyNow)
 	p := w.Policies[0]
 	if p.HeldBy != "Cooldown" || p.HeldUntil == nil || !p.HeldUntil.Equal(whyNow.Add(25*time.Second)) {
@@ -159,7 +159,7 @@ func TestWhyNamesTheGuardThatHoldsAPolicyAndWhenItLifts(t *testing.T) {
 }
 
 func TestWhyShowsAPausedAppAndAStaleStatus(t *testing.T) {
-	app := shopApp()
+	app := whyShopApp()
 	app.Annotations = map[string]string{v1alpha1.PausedAnnotation: "migration"}
 	app.Generation = 4
 	w := explainWhy(app, app, whyNow)

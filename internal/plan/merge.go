@@ -127,6 +127,10 @@ func (m Merged) FromShared(entry, name string) bool {
 	return ok
 }
 
+// PolicyFromShared says whether the named policy came from a shared policy: what
+// analyze.ValidateMerged asks of the merged view.
+func (m Merged) PolicyFromShared(name string) bool { return m.FromShared(EntryPolicy, name) }
+
 // Merge merges the shared policies into the app's own healing.
 //
 // The entries an enforced ClusterHealingPolicy names win every clash: such an entry

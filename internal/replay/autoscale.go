@@ -128,15 +128,17 @@ func modelled(m v1alpha1.AutoscaleMetric, v float64, recorded, cur int32) float6
 	return v * float64(recorded) / float64(max(cur, 1))
 }
 
-// Model is how the replay derives a metric from its recorded value: LoadConserved for an
-// averageUtilization target, a per-pod average; AsRecorded for the others: an
-// averageValue target is a total that plan divides by the replicas itself, and value
-// targets and bands are taken as they were recorded.
+// Model is how the replay derives a metric from its recorded value, the way plan's
+// recommender reads it: AsRecorded for an averageValue target, a total that plan divides
+// by the replicas itself; LoadConserved for the others, whose value plan takes as a
+// per-replica figure: an averageUtilization target (a per-pod average), a value target
+// (plan scales the replicas by value/target) and a band (Brooklyn's watermarks: the
+// total is the value times the replicas).
 func Model(m v1alpha1.AutoscaleMetric) string {
-	if m.Target != nil && m.Target.AverageUtilization != nil {
-		return ModelLoadConserved
+	if m.Target != nil && m.Target.AverageValue != nil {
+		return ModelAsRecorded
 	}
-	return ModelAsRecorded
+	return ModelLoadConserved
 }
 
 // failures estimates a sensor's consecutive failed polls: none while it is available;

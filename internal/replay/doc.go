@@ -38,11 +38,13 @@
 //     assumed.
 //   - Scaling is simulated. Each autoscaled component starts at the replicas given (the
 //     recorded desiredReplicas) and changes only by the simulated actions. The load is
-//     conserved: an averageUtilization metric, a per-pod average, reads the recorded value
-//     times the recorded replicas divided by the simulated replicas (at zero simulated
-//     replicas, the load of one); an averageValue metric is a total that plan divides by
-//     the replicas itself, so conserving the load leaves it as recorded; value targets and
-//     bands read the recorded value unchanged. Symptoms read every sensor as recorded.
+//     conserved, read the way plan's recommender reads each metric: a metric plan takes
+//     as a per-replica figure (an averageUtilization target, a per-pod average; a value
+//     target, which plan scales by value/target; a band, whose total plan takes as the
+//     value times the replicas) reads the recorded value times the recorded replicas
+//     divided by the simulated replicas (at zero simulated replicas, the load of one);
+//     an averageValue metric is a total that plan divides by the replicas itself, so it
+//     reads as recorded. Symptoms read every sensor as recorded.
 //   - A sensor absent from a step is unavailable; its consecutive failed polls are
 //     estimated from how long it has been absent and its interval (for onSensorFailure).
 //     Resource sensors' pod counts are not recorded: the simulated replicas count as ready.

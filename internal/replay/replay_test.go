@@ -375,8 +375,8 @@ func TestTheLoadModel(t *testing.T) {
 		{"utilization at zero simulated replicas is the load of one", v1alpha1.AutoscaleMetric{Target: &v1alpha1.MetricTarget{AverageUtilization: &util}}, 30, 2, 0, 60, ModelLoadConserved},
 		{"utilization without recorded replicas is as recorded", v1alpha1.AutoscaleMetric{Target: &v1alpha1.MetricTarget{AverageUtilization: &util}}, 30, 0, 3, 30, ModelLoadConserved},
 		{"an averageValue is a total: as recorded", v1alpha1.AutoscaleMetric{Target: &v1alpha1.MetricTarget{AverageValue: &avg}}, 300, 2, 4, 300, ModelAsRecorded},
-		{"a value target is as recorded", v1alpha1.AutoscaleMetric{Target: &v1alpha1.MetricTarget{Value: &val}}, 0.7, 2, 4, 0.7, ModelAsRecorded},
-		{"a band is as recorded", v1alpha1.AutoscaleMetric{Band: &v1alpha1.Band{Lower: "0.1", Upper: "0.3"}}, 0.4, 2, 4, 0.4, ModelAsRecorded},
+		{"a value target is per replica: spread over more replicas", v1alpha1.AutoscaleMetric{Target: &v1alpha1.MetricTarget{Value: &val}}, 0.7, 2, 4, 0.35, ModelLoadConserved},
+		{"a band is per replica: concentrated on fewer", v1alpha1.AutoscaleMetric{Band: &v1alpha1.Band{Lower: "0.1", Upper: "0.3"}}, 0.2, 4, 2, 0.4, ModelLoadConserved},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -234,9 +234,9 @@ var Notes = []string{
 	"Policies run as if the app were Active: its mode, the paused annotation, the storm breaker, the node " +
 		"guard and the tenant's rights are not simulated; cooldown and maxActions count the simulated actions, " +
 		"maxUnhealthyPods reads the recorded pods.",
-	"Scaling is simulated with the load conserved: an averageUtilization metric reads its recorded value " +
-		"times the recorded replicas divided by the simulated replicas; averageValue metrics (totals), value " +
-		"targets and bands read their recorded values; symptoms read every sensor as recorded.",
+	"Scaling is simulated with the load conserved: averageUtilization, value and band metrics, which the " +
+		"autoscaler reads per replica, read their recorded value times the recorded replicas divided by the " +
+		"simulated replicas; averageValue metrics (totals) read as recorded; symptoms read every sensor as recorded.",
 	"Every action succeeds at once, but the effect of remediation cannot be simulated: the recorded " +
 		"component sensors show what really happened, whatever the simulated ladder did.",
 }
