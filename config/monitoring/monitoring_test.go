@@ -370,8 +370,8 @@ func metricNames(expr string) []string {
 		`"(?:[^"\\]|\\.)*"`, `'(?:[^'\\]|\\.)*'`, // strings
 		`\{[^}]*\}`, `\[[^\]]*\]`, // matchers and ranges
 		`\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`, // grouping
-		`\b\d+(?:\.\d+)?(?:[smhdwy]|ms)?\b`,                                // numbers and durations
-		`\b[a-zA-Z_]\w*\s*\(`,                                              // function calls
+		`\b\d+(?:\.\d+)?(?:[smhdwy]|ms)?\b`,                               // numbers and durations
+		`\b[a-zA-Z_]\w*\s*\(`,                                             // function calls
 	} {
 		expr = regexp.MustCompile(re).ReplaceAllString(expr, " ")
 	}
