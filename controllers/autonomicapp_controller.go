@@ -322,6 +322,7 @@ func (r *AppReconciler) forget(key types.NamespacedName) {
 	}
 	r.Metrics.SymptomActive.DeletePartialMatch(map[string]string{"namespace": key.Namespace, "app": key.Name})
 	r.Metrics.forgetSensorSeries(key)
+	r.Metrics.forgetStatusSeries(key)
 }
 
 // reconcile is the loop: monitor, analyze, plan, execute, and the status that explains it.
@@ -573,7 +574,7 @@ func (s *session) component(name string) *monitor.Component {
 }
 
 // finishStatus copies the app's summary (plan.Summarize: its health, phase and
-// conditions) into status, and sets the observed generation.
+// conditions) into status, sets the observed generation, and exports the status gauges.
 func (r *AppReconciler) finishStatus(s *session) {
 	app := s.app
 	st := &app.Status
@@ -604,6 +605,7 @@ func (r *AppReconciler) finishStatus(s *session) {
 	}
 	st.Phase = sum.Phase
 	st.ObservedGeneration = app.Generation
+	r.Metrics.exportStatus(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, st)
 }
 
 func (r *AppReconciler) setCondition(s *session, typ string, ok bool, reason, msg string) {

@@ -37,8 +37,19 @@ type Metrics struct {
 	// ComponentPhase is 1 for the current phase of each child-app component.
 	ComponentPhase *prometheus.GaugeVec
 
+	// AppPhase is 1 for the current phase of each app.
+	AppPhase *prometheus.GaugeVec
+	// SensorUp is 1 while a declared polled sensor of an app is available, 0 while not.
+	SensorUp *prometheus.GaugeVec
+	// PolicyState is 1 for the current state and reason of each policy of an app.
+	PolicyState *prometheus.GaugeVec
+	// AutoscaleDesiredReplicas is each autoscale policy's last recommendation.
+	AutoscaleDesiredReplicas *prometheus.GaugeVec
+
 	// series remembers the series of the three sensor gauges set for each app.
 	series sensorSeries
+	// status remembers the series of the four status gauges set for each app.
+	status statusSeries
 }
 
 // DefaultMetrics are registered with controller-runtime's registry, served on the
@@ -89,8 +100,24 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "homeostat_component_phase",
 		Help: "1 for the current phase of a child-app component of an app; the other phases have no series.",
 	}, []string{"namespace", "app", "component", "phase"})
+	m.AppPhase = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "homeostat_app_phase",
+		Help: "1 for the current phase of an app (status.phase: Healthy, Degraded, Remediating, NeedsAttention, Paused); the other phases have no series.",
+	}, []string{"namespace", "app", "phase"})
+	m.SensorUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "homeostat_sensor_up",
+		Help: "1 while a polled sensor of an app is available, 0 while it is unavailable or not polled yet (status.sensors[].error is set).",
+	}, []string{"namespace", "app", "sensor"})
+	m.PolicyState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "homeostat_policy_state",
+		Help: "1 for the current state and reason of a policy of an app (status.policies[]: Idle, Waiting, Acting, Held, GaveUp, Conflict, Invalid); the others have no series.",
+	}, []string{"namespace", "app", "policy", "state", "reason"})
+	m.AutoscaleDesiredReplicas = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "homeostat_autoscale_desired_replicas",
+		Help: "An autoscale policy's last recommendation (status.policies[].desiredReplicas); no series before its first.",
+	}, []string{"namespace", "app", "policy"})
 	reg.MustRegister(m.Actions, m.ActionOutcomes, m.Decisions, m.DetectToAct, m.SymptomActive, m.StormActive, m.NodesUncordoned,
-		m.SensorValue, m.ComponentSensor, m.ComponentPhase)
+		m.SensorValue, m.ComponentSensor, m.ComponentPhase, m.AppPhase, m.SensorUp, m.PolicyState, m.AutoscaleDesiredReplicas)
 	return m
 }
 
@@ -232,4 +259,103 @@ func (s *sensorSeries) dropEmpty(key types.NamespacedName, a *appSeries) {
 	if len(a.sensors) == 0 && len(a.components) == 0 {
 		delete(s.apps, key)
 	}
+}
+
+// statusSeries is, per app, what the status gauges hold for it, so that each change of
+// status deletes exactly the series it replaces, and a deleted app loses all of its.
+type statusSeries struct {
+	mu   sync.Mutex
+	apps map[types.NamespacedName]*appStatusSeries
+}
+
+// appStatusSeries are the status gauges' series of one app.
+type appStatusSeries struct {
+	// phase has the homeostat_app_phase series; "" for none.
+	phase v1alpha1.Phase
+	// sensors have homeostat_sensor_up series.
+	sensors []string
+	// policies have homeostat_policy_state series, and those with desired set a
+	// homeostat_autoscale_desired_replicas series.
+	policies []policySeries
+}
+
+type policySeries struct {
+	name, state, reason string
+	desired             bool
+}
+
+// exportStatus sets the status gauges of an app from the status this reconcile decided:
+// homeostat_app_phase of its phase, homeostat_sensor_up of every declared polled sensor,
+// and homeostat_policy_state and homeostat_autoscale_desired_replicas of every policy. It
+// deletes the series the status no longer has: a previous phase or policy state, a sensor
+// or a policy that left the spec, a recommendation that is gone.
+func (m *Metrics) exportStatus(key types.NamespacedName, st *v1alpha1.AutonomicAppStatus) {
+	m.status.mu.Lock()
+	defer m.status.mu.Unlock()
+	if m.status.apps == nil {
+		m.status.apps = map[types.NamespacedName]*appStatusSeries{}
+	}
+	old := m.status.apps[key]
+	if old == nil {
+		old = &appStatusSeries{}
+	}
+	cur := &appStatusSeries{phase: st.Phase}
+	if old.phase != "" && old.phase != cur.phase {
+		m.AppPhase.DeleteLabelValues(key.Namespace, key.Name, string(old.phase))
+	}
+	if cur.phase != "" {
+		m.AppPhase.WithLabelValues(key.Namespace, key.Name, string(cur.phase)).Set(1)
+	}
+
+	for _, s := range st.Sensors {
+		cur.sensors = append(cur.sensors, s.Name)
+		m.SensorUp.WithLabelValues(key.Namespace, key.Name, s.Name).Set(boolFloat(s.Error == ""))
+	}
+	for _, name := range old.sensors {
+		if !slices.Contains(cur.sensors, name) {
+			m.SensorUp.DeleteLabelValues(key.Namespace, key.Name, name)
+		}
+	}
+
+	for _, p := range st.Policies {
+		ps := policySeries{name: p.Name, state: string(p.State), reason: p.Reason, desired: p.DesiredReplicas != nil}
+		cur.policies = append(cur.policies, ps)
+		m.PolicyState.WithLabelValues(key.Namespace, key.Name, ps.name, ps.state, ps.reason).Set(1)
+		if ps.desired {
+			m.AutoscaleDesiredReplicas.WithLabelValues(key.Namespace, key.Name, ps.name).Set(float64(*p.DesiredReplicas))
+		}
+	}
+	for _, o := range old.policies {
+		i := slices.IndexFunc(cur.policies, func(p policySeries) bool { return p.name == o.name })
+		if i < 0 || cur.policies[i].state != o.state || cur.policies[i].reason != o.reason {
+			m.PolicyState.DeleteLabelValues(key.Namespace, key.Name, o.name, o.state, o.reason)
+		}
+		if o.desired && (i < 0 || !cur.policies[i].desired) {
+			m.AutoscaleDesiredReplicas.DeleteLabelValues(key.Namespace, key.Name, o.name)
+		}
+	}
+	m.status.apps[key] = cur
+}
+
+// forgetStatusSeries deletes every series of the status gauges of an app.
+func (m *Metrics) forgetStatusSeries(key types.NamespacedName) {
+	m.status.mu.Lock()
+	defer m.status.mu.Unlock()
+	a := m.status.apps[key]
+	if a == nil {
+		return
+	}
+	if a.phase != "" {
+		m.AppPhase.DeleteLabelValues(key.Namespace, key.Name, string(a.phase))
+	}
+	for _, name := range a.sensors {
+		m.SensorUp.DeleteLabelValues(key.Namespace, key.Name, name)
+	}
+	for _, p := range a.policies {
+		m.PolicyState.DeleteLabelValues(key.Namespace, key.Name, p.name, p.state, p.reason)
+		if p.desired {
+			m.AutoscaleDesiredReplicas.DeleteLabelValues(key.Namespace, key.Name, p.name)
+		}
+	}
+	delete(m.status.apps, key)
 }

@@ -2,7 +2,7 @@
 # tools.sh builds the pinned tools Homeostat needs from the Go module proxy into a cache
 # outside the clone, keyed by version. A second run finds them and does nothing.
 #
-#   hack/tools.sh [controller-gen|kubernetes|kubectl|etcd|kwok|envtest|golangci-lint|prometheus|cluster|all]...
+#   hack/tools.sh [controller-gen|kubernetes|kubectl|etcd|kwok|envtest|golangci-lint|prometheus|promtool|cluster|all]...
 #   hack/tools.sh path <tool>     prints the absolute path of one binary (building it first),
 #                                 e.g. path kubectl, path kube-apiserver
 #   hack/tools.sh envtest-dir     prints the KUBEBUILDER_ASSETS directory (building it first)
@@ -15,7 +15,7 @@
 # prometheus is the one tool not built here: it is Debian's package, which the e2e
 # autoscaling specs run (the tests start their own server; the package's service is never
 # started). As root it is installed with apt-get when missing; otherwise the script says
-# how to install it.
+# how to install it. promtool comes with it; the monitoring mixin's tests run it.
 #
 # The cache lives in $HOMEOSTAT_CACHE (default: ${XDG_CACHE_HOME:-$HOME/.cache}/homeostat).
 set -euo pipefail
@@ -193,6 +193,14 @@ ensure_prometheus() {
   command -v prometheus >/dev/null || { log "prometheus is installed but not on PATH"; exit 1; }
 }
 
+# ensure_promtool makes sure promtool is on PATH: it is part of Debian's prometheus
+# package, installed as ensure_prometheus does.
+ensure_promtool() {
+  command -v promtool >/dev/null && return 0
+  ensure_prometheus
+  command -v promtool >/dev/null || { log "prometheus is installed but promtool is not on PATH"; exit 1; }
+}
+
 # envtest assembles the KUBEBUILDER_ASSETS directory: links to kube-apiserver, etcd and
 # kubectl of the cache.
 build_envtest() {
@@ -219,6 +227,7 @@ tool_path() {
       echo "$CACHE/kubernetes/$KUBERNETES_VERSION/$1" ;;
     kubectl) build_kubernetes kubectl; echo "$CACHE/kubernetes/$KUBERNETES_VERSION/kubectl" ;;
     prometheus) ensure_prometheus; command -v prometheus ;;
+    promtool) ensure_promtool; command -v promtool ;;
     *) log "unknown tool $1"; exit 2 ;;
   esac
 }
@@ -233,6 +242,7 @@ build() {
     kwok) build_kwok ;;
     envtest) build_envtest ;;
     prometheus) ensure_prometheus ;;
+    promtool) ensure_promtool ;;
     cluster) build_kubernetes; build_etcd; build_kwok ;;
     all) build_controller_gen; build_kubernetes; build_etcd; build_kwok; build_envtest ;;
     *) log "unknown tool $1"; exit 2 ;;

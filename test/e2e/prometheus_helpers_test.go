@@ -284,3 +284,23 @@ func (p *promServer) logTail(n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// resultSize runs an instant query now and returns how many samples or series it
+// returned (1 for a scalar).
+func (p *promServer) resultSize(q string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, _, _, err := p.api.Query(ctx, q, time.Now())
+	if err != nil {
+		return 0, err
+	}
+	switch v := v.(type) {
+	case model.Vector:
+		return len(v), nil
+	case model.Matrix:
+		return len(v), nil
+	case *model.Scalar, *model.String:
+		return 1, nil
+	}
+	return 0, fmt.Errorf("query %s returned a %s", q, v.Type())
+}
