@@ -180,11 +180,53 @@ func (m *Manager) WaitMetrics(ctx context.Context, timeout time.Duration) error 
 
 // Metrics scrapes the manager's metrics endpoint.
 func (m *Manager) Metrics(ctx context.Context) (Metrics, error) {
-	body, err := get(ctx, "http://"+m.MetricsAddr+"/metrics")
+	body, err := m.MetricsText(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return ParseMetrics(body), nil
+}
+
+// MetricsText scrapes the manager's metrics endpoint and returns the exposition as text,
+// uncompressed (it travels gzip-compressed when the scraper asks, as Prometheus does).
+func (m *Manager) MetricsText(ctx context.Context) (string, error) {
+	return get(ctx, "http://"+m.MetricsAddr+"/metrics")
+}
+
+// HeapStats are the Go runtime's heap figures of the manager, in bytes, right after a
+// garbage collection.
+type HeapStats struct {
+	// Alloc is the live heap: the bytes of reachable objects.
+	Alloc float64
+	// Inuse is the bytes of the heap's spans in use, fragmentation included.
+	Inuse float64
+}
+
+// HeapAfterGC has the manager collect garbage and reads its heap (the runtime.MemStats
+// that /debug/pprof/heap?debug=1 ends with). It needs pprof.
+func (m *Manager) HeapAfterGC(ctx context.Context) (HeapStats, error) {
+	if m.PprofAddr == "" {
+		return HeapStats{}, errors.New("the manager runs without pprof")
+	}
+	body, err := get(ctx, "http://"+m.PprofAddr+"/debug/pprof/heap?debug=1&gc=1")
+	if err != nil {
+		return HeapStats{}, err
+	}
+	var h HeapStats
+	for _, f := range []struct {
+		prefix string
+		dst    *float64
+	}{{"# HeapAlloc = ", &h.Alloc}, {"# HeapInuse = ", &h.Inuse}} {
+		i := strings.Index(body, "\n"+f.prefix)
+		if i < 0 {
+			return HeapStats{}, fmt.Errorf("the heap profile has no %q", strings.TrimSpace(f.prefix))
+		}
+		value, _, _ := strings.Cut(body[i+1+len(f.prefix):], "\n")
+		if *f.dst, err = strconv.ParseFloat(strings.TrimSpace(value), 64); err != nil {
+			return HeapStats{}, fmt.Errorf("reading %s of the heap profile: %w", strings.TrimSpace(f.prefix), err)
+		}
+	}
+	return h, nil
 }
 
 // Profile saves /debug/pprof/<name>?<query> to path (for example "heap", "gc=1", or

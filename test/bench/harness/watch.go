@@ -37,6 +37,8 @@ type Watcher struct {
 	healthy    map[string]bool
 	nRecon     int
 	nHealthy   int
+	sensed     map[string]bool
+	nSensed    int
 	podHooks   map[string]PodHook
 	appHooks   map[string]AppHook
 }
@@ -58,7 +60,7 @@ func StartWatcher(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme)
 		return nil, err
 	}
 	w := &Watcher{readyPods: map[string]bool{}, reconciled: map[string]bool{}, healthy: map[string]bool{},
-		podHooks: map[string]PodHook{}, appHooks: map[string]AppHook{}}
+		sensed: map[string]bool{}, podHooks: map[string]PodHook{}, appHooks: map[string]AppHook{}}
 	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithTransform(dropManagedFields))
 	w.pods = factory.Core().V1().Pods().Informer()
 	if err := w.pods.AddIndexers(toolscache.Indexers{IndexApp: func(o any) ([]string, error) {
@@ -104,6 +106,7 @@ func StartWatcher(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme)
 			if a, ok := o.(*v1alpha1.AutonomicApp); ok {
 				w.mu.Lock()
 				w.setApp(a.Namespace+"/"+a.Name, false, false)
+				w.setSensed(a.Namespace+"/"+a.Name, false)
 				w.mu.Unlock()
 			}
 		},
@@ -156,6 +159,7 @@ func (w *Watcher) appEvent(a *v1alpha1.AutonomicApp, at time.Time) {
 	key := a.Namespace + "/" + a.Name
 	w.mu.Lock()
 	w.setApp(key, AppReconciled(a), a.Status.Phase == v1alpha1.PhaseHealthy)
+	w.setSensed(key, AppReconciled(a) && AppSensorsRead(a))
 	hook := w.appHooks[key]
 	w.mu.Unlock()
 	if hook != nil {
@@ -188,6 +192,35 @@ func (w *Watcher) setApp(key string, reconciled, healthy bool) {
 	} else {
 		delete(w.healthy, key)
 	}
+}
+
+func (w *Watcher) setSensed(key string, sensed bool) {
+	if w.sensed[key] != sensed {
+		if sensed {
+			w.nSensed++
+		} else {
+			w.nSensed--
+		}
+	}
+	if sensed {
+		w.sensed[key] = true
+	} else {
+		delete(w.sensed, key)
+	}
+}
+
+// AppSensorsRead says whether the app declares polled sensors and its status shows a
+// value, and no error, for each.
+func AppSensorsRead(a *v1alpha1.AutonomicApp) bool {
+	if len(a.Status.Sensors) == 0 {
+		return false
+	}
+	for _, s := range a.Status.Sensors {
+		if s.Value == "" || s.Error != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // PodRunningReady says whether a pod runs, is Ready and is not terminating.
@@ -225,6 +258,14 @@ func (w *Watcher) ReconciledApps() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.nRecon
+}
+
+// SensedApps is the number of apps whose status is current and Ready and shows every
+// polled sensor read (AppSensorsRead).
+func (w *Watcher) SensedApps() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.nSensed
 }
 
 // HealthyApps is the number of apps in phase Healthy.
