@@ -354,11 +354,11 @@ func (r *AppReconciler) reconcile(ctx context.Context, s *session) (time.Time, e
 	for _, c := range components {
 		st.Components = append(st.Components, c.Status)
 	}
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 	if r.SensorGauges {
-		r.Metrics.exportComponents(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, components)
+		r.Metrics.exportComponents(key, components)
 	}
 	// The storm breaker counts an app only when its health can be judged.
-	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 
 	// Validate what CEL in the CRD cannot: symptom expressions and cross references.
 	if errs := analyze.ValidateMerged(s.view, s.merged.PolicyFromShared); len(errs) > 0 {
