@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,10 +14,15 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/cli"
+	"github.com/homeostat-dev/homeostat/internal/execute"
+	"github.com/homeostat-dev/homeostat/internal/replay"
 )
 
 // The plugin specs run `kubectl homeostat` as a user does: the plugin binary built from
@@ -192,6 +198,112 @@ var _ = Describe("kubectl homeostat", Ordered, ContinueOnFailure, Label("plugin"
 		for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
 			Expect(len([]rune(l))).To(BeNumerically("<=", 50+40), "a line far wider than 50 columns: %q", l)
 		}
+	})
+
+	It("replays a recorded load step: the manager's scale decisions, and fewer with a wider band", func() {
+		const sensorInterval = 2 * time.Second
+		ns := newNamespace("simulate")
+		exporter := startExporter()
+		exporter.set(ns, 10)
+		prom := startPrometheus(exporter.addr, mgr.metricsAddr)
+		createDeployment(ns, "web", "registry.local/shop/web:good", 1)
+		// The load per replica: the scenario's total over web's replicas as the manager
+		// exports them, so a scale spreads the load as it would in a real app, and the
+		// history holds both.
+		perReplica := fmt.Sprintf(`sum(%s) / sum(homeostat_component_sensor{namespace=%q,app="shop",component="web",sensor="desiredReplicas"})`,
+			loadSelector(ns), ns)
+		window := func(d time.Duration) *autoscalingv2.HPAScalingRules {
+			return &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptr.To(int32(d / time.Second))}
+		}
+		app := &v1alpha1.AutonomicApp{
+			TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "AutonomicApp"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"},
+			Spec: v1alpha1.AutonomicAppSpec{
+				Components: []v1alpha1.Component{workload("web", "web")},
+				Healing: v1alpha1.Healing{
+					Sensors: []v1alpha1.Sensor{{Name: "load", Interval: dur(sensorInterval),
+						Prometheus: &v1alpha1.PrometheusSensor{Address: prom.url(), Query: perReplica}}},
+					Policies: []v1alpha1.Policy{{Name: "scale-web", Autoscale: &v1alpha1.AutoscalePolicy{
+						Component: "web", MinReplicas: ptr.To(int32(1)), MaxReplicas: 10,
+						Metrics: []v1alpha1.AutoscaleMetric{{Sensor: "load", Band: &v1alpha1.Band{Lower: "5", Upper: "15"}}},
+						// Short windows smooth over a reading taken between a scale and
+						// Prometheus' next scrape of the replicas.
+						Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleUp: window(3 * time.Second), ScaleDown: window(3 * time.Second)},
+					}}},
+				},
+			},
+		}
+		Expect(k8s.Create(ctx, app.DeepCopy())).To(Succeed())
+		waitReady(ns, "shop")
+		Eventually(func(g Gomega) {
+			g.Expect(getApp(ns, "shop").Status.Sensors).To(ContainElement(HaveField("Value", "10")))
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		start := time.Now().Add(-2 * time.Second)
+
+		By("the load steps 10 -> 40 -> 100 -> 20; the band [5, 15] follows it")
+		replicasOf := func() int32 { return *policyStatus(getApp(ns, "shop"), "scale-web").DesiredReplicas }
+		for _, step := range []struct {
+			load float64
+			want int32
+		}{{40, 3}, {100, 7}, {20, 4}} {
+			exporter.set(ns, step.load)
+			Eventually(replicasOf).WithTimeout(40*time.Second).Should(Equal(step.want), "load %v", step.load)
+			// Steady past the rate policies' 15s period, so each step is one scale.
+			time.Sleep(16 * time.Second)
+		}
+		live := records(getApp(ns, "shop"), execute.KindScale)
+		Expect(live).To(HaveLen(3))
+		end := time.Now()
+		// Prometheus has scraped the last readings.
+		time.Sleep(2 * scrapeInterval)
+
+		By("simulate over the recorded range makes the same scale decisions")
+		// One-second steps, Prometheus' resolution here, so that a decision falls within a
+		// second of the reading that allowed it.
+		out, stderr, code := kubectl("simulate", "shop", "-n", ns, "--from", start.UTC().Format(time.RFC3339),
+			"--to", end.UTC().Format(time.RFC3339), "--step", "1s", "--prometheus", prom.url(), "-o", "json")
+		Expect(code).To(Equal(cli.ExitOK), stderr)
+		var sim cli.SimulateResult
+		Expect(json.Unmarshal([]byte(out), &sim)).To(Succeed())
+		var scales []replay.Decision
+		for _, d := range sim.Current.Decisions {
+			if d.Kind == "Act" && d.Action == execute.KindScale {
+				scales = append(scales, d)
+			}
+		}
+		Expect(scales).To(HaveLen(len(live)), "simulated scales %v, live %v", scales, live)
+		for i, d := range scales {
+			Expect(*d.Replicas).To(Equal(*live[i].Replicas), "scale %d", i)
+			// Within one sensor interval.
+			Expect(d.Time.Sub(live[i].Time.Time).Abs()).To(BeNumerically("<=", sensorInterval),
+				"scale %d to %d: simulated at %s, the manager at %s", i, *d.Replicas, d.Time, live[i].Time)
+		}
+
+		By("an edited policy with a wider band [2, 40] acts less")
+		edited := app.DeepCopy()
+		edited.Spec.Policies[0].Autoscale.Metrics[0].Band = &v1alpha1.Band{Lower: "2", Upper: "40"}
+		b, err := yaml.Marshal(edited)
+		Expect(err).NotTo(HaveOccurred())
+		file := filepath.Join(GinkgoT().TempDir(), "wider.yaml")
+		Expect(os.WriteFile(file, b, 0o644)).To(Succeed())
+		out, stderr, code = kubectl("simulate", "shop", "-n", ns, "--from", start.UTC().Format(time.RFC3339),
+			"--to", end.UTC().Format(time.RFC3339), "--prometheus", prom.url(), "--policy-file", file, "-o", "json")
+		Expect(code).To(Equal(cli.ExitOK), stderr)
+		Expect(json.Unmarshal([]byte(out), &sim)).To(Succeed())
+		Expect(sim.Edited).NotTo(BeNil())
+		Expect(sim.Current.Policies[0].Actions).To(Equal(3))
+		Expect(sim.Edited.Policies[0].Actions).To(BeNumerically("<", sim.Current.Policies[0].Actions))
+
+		By("and prints the comparison for a person")
+		out, _, code = kubectl("simulate", "shop", "-n", ns, "--from", start.UTC().Format(time.RFC3339),
+			"--to", end.UTC().Format(time.RFC3339), "--prometheus", prom.url(), "--policy-file", file)
+		Expect(code).To(Equal(cli.ExitOK))
+		Expect(out).To(ContainSubstring("scale-web"))
+
+		By("without Prometheus it says how to give it")
+		_, stderr, code = kubectl("simulate", "shop", "-n", ns, "--from", "-10m")
+		Expect(code).To(Equal(cli.ExitPrometheus))
+		Expect(stderr).To(ContainSubstring("--prometheus"))
 	})
 
 	It("ends with an exit code a script can tell apart", func() {
