@@ -201,26 +201,9 @@ func (r *AppReconciler) judge(s *session, outcomes []plan.Outcome) {
 		if rec.Step > 0 {
 			who = fmt.Sprintf("Policy %s step %d", o.Policy, rec.Step)
 		}
-		r.Recorder.Eventf(s.app, nil, typ, outcomeReason(o.Outcome), rec.Action, "%s: %s (action %s) is %s: %s",
-			who, rec.Action, rec.ID, outcomeWord(o.Outcome), o.Message)
+		r.Recorder.Eventf(s.app, nil, typ, knowledge.OutcomeEventReason(o.Outcome), rec.Action, "%s: %s (action %s) is %s: %s",
+			who, rec.Action, rec.ID, knowledge.OutcomeWord(o.Outcome), o.Message)
 	}
-}
-
-func outcomeReason(o v1alpha1.ActionOutcome) string {
-	if o == v1alpha1.OutcomeUnknown {
-		return "ActionOutcomeUnknown"
-	}
-	return "Action" + string(o)
-}
-
-func outcomeWord(o v1alpha1.ActionOutcome) string {
-	switch o {
-	case v1alpha1.OutcomeVerified:
-		return "verified"
-	case v1alpha1.OutcomeIneffective:
-		return "ineffective"
-	}
-	return "of unknown effect"
 }
 
 // actResult says what act did.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -14,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
-	"github.com/homeostat-dev/homeostat/internal/execute"
 	"github.com/homeostat-dev/homeostat/internal/knowledge"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
 	"github.com/homeostat-dev/homeostat/internal/plan"
@@ -128,7 +126,7 @@ func (r *AppReconciler) decideAutoscale(ctx context.Context, s *session, pol v1a
 	}
 	rin.History, rin.ScaleEvents = mem.history, mem.events
 	in.Recommender = rin
-	in.LastScale = lastScale(&s.app.Status, pol.Name, mem.events)
+	in.LastScale = plan.LastScaleOf(knowledge.LastUnjudged(&s.app.Status, pol.Name), mem.events)
 
 	d, rec := plan.DecideAutoscale(in)
 	if owner == "" {
@@ -155,23 +153,6 @@ func (r *AppReconciler) rememberScale(s *session, pol v1alpha1.Policy) {
 	mem := r.autoscalers.get(memKey)
 	mem.events = plan.RecordScaleEvent(plan.ResolveBehavior(pol.Autoscale.Behavior), mem.events, s.now, rec.Current, rec.Desired)
 	r.autoscalers.put(memKey, mem)
-}
-
-// lastScale is the policy's newest scale that took effect and is not judged yet, with
-// its direction from the remembered scale events (zero when they do not say).
-func lastScale(st *v1alpha1.AutonomicAppStatus, policy string, events []plan.ScaleEvent) *plan.LastScale {
-	rec := knowledge.LastUnjudged(st, policy)
-	if rec == nil || rec.Action != execute.KindScale {
-		return nil
-	}
-	last := &plan.LastScale{At: rec.Time.Time}
-	for _, e := range events {
-		// The record's time is whole seconds; the event's is the decision's.
-		if d := e.Time.Sub(rec.Time.Time); d >= 0 && d < time.Second {
-			last.Delta = e.Delta
-		}
-	}
-	return last
 }
 
 // metricInput is a sensor's reading as the plan reads a metric. A resource sensor's

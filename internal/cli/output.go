@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"sigs.k8s.io/yaml"
@@ -140,4 +141,16 @@ func Wrap(s string, width, hang int) []string {
 		lines = append(lines, cur.String())
 	}
 	return lines
+}
+
+// short is a duration as a spec would say it: 30s, 2m, 1h30m, 1m30s.
+func short(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -15,7 +15,7 @@ import (
 // result.
 func renderSimulate(t *Text, r SimulateResult) {
 	t.Linef(0, 2, "Simulation of AutonomicApp %s/%s from %s to %s, one reconcile every %s.",
-		r.Namespace, r.App, simStamp(r.From), simStamp(r.To), simDuration(time.Duration(r.Step)))
+		r.Namespace, r.App, simStamp(r.From), simStamp(r.To), short(time.Duration(r.Step)))
 	t.Linef(0, 2, "History: Prometheus %s: %s.", r.History.Prometheus, historyWhat(r.History.Queries))
 	if len(r.SharedPolicies) > 0 {
 		t.Linef(0, 2, "Policies: the app's own, merged with %s.", strings.Join(r.SharedPolicies, ", "))
@@ -274,18 +274,18 @@ func detailsCell(p replay.PolicySummary) string {
 	case p.Kind == "Remediate":
 		parts = append(parts, countNoun(p.Episodes, "episode", "episodes"))
 	case p.Kind == "Autoscale":
-		parts = append(parts, "flap window "+simDuration(time.Duration(p.FlapWindow)))
+		parts = append(parts, "flap window "+short(time.Duration(p.FlapWindow)))
 		for _, m := range p.Metrics {
 			model := "as recorded"
 			if m.Model == replay.ModelLoadConserved {
 				model = "load conserved"
 			}
-			s := fmt.Sprintf("%s (%s, %s): outside %s", m.Sensor, m.Goal, model, simDuration(time.Duration(m.Outside)))
+			s := fmt.Sprintf("%s (%s, %s): outside %s", m.Sensor, m.Goal, model, short(time.Duration(m.Outside)))
 			if m.Outside > 0 {
-				s += fmt.Sprintf(" (above %s, below %s)", simDuration(time.Duration(m.Above)), simDuration(time.Duration(m.Below)))
+				s += fmt.Sprintf(" (above %s, below %s)", short(time.Duration(m.Above)), short(time.Duration(m.Below)))
 			}
 			if m.Unavailable > 0 {
-				s += ", unavailable " + simDuration(time.Duration(m.Unavailable))
+				s += ", unavailable " + short(time.Duration(m.Unavailable))
 			}
 			parts = append(parts, s)
 		}
@@ -310,7 +310,7 @@ func awayComparison(cur, ed *replay.PolicySummary) string {
 				sensors = append(sensors, m.Sensor)
 				o = [2]string{"-", "-"}
 			}
-			o[i] = simDuration(time.Duration(m.Outside))
+			o[i] = short(time.Duration(m.Outside))
 			outside[m.Sensor] = o
 		}
 	}
@@ -337,18 +337,6 @@ func sideBySide(cur, ed *replay.PolicySummary, cell func(*replay.PolicySummary) 
 		return "-"
 	}
 	return a + " -> " + b
-}
-
-// simDuration is Go's duration string without trailing zero units: 1h, 2m30s, 45s.
-func simDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 func trimDecimals(f float64) string {

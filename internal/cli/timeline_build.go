@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/knowledge"
 )
 
 // timelineInput is what the gatherer read for one app: the app, its components'
@@ -304,12 +305,12 @@ func (b *timelineBuilder) record(r v1alpha1.ActionRecord, events []*timelineEven
 	if r.Outcome == v1alpha1.OutcomeUnknown && r.Result != v1alpha1.ResultSucceeded && r.Result != v1alpha1.ResultPending {
 		return // it changed nothing: there was nothing to judge, and its result says so
 	}
-	reason := outcomeEventReason(r.Outcome)
+	reason := knowledge.OutcomeEventReason(r.Outcome)
 	typ = corev1.EventTypeNormal
 	if r.Outcome == v1alpha1.OutcomeIneffective {
 		typ = corev1.EventTypeWarning
 	}
-	msg := who + ": " + r.Action + " (action " + r.ID + ") is " + outcomeWord(r.Outcome) + "."
+	msg := who + ": " + r.Action + " (action " + r.ID + ") is " + knowledge.OutcomeWord(r.Outcome) + "."
 	for _, e := range events {
 		if e.regardsApp && e.reason == reason && e.actionID == r.ID {
 			e.used, msg = true, e.note
@@ -581,24 +582,6 @@ func kindOf(obj client.Object) string {
 		return "ReplicaSet"
 	}
 	return obj.GetObjectKind().GroupVersionKind().Kind
-}
-
-// outcomeEventReason is the reason of the Event the controller emits for an outcome.
-func outcomeEventReason(o v1alpha1.ActionOutcome) string {
-	if o == v1alpha1.OutcomeUnknown {
-		return "ActionOutcomeUnknown"
-	}
-	return "Action" + string(o)
-}
-
-func outcomeWord(o v1alpha1.ActionOutcome) string {
-	switch o {
-	case v1alpha1.OutcomeVerified:
-		return "verified"
-	case v1alpha1.OutcomeIneffective:
-		return "ineffective"
-	}
-	return "of unknown effect"
 }
 
 func isOutcomeReason(reason string) bool {

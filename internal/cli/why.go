@@ -520,15 +520,3 @@ func componentField(c v1alpha1.ComponentStatus, field string) string {
 func limitNames(limits []string) string {
 	return strings.Join(limits, " and ")
 }
-
-// short is a duration as a spec would say it: 30s, 2m, 1h30m, 1m30s.
-func short(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}

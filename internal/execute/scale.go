@@ -2,10 +2,7 @@ package execute
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math"
-	"math/big"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -15,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/plan"
 	"github.com/homeostat-dev/homeostat/internal/rights"
 )
 
@@ -34,7 +32,7 @@ func (scale) prepare(req Request) (Prepared, error) {
 		return Prepared{}, fmt.Errorf("%s has no replicas to scale", w)
 	}
 	a := req.Action.Scale
-	n, err := targetReplicas(a, current)
+	n, err := plan.ScaleReplicas(a, current)
 	if err != nil {
 		return Prepared{}, fmt.Errorf("%s cannot be scaled: %w", w, err)
 	}
@@ -59,42 +57,6 @@ func (scale) accesses(req Request) ([]rights.Access, error) {
 		return nil, nil
 	}
 	return []rights.Access{workloadAccess(w, "patch", "scale")}, nil
-}
-
-// targetReplicas is the absolute count a scale action sets from the current count:
-// replicas as given, current plus delta, or current times factor rounded up (computed
-// exactly, so 10 × 1.1 is 11, not 12). The result is at least 0 and at most maxReplicas
-// when that is set.
-func targetReplicas(a *v1alpha1.ScaleAction, current int32) (int32, error) {
-	var n int64
-	switch {
-	case a.Replicas != nil:
-		n = int64(*a.Replicas)
-	case a.Delta != nil:
-		n = int64(current) + int64(*a.Delta)
-	case a.Factor != nil:
-		f, ok := new(big.Rat).SetString(*a.Factor)
-		if !ok || f.Sign() <= 0 {
-			return 0, fmt.Errorf("factor %q is not a positive decimal", *a.Factor)
-		}
-		p := new(big.Rat).Mul(f, new(big.Rat).SetInt64(int64(current)))
-		q, r := new(big.Int).QuoRem(p.Num(), p.Denom(), new(big.Int))
-		if r.Sign() > 0 {
-			q.Add(q, big.NewInt(1))
-		}
-		if !q.IsInt64() || q.Int64() > math.MaxInt32 {
-			n = math.MaxInt32
-		} else {
-			n = q.Int64()
-		}
-	default:
-		return 0, errors.New("the scale action sets none of replicas, delta, factor")
-	}
-	n = max(n, 0)
-	if a.MaxReplicas != nil {
-		n = min(n, int64(*a.MaxReplicas))
-	}
-	return int32(min(n, math.MaxInt32)), nil
 }
 
 func (scale) execute(ctx context.Context, e *Effectors, req Request) Outcome {

@@ -65,3 +65,24 @@ func syncLast(st *v1alpha1.AutonomicAppStatus, rec *v1alpha1.ActionRecord) {
 		st.LastAction = &r
 	}
 }
+
+// OutcomeEventReason is the reason of the Event a verdict on an action is announced with:
+// ActionVerified, ActionIneffective or ActionOutcomeUnknown.
+func OutcomeEventReason(o v1alpha1.ActionOutcome) string {
+	if o == v1alpha1.OutcomeUnknown {
+		return "ActionOutcomeUnknown"
+	}
+	return "Action" + string(o)
+}
+
+// OutcomeWord is a verdict as the Event's sentence says it: "verified", "ineffective",
+// "of unknown effect".
+func OutcomeWord(o v1alpha1.ActionOutcome) string {
+	switch o {
+	case v1alpha1.OutcomeVerified:
+		return "verified"
+	case v1alpha1.OutcomeIneffective:
+		return "ineffective"
+	}
+	return "of unknown effect"
+}

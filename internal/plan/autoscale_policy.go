@@ -182,3 +182,21 @@ func autoscaleStatus(rec AutoscaleDecision) *v1alpha1.AutoscaleStatus {
 	}
 	return out
 }
+
+// LastScaleOf is the autoscaler's newest scale that took effect and is not judged yet,
+// from its newest unjudged ledger record (nil when it has none, or it is not a scale),
+// with its direction from the scale events the autoscaler remembers (zero when they do
+// not say).
+func LastScaleOf(rec *v1alpha1.ActionRecord, events []ScaleEvent) *LastScale {
+	if rec == nil || rec.Action != "scale" {
+		return nil
+	}
+	last := &LastScale{At: rec.Time.Time}
+	for _, e := range events {
+		// The record's time is whole seconds; the event's is the decision's.
+		if d := e.Time.Sub(rec.Time.Time); d >= 0 && d < time.Second {
+			last.Delta = e.Delta
+		}
+	}
+	return last
+}

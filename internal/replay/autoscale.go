@@ -1,10 +1,8 @@
 package replay
 
 import (
-	"errors"
 	"fmt"
 	"math"
-	"math/big"
 	"strconv"
 	"time"
 
@@ -80,7 +78,7 @@ func (r *run) decideAutoscale(f *Frame, now time.Time, pol v1alpha1.Policy, old 
 	}
 	rin.History, rin.ScaleEvents = mem.history, mem.events
 	in.Recommender = rin
-	in.LastScale = lastScale(&r.app.Status, pol.Name, mem.events)
+	in.LastScale = plan.LastScaleOf(knowledge.LastUnjudged(&r.app.Status, pol.Name), mem.events)
 
 	d, rec := plan.DecideAutoscale(in)
 	mem.history = rec.History
@@ -99,22 +97,6 @@ func (r *run) rememberScale(now time.Time, pol v1alpha1.Policy) {
 	}
 	mem := r.autoscalers[pol.Name]
 	mem.events = plan.RecordScaleEvent(plan.ResolveBehavior(pol.Autoscale.Behavior), mem.events, now, rec.Current, rec.Desired)
-}
-
-// lastScale is the policy's newest scale that took effect and is not judged yet, with
-// its direction from the remembered scale events, as the controller's lastScale reads it.
-func lastScale(st *v1alpha1.AutonomicAppStatus, policy string, events []plan.ScaleEvent) *plan.LastScale {
-	rec := knowledge.LastUnjudged(st, policy)
-	if rec == nil || rec.Action != "scale" {
-		return nil
-	}
-	last := &plan.LastScale{At: rec.Time.Time}
-	for _, e := range events {
-		if d := e.Time.Sub(rec.Time.Time); d >= 0 && d < time.Second {
-			last.Delta = e.Delta
-		}
-	}
-	return last
 }
 
 // modelled is the value the simulated autoscaler reads for a metric whose sensor
@@ -240,39 +222,4 @@ func Goal(m v1alpha1.AutoscaleMetric) string {
 		return "value " + t.Value.String()
 	}
 	return "none"
-}
-
-// targetReplicas is the count a scale action sets from the current count, as the scale
-// effector computes it: replicas as given, current plus delta, or current times factor
-// rounded up (exactly), at least 0 and at most maxReplicas when set.
-func targetReplicas(a *v1alpha1.ScaleAction, current int32) (int32, error) {
-	var n int64
-	switch {
-	case a.Replicas != nil:
-		n = int64(*a.Replicas)
-	case a.Delta != nil:
-		n = int64(current) + int64(*a.Delta)
-	case a.Factor != nil:
-		f, ok := new(big.Rat).SetString(*a.Factor)
-		if !ok || f.Sign() <= 0 {
-			return 0, fmt.Errorf("factor %q is not a positive decimal", *a.Factor)
-		}
-		p := new(big.Rat).Mul(f, new(big.Rat).SetInt64(int64(current)))
-		q, rem := new(big.Int).QuoRem(p.Num(), p.Denom(), new(big.Int))
-		if rem.Sign() > 0 {
-			q.Add(q, big.NewInt(1))
-		}
-		if !q.IsInt64() || q.Int64() > math.MaxInt32 {
-			n = math.MaxInt32
-		} else {
-			n = q.Int64()
-		}
-	default:
-		return 0, errors.New("the scale action sets none of replicas, delta, factor")
-	}
-	n = max(n, 0)
-	if a.MaxReplicas != nil {
-		n = min(n, int64(*a.MaxReplicas))
-	}
-	return int32(min(n, math.MaxInt32)), nil
 }

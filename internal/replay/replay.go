@@ -495,7 +495,7 @@ func (r *run) prepare(f *Frame, a v1alpha1.Action, component string) (prepared, 
 	switch {
 	case a.Scale != nil:
 		cur := r.currentReplicas(f, component)
-		n, err := targetReplicas(a.Scale, cur)
+		n, err := plan.ScaleReplicas(a.Scale, cur)
 		if err != nil {
 			return p, fmt.Errorf("%s cannot be scaled: %w", component, err)
 		}
