@@ -61,7 +61,7 @@ func (r *AppReconciler) runPolicies(ctx context.Context, s *session, active map[
 		}
 		out = append(out, st)
 		// Later policies see this one's state (and its ledger entries) in the same pass.
-		app.Status.Policies = mergePolicy(app.Status.Policies, st)
+		app.Status.Policies = knowledge.WithPolicy(app.Status.Policies, st)
 	}
 	app.Status.Policies = out
 	return nil
@@ -95,16 +95,6 @@ func bounded(st v1alpha1.PolicyStatus, source string) v1alpha1.PolicyStatus {
 		}
 	}
 	return st
-}
-
-func mergePolicy(list []v1alpha1.PolicyStatus, st v1alpha1.PolicyStatus) []v1alpha1.PolicyStatus {
-	for i := range list {
-		if list[i].Name == st.Name {
-			list[i] = st
-			return list
-		}
-	}
-	return append(list, st)
 }
 
 // newDecision says whether a policy's status after a pass is a new decision, to be
@@ -430,7 +420,7 @@ func (r *AppReconciler) carryOut(ctx context.Context, s *session, policy string,
 	// result then finds both the Pending record and the step it belongs to: it finishes
 	// the record and waits out the step, instead of acting on the step again.
 	acted := bounded(plan.ActedStatus(in, last, s.now), s.source(policy))
-	app.Status.Policies = mergePolicy(app.Status.Policies, acted)
+	app.Status.Policies = knowledge.WithPolicy(app.Status.Policies, acted)
 	if err := s.flush(ctx); err != nil {
 		return actResult{}, err
 	}
@@ -627,7 +617,7 @@ func (r *AppReconciler) completePolicy(s *session, id string, action v1alpha1.Ac
 	}
 	st, next, _ := plan.Completed(st, *rec, action, change, s.now)
 	s.requeueAt(next)
-	s.app.Status.Policies = mergePolicy(s.app.Status.Policies, bounded(st, s.source(rec.Policy)))
+	s.app.Status.Policies = knowledge.WithPolicy(s.app.Status.Policies, bounded(st, s.source(rec.Policy)))
 }
 
 // actionOf finds what a Pending record acts on: the ladder step's action, or the

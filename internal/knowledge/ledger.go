@@ -123,3 +123,15 @@ func LastOf(st *v1alpha1.AutonomicAppStatus, policy string) *v1alpha1.ActionReco
 	}
 	return nil
 }
+
+// WithPolicy is the list of policy statuses with st in place of the status of the same
+// name, or added at the end: later policies of a pass see what earlier ones decided.
+func WithPolicy(list []v1alpha1.PolicyStatus, st v1alpha1.PolicyStatus) []v1alpha1.PolicyStatus {
+	for i := range list {
+		if list[i].Name == st.Name {
+			list[i] = st
+			return list
+		}
+	}
+	return append(list, st)
+}

@@ -263,7 +263,7 @@ func (r *run) runPolicies(f *Frame, now time.Time, active map[string]bool) {
 		}
 		out = append(out, ps)
 		// Later policies see this one's state (and its ledger entries) in the same pass.
-		st.Policies = mergePolicy(st.Policies, ps)
+		st.Policies = knowledge.WithPolicy(st.Policies, ps)
 	}
 	st.Policies = out
 }
@@ -280,16 +280,6 @@ func (r *run) decide(f *Frame, now time.Time, pol v1alpha1.Policy, old v1alpha1.
 	st := old
 	st.Name = pol.Name
 	return plan.Decision{Kind: plan.Idle, Status: st}
-}
-
-func mergePolicy(list []v1alpha1.PolicyStatus, st v1alpha1.PolicyStatus) []v1alpha1.PolicyStatus {
-	for i := range list {
-		if list[i].Name == st.Name {
-			list[i] = st
-			return list
-		}
-	}
-	return append(list, st)
 }
 
 // apply carries out one policy's decision, as the controller's apply does, and returns
