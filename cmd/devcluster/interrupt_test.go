@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +18,7 @@ func TestHelperUpUntilInterrupted(t *testing.T) {
 	if os.Getenv(helperEnv) == "" {
 		t.Skip("only runs as the process of another test")
 	}
-	os.Exit(run([]string{"up", "--kubeconfig", os.Getenv("HOMEOSTAT_TEST_KUBECONFIG")}, os.Stdout, os.Stderr))
+	os.Exit(run(context.Background(), []string{"up", "--kubeconfig", os.Getenv("HOMEOSTAT_TEST_KUBECONFIG")}, os.Stdout, os.Stderr))
 }
 
 // TestCtrlCStopsTheClusterAndLeavesNoProcess runs devcluster up as a process of its own,
