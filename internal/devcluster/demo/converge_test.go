@@ -150,10 +150,12 @@ func TestHistogramQuantileReadsTheModelsP95(t *testing.T) {
 
 // TestTheAutoscaleSampleSettlesOnTheDemoLoad runs the autoscale sample's policy, through
 // the planner, against the demo model as make run serves it (Prometheus scraping the
-// exporter every 2s, the sensors polled at their intervals, pods ready a couple of
-// seconds after a scale) while the load goes from 300 to 900 requests a second and back,
-// and checks that api follows it and settles instead of running away: up within 30s of
-// the rise, never beyond what the model needs plus the lag of the query's rate window,
+// exporter every 2s, the sensors polled at their intervals, pods ready 2s after a scale,
+// the controller's history kept as it keeps it) while the load goes from 300 requests a
+// second to 900 (the README's step), back, to 2000 and back, for every phase of the two
+// sensors' polls against the changes. api must follow each change and settle instead of
+// running away: up within 30s of a rise, never past the phase's ceiling (what the model
+// needs, or one doubling more while the query's rate window still shows saturated pods),
 // settled at the end of each phase.
 func TestTheAutoscaleSampleSettlesOnTheDemoLoad(t *testing.T) {
 	for _, cpuPhase := range []time.Duration{0, 4 * time.Second, 8 * time.Second, 12 * time.Second} {
@@ -232,6 +234,7 @@ func settles(t *testing.T, pollAfter map[string]time.Duration) {
 		began := now
 		setLoad(ph.rps)
 		var upAt time.Time
+		most := replicas
 		end := now.Add(ph.length)
 		for ; now.Before(end); now = now.Add(500 * time.Millisecond) {
 			if serving != replicas && !now.Before(readyAt) {
@@ -264,6 +267,10 @@ func settles(t *testing.T, pollAfter map[string]time.Duration) {
 			if !polled {
 				continue
 			}
+			if n := len(history); n > 0 {
+				// As the controller does: the last recommendation stood until now.
+				history = append(history, plan.Recommendation{Time: now, Replicas: history[n-1].Replicas})
+			}
 			in := plan.AutoscaleInput{Now: now, Policy: *pol, CurrentReplicas: replicas, History: history, ScaleEvents: events}
 			for _, m := range pol.Metrics {
 				in.Metrics = append(in.Metrics, readings[m.Sensor])
@@ -282,9 +289,12 @@ func settles(t *testing.T, pollAfter map[string]time.Duration) {
 					setLoad(rps)
 				}
 			}
-			if replicas > ph.ceil {
-				t.Errorf("At %s, %.0f requests a second scaled api to %d replicas, more than the %d it needs: the autoscaler runs away", now.Sub(start), rps, replicas, ph.ceil)
+			if replicas > most {
+				most = replicas
 			}
+		}
+		if most > ph.ceil {
+			t.Errorf("%.0f requests a second scaled api to %d replicas, past the %d it needs: the autoscaler runs away", ph.rps, most, ph.ceil)
 		}
 		if ph.upWithin > 0 && (upAt.IsZero() || upAt.Sub(began) > ph.upWithin) {
 			t.Errorf("%.0f requests a second scaled api up %s after the change, want within %s", ph.rps, upAt.Sub(began), ph.upWithin)
