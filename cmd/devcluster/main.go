@@ -215,9 +215,15 @@ func up(ctx context.Context, f *clusterFlags, command, env []string, stdout, std
 		opts.Log = stderr
 	}
 	opts.Logger = funcr.New(func(_, line string) { say(stderr, "devcluster: %s\n", line) }, funcr.Options{})
+	prometheus := ""
 	if f.demo {
-		// Before anything starts: a taken port is the likeliest failure, and the quickest to fix.
-		if err := demo.CheckAddress(f.prometheus); err != nil {
+		// Before anything starts: a missing Prometheus or a taken port are the likeliest
+		// failures, and the quickest to fix.
+		var err error
+		if prometheus, err = demo.FindPrometheus(); err == nil {
+			err = demo.CheckAddress(f.prometheus)
+		}
+		if err != nil {
 			say(stderr, "devcluster: %v\n", err)
 			return 1
 		}
@@ -261,7 +267,8 @@ func up(ctx context.Context, f *clusterFlags, command, env []string, stdout, std
 		if why != "" && len(command) > 0 {
 			say(stderr, "devcluster: Prometheus does not scrape the manager: %s\n", why)
 		}
-		d, err := demo.Start(ctx, c, demo.Options{PrometheusAddress: f.prometheus, ManagerMetrics: metrics, Samples: samples, Logger: opts.Logger})
+		d, err := demo.Start(ctx, c, demo.Options{Prometheus: prometheus, PrometheusAddress: f.prometheus,
+			ManagerMetrics: metrics, Samples: samples, Logger: opts.Logger})
 		if err != nil {
 			say(stderr, "devcluster: %v\n", err)
 			return 1

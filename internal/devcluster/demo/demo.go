@@ -2,9 +2,7 @@ package demo
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os/exec"
 	"slices"
 	"strings"
 	"time"
@@ -33,7 +31,7 @@ type Options struct {
 	// PrometheusAddress is where Prometheus listens, on loopback. Default
 	// DefaultPrometheusAddress, where the samples look; see PointSamplesAt for another.
 	PrometheusAddress string
-	// Prometheus is the prometheus binary. Default: prometheus on PATH.
+	// Prometheus is the prometheus binary. Default: FindPrometheus's.
 	Prometheus string
 	// ManagerMetrics is the manager's metrics endpoint, host:port on loopback, plain
 	// HTTP, which Prometheus scrapes as job homeostat; empty: none (see ManagerMetrics).
@@ -77,9 +75,8 @@ func Start(ctx context.Context, c *devcluster.Cluster, opts Options) (*Demo, err
 	binary := opts.Prometheus
 	if binary == "" {
 		var err error
-		if binary, err = exec.LookPath("prometheus"); err != nil {
-			return nil, errors.New("the demo needs prometheus, and none is on PATH: run `bash hack/tools.sh prometheus` " +
-				"(Debian's package, installed when run as root), or put a prometheus binary on PATH; or run without the demo (--demo=false)")
+		if binary, err = FindPrometheus(); err != nil {
+			return nil, err
 		}
 	}
 	cfg := c.RESTConfig()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -51,6 +52,17 @@ func CheckAddress(addr string) error {
 		return fmt.Errorf("the demo's Prometheus cannot listen on %s: %w", addr, err)
 	}
 	return l.Close()
+}
+
+// FindPrometheus returns the path of the prometheus on PATH, or an error that says how to
+// get one.
+func FindPrometheus() (string, error) {
+	path, err := exec.LookPath("prometheus")
+	if err != nil {
+		return "", errors.New("the demo needs prometheus, and none is on PATH: run `bash hack/tools.sh prometheus` " +
+			"(Debian's package, installed when run as root), or put a prometheus binary on PATH; or run without the demo (--demo=false)")
+	}
+	return path, nil
 }
 
 // PrometheusURL is the URL of a Prometheus that listens on addr.
