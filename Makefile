@@ -121,8 +121,7 @@ plugin-dist: ## Build the plugin's krew archives into dist/ and dist/homeostat.y
 .PHONY: run
 run: manifests generate ## Run the manager here (webhooks off): against KUBECONFIG's cluster if reachable, else a local control plane it starts, with the samples and the demo that serves their sensors (Prometheus on 127.0.0.1:9090).
 	$(TOOLS) cluster
-	# The demo needs Prometheus; without one, devcluster says so before it starts a cluster.
-	$(TOOLS) prometheus || true
+	@$(TOOLS) prometheus || echo "make run: the demo of a local cluster needs Prometheus; devcluster will say so if it starts one" >&2
 	$(GO) build -o bin/manager .
 	$(GO) build -o bin/devcluster ./cmd/devcluster
 	bin/devcluster run --manager bin/manager -- --zap-devel --health-probe-bind-address=127.0.0.1:8081 --metrics-bind-address=127.0.0.1:8080 --metrics-secure=false --egress-allow-cidrs=127.0.0.0/8,::1/128
