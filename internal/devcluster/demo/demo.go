@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -71,7 +72,7 @@ func Start(ctx context.Context, c *devcluster.Cluster, opts Options) (*Demo, err
 	if log.GetSink() == nil {
 		log = logr.Discard()
 	}
-	addr := cmpOr(opts.PrometheusAddress, DefaultPrometheusAddress)
+	addr := cmp.Or(opts.PrometheusAddress, DefaultPrometheusAddress)
 	binary := opts.Prometheus
 	if binary == "" {
 		var err error
@@ -260,11 +261,4 @@ func podsMeasured(ctx context.Context, kc kubernetes.Interface, mc metricsclient
 		return fmt.Errorf("metrics.k8s.io has no pod of Deployment %s yet", dep.Name)
 	}
 	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
