@@ -12,6 +12,8 @@ KUBECTL = $(shell $(TOOLS) path kubectl)
 GOTEST_FLAGS ?=
 # Fuzz time per target in `make test`.
 FUZZTIME ?= 10s
+# devcluster flags for `make run`; e.g. make run DEVCLUSTER_FLAGS=--prometheus-address=127.0.0.1:19090
+DEVCLUSTER_FLAGS ?=
 
 .DEFAULT_GOAL := help
 SHELL := /usr/bin/env bash -o pipefail
@@ -125,7 +127,7 @@ run: manifests generate ## Run the manager here (webhooks off): against KUBECONF
 	@$(TOOLS) prometheus || echo "make run: the demo of a local cluster needs Prometheus; devcluster will say so if it starts one" >&2
 	$(GO) build -o bin/manager .
 	$(GO) build -o bin/devcluster ./cmd/devcluster
-	bin/devcluster run --manager bin/manager -- --zap-devel --health-probe-bind-address=127.0.0.1:8081 --metrics-bind-address=127.0.0.1:8080 --metrics-secure=false --egress-allow-cidrs=127.0.0.0/8,::1/128
+	bin/devcluster run $(DEVCLUSTER_FLAGS) --manager bin/manager -- --zap-devel --health-probe-bind-address=127.0.0.1:8081 --metrics-bind-address=127.0.0.1:8080 --metrics-secure=false --egress-allow-cidrs=127.0.0.0/8,::1/128
 
 .PHONY: docker-build
 docker-build: ## Build the manager image.

@@ -46,8 +46,9 @@ func CheckAddress(addr string) error {
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return fmt.Errorf("%s is in use by another program, so the demo's Prometheus cannot listen there: "+
-				"stop that program, or give devcluster --prometheus-address 127.0.0.1:<free port> "+
-				"(it points the samples' Prometheus sensors there), or --demo=false", addr)
+				"stop that program, or choose another port with devcluster's --prometheus-address "+
+				"(make run DEVCLUSTER_FLAGS=--prometheus-address=127.0.0.1:19090; the samples' Prometheus sensors "+
+				"are pointed there), or run without the demo (--demo=false)", addr)
 		}
 		return fmt.Errorf("the demo's Prometheus cannot listen on %s: %w", addr, err)
 	}
@@ -163,7 +164,8 @@ func startPrometheus(ctx context.Context, c *devcluster.Cluster, binary, addr, e
 		return nil
 	})
 	if err != nil && strings.Contains(err.Error(), "address already in use") {
-		return fmt.Errorf("prometheus could not listen on %s, which another program took: give devcluster --prometheus-address 127.0.0.1:<free port>: %w", addr, err)
+		return fmt.Errorf("prometheus could not listen on %s, which another program took: choose another port with "+
+			"--prometheus-address (make run DEVCLUSTER_FLAGS=--prometheus-address=127.0.0.1:19090): %w", addr, err)
 	}
 	return err
 }
