@@ -12,6 +12,8 @@ KUBECTL = $(shell $(TOOLS) path kubectl)
 GOTEST_FLAGS ?=
 # Fuzz time per target in `make test`.
 FUZZTIME ?= 10s
+# devcluster flags for `make run`; e.g. make run DEVCLUSTER_FLAGS=--prometheus-address=127.0.0.1:19090
+DEVCLUSTER_FLAGS ?=
 
 .DEFAULT_GOAL := help
 SHELL := /usr/bin/env bash -o pipefail
@@ -59,7 +61,9 @@ lint: ## golangci-lint (built from the module proxy into the cache on first use)
 .PHONY: test
 test: manifests generate fmt vet ## Unit tests, envtest suites, the admission suite, brief fuzzing and the e2e suite on the local control plane.
 	test -x "$(KUBECTL)" || { echo "No kubectl: run 'bash hack/tools.sh kubernetes'." >&2; exit 1; }
-	$(TOOLS) promtool >/dev/null
+	# Prometheus and promtool (Debian's package): cmd/devcluster runs make run's demo, and
+	# config/monitoring checks and unit-tests the alerts.
+	$(TOOLS) prometheus promtool >/dev/null
 	PATH="$(dir $(KUBECTL)):$$PATH" KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test $(GOTEST_FLAGS) ./api/... ./cmd/... ./config/... ./controllers/... ./hack/... ./internal/... ./test/admission/... ./test/bench/...
 	$(MAKE) fuzz
 	$(MAKE) test-e2e
@@ -120,11 +124,12 @@ plugin-dist: ## Build the plugin's krew archives into dist/ and dist/homeostat.y
 	$(GO) run ./hack/krew -template config/krew/homeostat.yaml -version $(VERSION) -dist dist > dist/homeostat.yaml
 
 .PHONY: run
-run: manifests generate ## Run the manager here (webhooks off): against KUBECONFIG's cluster if reachable, else a local control plane it starts.
+run: manifests generate ## Run the manager here (webhooks off): against KUBECONFIG's cluster if reachable, else a local control plane it starts, with the samples and the demo that serves their sensors (Prometheus on 127.0.0.1:9090).
 	$(TOOLS) cluster
+	@$(TOOLS) prometheus || echo "make run: the demo of a local cluster needs Prometheus; devcluster will say so if it starts one" >&2
 	$(GO) build -o bin/manager .
 	$(GO) build -o bin/devcluster ./cmd/devcluster
-	bin/devcluster run --manager bin/manager -- --zap-devel --health-probe-bind-address=127.0.0.1:8081 --metrics-bind-address=127.0.0.1:8080 --metrics-secure=false --egress-allow-cidrs=127.0.0.0/8,::1/128
+	bin/devcluster run $(DEVCLUSTER_FLAGS) --manager bin/manager -- --zap-devel --health-probe-bind-address=127.0.0.1:8081 --metrics-bind-address=127.0.0.1:8080 --metrics-secure=false --egress-allow-cidrs=127.0.0.0/8,::1/128
 
 .PHONY: docker-build
 docker-build: ## Build the manager image.

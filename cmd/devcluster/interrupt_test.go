@@ -1,14 +1,20 @@
 package main
 
 import (
+	"context"
+	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/homeostat-dev/homeostat/internal/devcluster/demo"
 )
 
 // TestHelperUpUntilInterrupted is the process of TestCtrlCStopsTheClusterAndLeavesNoProcess:
@@ -17,7 +23,7 @@ func TestHelperUpUntilInterrupted(t *testing.T) {
 	if os.Getenv(helperEnv) == "" {
 		t.Skip("only runs as the process of another test")
 	}
-	os.Exit(run([]string{"up", "--kubeconfig", os.Getenv("HOMEOSTAT_TEST_KUBECONFIG")}, os.Stdout, os.Stderr))
+	os.Exit(run(context.Background(), []string{"up", "--kubeconfig", os.Getenv("HOMEOSTAT_TEST_KUBECONFIG")}, os.Stdout, os.Stderr))
 }
 
 // TestCtrlCStopsTheClusterAndLeavesNoProcess runs devcluster up as a process of its own,
@@ -73,6 +79,114 @@ func TestCtrlCStopsTheClusterAndLeavesNoProcess(t *testing.T) {
 	if kubeconfigAnswersAt(t, kubeconfig) {
 		t.Error("the cluster still answers after Ctrl-C")
 	}
+}
+
+// TestHelperRunUntilInterrupted is the process of TestRunWithTheDemoLeavesNoProcess:
+// devcluster run on a cluster of its own, with the demo, whose "manager" sleeps.
+func TestHelperRunUntilInterrupted(t *testing.T) {
+	if os.Getenv(helperEnv) == "" {
+		t.Skip("only runs as the process of another test")
+	}
+	os.Exit(run(context.Background(), []string{"run", "--name=", "--kubeconfig", os.Getenv("HOMEOSTAT_TEST_KUBECONFIG"),
+		"--prometheus-address", os.Getenv("HOMEOSTAT_TEST_PROMETHEUS"), "--manager", os.Getenv("HOMEOSTAT_TEST_SLEEP"), "--", "3600"},
+		os.Stdout, os.Stderr))
+}
+
+// TestRunWithTheDemoLeavesNoProcess runs devcluster run, with the demo, as a process of
+// its own, waits until its cluster answers, Prometheus is ready and the manager runs,
+// and then interrupts it (SIGINT, Ctrl-C: it must exit 0) or kills it (SIGKILL: what it
+// started must die with it, by their parent-death signal). Either way, every process it
+// started (the components, Prometheus, the manager) must be gone, and nothing may answer
+// on Prometheus' port.
+func TestRunWithTheDemoLeavesNoProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a local control plane; skipped with -short")
+	}
+	needTool(t, "prometheus", "run `bash hack/tools.sh prometheus` (make test-e2e does)")
+	sleep := needTool(t, "sleep", "it is part of coreutils")
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+			promAddr := "127.0.0.1:" + strconv.Itoa(freeLoopbackPorts(t, 1)[0])
+			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRunUntilInterrupted$")
+			cmd.Env = append(os.Environ(), helperEnv+"=1", "HOMEOSTAT_TEST_KUBECONFIG="+kubeconfig,
+				"HOMEOSTAT_TEST_PROMETHEUS="+promAddr, "HOMEOSTAT_TEST_SLEEP="+sleep, "KUBECONFIG="+filepath.Join(t.TempDir(), "none"),
+				"TMPDIR="+t.TempDir()) // the cluster's work directory, which a killed run leaves behind
+			var out syncBuffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			t.Cleanup(func() {
+				_ = cmd.Process.Kill()
+				if t.Failed() {
+					t.Logf("devcluster wrote:\n%s", out.String())
+				}
+			})
+
+			var children map[int]string
+			deadline := time.Now().Add(3 * time.Minute)
+			for {
+				children = descendants(cmd.Process.Pid)
+				if kubeconfigAnswersAt(t, kubeconfig) && promReady(promAddr) && slices.Contains(slices.Collect(maps.Values(children)), "sleep") {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("devcluster run did not start the cluster, Prometheus and the manager within 3 minutes; it runs %v", children)
+				}
+				select {
+				case err := <-done:
+					t.Fatalf("devcluster run exited before it was interrupted: %v", err)
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+			names := slices.Sorted(maps.Values(children))
+			for _, want := range []string{"etcd", "kube-apiserver", "prometheus", "sleep"} {
+				if !slices.Contains(names, want) {
+					t.Fatalf("devcluster run runs %v, without %s", names, want)
+				}
+			}
+
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if sig == syscall.SIGINT && err != nil {
+					t.Fatalf("devcluster run exited with %v after SIGINT, want 0", err)
+				}
+			case <-time.After(time.Minute):
+				t.Fatalf("devcluster run did not exit within a minute of %s", sig)
+			}
+			// SIGINT: devcluster has waited for them. SIGKILL: the kernel kills them as their
+			// parent dies; give it a moment.
+			deadline = time.Now().Add(10 * time.Second)
+			for pid, name := range children {
+				for alive(pid) && time.Now().Before(deadline) {
+					time.Sleep(50 * time.Millisecond)
+				}
+				if alive(pid) {
+					t.Errorf("Process %d (%s) of devcluster run is still running after %s", pid, name, sig)
+				}
+			}
+			if promReady(promAddr) {
+				t.Errorf("Prometheus still answers at %s after %s", promAddr, sig)
+			}
+		})
+	}
+}
+
+// promReady says whether a Prometheus at addr answers ready.
+func promReady(addr string) bool {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get(demo.PrometheusURL(addr) + "/-/ready")
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -67,7 +67,7 @@ func TestRunAgainstAnAnsweringClusterTurnsWebhooksOff(t *testing.T) {
 	t.Setenv("ENABLE_WEBHOOKS", "") // as in a shell that never set it
 
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"run", "--manager", os.Args[0], "--", "-test.run=^TestHelperWebhooksOff$"}, &stdout, &stderr)
+	code := run(t.Context(), []string{"run", "--manager", os.Args[0], "--", "-test.run=^TestHelperWebhooksOff$"}, &stdout, &stderr)
 	if readyz.Load() == 0 {
 		t.Fatalf("run never asked the cluster of KUBECONFIG for /readyz; stderr:\n%s", stderr.String())
 	}
@@ -87,7 +87,7 @@ func TestUpRunsTheCommandAgainstTheClusterAndExitsWithIt(t *testing.T) {
 	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none"))
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"up", "--kubeconfig", kubeconfig, "--", os.Args[0], "-test.run=^TestHelperKubeconfigAnswers$"}, &stdout, &stderr)
+	code := run(t.Context(), []string{"up", "--kubeconfig", kubeconfig, "--", os.Args[0], "-test.run=^TestHelperKubeconfigAnswers$"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("up exited with %d, want 0 (the helper exits 7 when KUBECONFIG's cluster does not answer); stderr:\n%s", code, stderr.String())
 	}
@@ -96,7 +96,7 @@ func TestUpRunsTheCommandAgainstTheClusterAndExitsWithIt(t *testing.T) {
 	}
 
 	// The command's exit code is up's; the cluster is gone afterwards.
-	code = run([]string{"up", "--", "sh", "-c", "exit 3"}, &stdout, &stderr)
+	code = run(t.Context(), []string{"up", "--", "sh", "-c", "exit 3"}, &stdout, &stderr)
 	if code != 3 {
 		t.Errorf("up exited with %d, want the command's 3", code)
 	}
@@ -123,10 +123,10 @@ func TestKubeconfigAnswersNotWithoutACluster(t *testing.T) {
 
 func TestUsageOnUnknownVerb(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"down"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "usage:") {
+	if code := run(t.Context(), []string{"down"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "usage:") {
 		t.Errorf("Got %d and %q, want 2 and the usage", code, stderr.String())
 	}
-	if code := run([]string{"run"}, &stdout, &stderr); code != 2 {
+	if code := run(t.Context(), []string{"run"}, &stdout, &stderr); code != 2 {
 		t.Errorf("run without --manager exited with %d, want 2", code)
 	}
 }
@@ -155,7 +155,7 @@ func TestRunInstallsCRDsAndSamplesAndRunsTheManager(t *testing.T) {
 	}
 	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none"))
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"run", "--name", "homeostat-cli-test", "--manager", kubectl, "--",
+	code := run(t.Context(), []string{"run", "--name", "homeostat-cli-test", "--demo=false", "--manager", kubectl, "--",
 		"get", "autonomicapp", "shop", "-n", "homeostat-demo", "-o", "name"}, &stdout, &stderr)
 	// kubectl get exits 1 when the kind or the app is missing.
 	if code != 0 {

@@ -20,24 +20,40 @@ import (
 )
 
 // ApplyManifests server-side applies every object in the YAML files given (a directory
-// means its *.yaml files, except kustomization.yaml), as field manager homeostat-dev.
-// Namespaces go first; an object whose kind the server does not know yet (a CRD that was
-// just installed) is retried for a few seconds.
+// means its *.yaml files, except kustomization.yaml), as ApplyObjects does.
 func ApplyManifests(ctx context.Context, cfg *rest.Config, paths ...string) error {
+	objs, err := ReadManifests(paths...)
+	if err != nil {
+		return err
+	}
+	return ApplyObjects(ctx, cfg, objs)
+}
+
+// ReadManifests reads every object in the YAML files given (a directory means its *.yaml
+// files, except kustomization.yaml, in name order).
+func ReadManifests(paths ...string) ([]*unstructured.Unstructured, error) {
 	var objs []*unstructured.Unstructured
 	for _, p := range paths {
 		files, err := manifestFiles(p)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, f := range files {
 			o, err := readObjects(f)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			objs = append(objs, o...)
 		}
 	}
+	return objs, nil
+}
+
+// ApplyObjects server-side applies the objects as field manager homeostat-dev.
+// Namespaces go first; an object whose kind the server does not know yet (a CRD that was
+// just installed) is retried for a few seconds.
+func ApplyObjects(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructured) error {
+	objs = slices.Clone(objs)
 	slices.SortStableFunc(objs, func(a, b *unstructured.Unstructured) int {
 		return boolRank(a.GetKind() != "Namespace") - boolRank(b.GetKind() != "Namespace")
 	})

@@ -393,6 +393,24 @@ func (c *Cluster) start(ctx context.Context) error {
 	return nil
 }
 
+// StartComponent starts a process that belongs to the cluster beside its components
+// (make run's Prometheus): like them it runs in the work directory, logs to
+// logs/<name>.log (and to Options.Log), is recorded in the pid file, dies with this
+// process and is stopped by Stop. Its arguments must name the work directory (a path
+// under Dir), so that the next Start recognizes it if a killed run left it behind.
+func (c *Cluster) StartComponent(name, binary string, args []string) error {
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.Contains(a, c.dir) }) {
+		return fmt.Errorf("the arguments of %s name no path under %s: the next start could not tell it from another process", name, c.dir)
+	}
+	return c.launch(name, binary, args, nil)
+}
+
+// WaitFor polls check, every 50ms with 2s for each call, until it succeeds, ctx ends or
+// a process of the cluster exits; the error of an exit ends with the process's log.
+func (c *Cluster) WaitFor(ctx context.Context, what string, check func(context.Context) error) error {
+	return c.waitFor(ctx, what, check)
+}
+
 // launch starts a component and records it in the pid file.
 func (c *Cluster) launch(name, binary string, args, env []string) error {
 	p, err := startProcess(c.dir, name, binary, args, env, c.opts.Log)
@@ -586,8 +604,16 @@ func (c *Cluster) Pids() map[string]int {
 
 // LogTails returns the last n lines of every component's log, for a failure report.
 func (c *Cluster) LogTails(n int) string {
+	names := []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+	c.procsMu.Lock()
+	for _, p := range c.procs {
+		if !slices.Contains(names, p.name) {
+			names = append(names, p.name) // one StartComponent started
+		}
+	}
+	c.procsMu.Unlock()
 	var b strings.Builder
-	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} {
+	for _, name := range names {
 		path := filepath.Join(c.dir, "logs", name+".log")
 		if tail := tailFile(path, n); tail != "" {
 			fmt.Fprintf(&b, "==> %s <==\n%s\n", path, tail)

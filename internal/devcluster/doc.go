@@ -27,7 +27,8 @@
 //     whether that stops, fails or is killed. Stop sends SIGTERM, then SIGKILL, and waits.
 //     The pids are recorded in the work directory, whose lock the cluster holds; the next
 //     Start there kills any recorded process that is still running as a component of that
-//     directory.
+//     directory. StartComponent holds a process of the caller's (make run's Prometheus,
+//     see the demo package) to the same rules.
 //
 // What it never does: listen on or connect to anything but 127.0.0.1 (the addresses of
 // nodes, pods and Services are fake and must never be dialled), touch ~/.kube/config or

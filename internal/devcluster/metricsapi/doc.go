@@ -1,7 +1,8 @@
-// Package metricsapi is a metrics.k8s.io/v1beta1 API for tests: an aggregated API server
-// of the test's own, on 127.0.0.1, whose pod and node usage figures the test sets. It
-// stands in for metrics-server, which cannot run on the local control plane because it
-// scrapes kubelets at the nodes' addresses, and kwok's nodes have fake ones.
+// Package metricsapi is a metrics.k8s.io/v1beta1 API for tests and for make run's demo
+// (internal/devcluster/demo): an aggregated API server of the caller's own, on 127.0.0.1,
+// whose pod and node usage figures the caller sets. It stands in for metrics-server, which
+// cannot run on the local control plane because it scrapes kubelets at the nodes'
+// addresses, and kwok's nodes have fake ones.
 //
 //	test ──SetPodUsage──> table
 //	client ──GET /apis/metrics.k8s.io/v1beta1/...──> kube-apiserver (authn, authz)
