@@ -617,6 +617,12 @@ func TestWebhookSlowReceiversOfOneNamespaceDoNotHoldEverySender(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("tenant-b's webhook took %s behind tenant-a's slow receivers", d)
 	}
+	// The first slow POST may reach its receiver after tenant-b's is done (the machine may
+	// be busy); a second could only start once the first ends, 3s after it began.
+	deadline := time.Now().Add(2 * time.Second)
+	for slow.requests() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if n := slow.requests(); n != 1 {
 		t.Errorf("tenant-a's slow receiver got %d requests at once, want 1: its share of 2 senders", n)
 	}
