@@ -44,6 +44,24 @@ docs: ## Generate docs/api.md, the API reference, from the CRDs.
 generate: ## Generate the DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+# The Helm chart, and the files of config/ it reads (charts/homeostat/files/).
+CHART := charts/homeostat
+
+.PHONY: chart
+chart: manifests ## Copy into charts/homeostat/files/ what the chart reads from config/: the CRDs, RBAC roles, webhook configuration and monitoring files.
+	rm -rf $(CHART)/files/crds $(CHART)/files/rbac $(CHART)/files/webhook
+	mkdir -p $(CHART)/files/crds $(CHART)/files/rbac $(CHART)/files/webhook
+	cp config/crd/bases/*.yaml $(CHART)/files/crds/
+	cp config/rbac/*role.yaml $(CHART)/files/rbac/
+	cp config/webhook/manifests.yaml $(CHART)/files/webhook/
+	if [ -d config/monitoring ]; then \
+		rm -rf $(CHART)/files/dashboards && mkdir -p $(CHART)/files/dashboards; \
+		cp config/monitoring/dashboards/*.json $(CHART)/files/dashboards/; \
+		cp config/monitoring/prometheus-rules.yaml $(CHART)/files/prometheus-rules.yaml; \
+	else \
+		echo "config/monitoring does not exist: keeping the placeholder dashboards and rules in $(CHART)/files/"; \
+	fi
+
 .PHONY: fmt
 fmt: ## go fmt.
 	$(GO) fmt ./...
@@ -59,7 +77,7 @@ lint: ## golangci-lint (built from the module proxy into the cache on first use)
 .PHONY: test
 test: manifests generate fmt vet ## Unit tests, envtest suites, the admission suite, brief fuzzing and the e2e suite on the local control plane.
 	test -x "$(KUBECTL)" || { echo "No kubectl: run 'bash hack/tools.sh kubernetes'." >&2; exit 1; }
-	PATH="$(dir $(KUBECTL)):$$PATH" KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test $(GOTEST_FLAGS) ./api/... ./cmd/... ./config/... ./controllers/... ./hack/... ./internal/... ./test/admission/... ./test/bench/...
+	PATH="$(dir $(KUBECTL)):$$PATH" KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test $(GOTEST_FLAGS) ./api/... ./cmd/... ./config/... ./controllers/... ./hack/... ./internal/... ./test/admission/... ./test/bench/... ./test/chart/...
 	$(MAKE) fuzz
 	$(MAKE) test-e2e
 
