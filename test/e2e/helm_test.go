@@ -89,9 +89,8 @@ var _ = Describe("The Helm chart", Label("helm", "kwok"), func() {
 		})
 
 		By("the CRDs belong to the release, and are kept on uninstall")
-		for _, name := range []string{"autonomicapps", "healingpolicies", "clusterhealingpolicies"} {
-			crd := &apiextensionsv1.CustomResourceDefinition{}
-			Expect(k8s.Get(ctx, types.NamespacedName{Name: name + "." + v1alpha1.GroupVersion.Group}, crd)).To(Succeed())
+		for _, name := range homeostatCRDs {
+			crd := crdMeta(name)
 			Expect(crd.Annotations).To(HaveKeyWithValue("meta.helm.sh/release-name", releaseName))
 			Expect(crd.Annotations).To(HaveKeyWithValue("helm.sh/resource-policy", "keep"))
 		}
@@ -115,6 +114,14 @@ var _ = Describe("The Helm chart", Label("helm", "kwok"), func() {
 		Expect(vwcs.Items).To(BeEmpty())
 
 		By("the chart's Deployment gets its pod on a kwok node: the restricted Pod Security Standard admits it")
+		// The namespace does enforce it: a pod without the manager's security context is
+		// refused (a dry run, nothing is created).
+		bare := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: releaseNS.Name, Name: "bare"},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.local/bare:good"}}},
+		}
+		err = k8s.Create(ctx, bare, client.DryRunAll)
+		Expect(err).To(MatchError(ContainSubstring(`violates PodSecurity "restricted:latest"`)))
 		deploy := &appsv1.Deployment{}
 		Eventually(func(g Gomega) {
 			g.Expect(k8s.Get(ctx, types.NamespacedName{Namespace: releaseNS.Name, Name: sa}, deploy)).To(Succeed())
@@ -225,16 +232,27 @@ var _ = Describe("The Helm chart", Label("helm", "kwok"), func() {
 				g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%T %s is gone (%v)", o, o.GetName(), err)
 			}
 		}).WithTimeout(60 * time.Second).WithPolling(500 * time.Millisecond).Should(Succeed())
-		for _, name := range []string{"autonomicapps", "healingpolicies", "clusterhealingpolicies"} {
-			crd := &apiextensionsv1.CustomResourceDefinition{}
-			Expect(k8s.Get(ctx, types.NamespacedName{Name: name + "." + v1alpha1.GroupVersion.Group}, crd)).To(Succeed(), "CRD %s is kept", name)
-			Expect(crd.DeletionTimestamp).To(BeNil())
+		for _, name := range homeostatCRDs {
+			Expect(crdMeta(name).DeletionTimestamp).To(BeNil(), "CRD %s is kept", name)
 		}
 		Consistently(func() error {
 			return k8s.Get(ctx, types.NamespacedName{Namespace: appNS, Name: "shop"}, &v1alpha1.AutonomicApp{})
 		}).WithTimeout(3*time.Second).Should(Succeed(), "the app outlives the release")
 	})
 })
+
+// homeostatCRDs are the names of Homeostat's CRDs.
+var homeostatCRDs = []string{"autonomicapps.autonomic.homeostat.dev", "healingpolicies.autonomic.homeostat.dev",
+	"clusterhealingpolicies.autonomic.homeostat.dev"}
+
+// crdMeta returns the metadata of a CustomResourceDefinition (the suite's scheme has no
+// apiextensions types).
+func crdMeta(name string) *metav1.PartialObjectMetadata {
+	crd := &metav1.PartialObjectMetadata{}
+	crd.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
+	Expect(k8s.Get(context.Background(), types.NamespacedName{Name: name}, crd)).To(Succeed(), "CRD %s", name)
+	return crd
+}
 
 // helmConfig is the Helm SDK's configuration for the suite's cluster, as `helm -n
 // namespace` with the suite's kubeconfig: releases are Secrets in namespace.
