@@ -143,9 +143,20 @@ run: manifests generate ## Run the manager here (webhooks off): against KUBECONF
 	$(GO) build -o bin/devcluster ./cmd/devcluster
 	bin/devcluster run --manager bin/manager -- --zap-devel --health-probe-bind-address=127.0.0.1:8081 --metrics-bind-address=127.0.0.1:8080 --metrics-secure=false --egress-allow-cidrs=127.0.0.0/8,::1/128
 
+# The image's OCI annotations: where its source is, and the commit and time it was built
+# from (SOURCE_DATE_EPOCH, if set, for a reproducible build).
+IMAGE_SOURCE ?= https://github.com/homeostat-dev/homeostat
+IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+IMAGE_CREATED ?= $(shell date -u $${SOURCE_DATE_EPOCH:+-d @$$SOURCE_DATE_EPOCH} +%Y-%m-%dT%H:%M:%SZ)
+
 .PHONY: docker-build
-docker-build: ## Build the manager image.
-	docker build -t $(IMG) .
+docker-build: ## Build the manager image, labelled with its version, revision, source and build time.
+	docker build -t $(IMG) \
+		--build-arg VERSION=$(VERSION) \
+		--build-arg REVISION=$(IMAGE_REVISION) \
+		--build-arg CREATED=$(IMAGE_CREATED) \
+		--build-arg SOURCE=$(IMAGE_SOURCE) \
+		.
 
 ##@ Deployment
 
