@@ -75,9 +75,13 @@ var _ = Describe("The Helm chart", Label("helm", "kwok"), func() {
 		// The suite installed the same CRDs from config/crd/bases before any spec: the
 		// release adopts them, as a `helm install --take-ownership` over `make install`.
 		install.TakeOwnership = true
-		rel, err := install.RunWithContext(ctx, ch, map[string]any{
-			"manager": map[string]any{"watchNamespaces": []any{appNS}},
-		})
+		values := func(webhook bool) map[string]any {
+			return map[string]any{
+				"manager": map[string]any{"watchNamespaces": []any{appNS}},
+				"webhook": map[string]any{"enabled": webhook},
+			}
+		}
+		rel, err := install.RunWithContext(ctx, ch, values(false))
 		Expect(err).NotTo(HaveOccurred())
 		r := rel.(*release.Release)
 		Expect(r.Info.Status).To(Equal(rcommon.StatusDeployed), r.Info.Description)
@@ -112,6 +116,37 @@ var _ = Describe("The Helm chart", Label("helm", "kwok"), func() {
 		var vwcs admissionregistrationv1.ValidatingWebhookConfigurationList
 		Expect(k8s.List(ctx, &vwcs, client.MatchingLabels{"app.kubernetes.io/instance": releaseName})).To(Succeed())
 		Expect(vwcs.Items).To(BeEmpty())
+
+		By("upgrading with the webhook on: the chart makes a certificate, and the next upgrade keeps it")
+		// No AutonomicApp is created or changed while the webhook is on, so the API server
+		// never calls it (its Service leads only to a kwok pod's fake address).
+		upgrade := func(webhook bool) {
+			u := action.NewUpgrade(cfg)
+			u.Namespace, u.WaitStrategy, u.Timeout = releaseNS.Name, kube.HookOnlyStrategy, 2*time.Minute
+			rel, err := u.RunWithContext(ctx, releaseName, ch, values(webhook))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(rel.(*release.Release).Info.Status).To(Equal(rcommon.StatusDeployed))
+		}
+		certSecret := types.NamespacedName{Namespace: releaseNS.Name, Name: fullname + "-webhook-server-cert"}
+		upgrade(true)
+		first := &corev1.Secret{}
+		Expect(k8s.Get(ctx, certSecret, first)).To(Succeed())
+		vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+		Expect(k8s.Get(ctx, types.NamespacedName{Name: fullname + "-validating-webhook-configuration"}, vwc)).To(Succeed())
+		Expect(vwc.Webhooks).To(HaveLen(1))
+		Expect(vwc.Webhooks[0].ClientConfig.CABundle).To(Equal(first.Data["ca.crt"]), "the API server trusts the chart's CA")
+		Expect(vwc.Webhooks[0].ClientConfig.Service.Name).To(Equal(fullname + "-webhook-service"))
+		upgrade(true)
+		second := &corev1.Secret{}
+		Expect(k8s.Get(ctx, certSecret, second)).To(Succeed())
+		Expect(second.Data).To(Equal(first.Data), "an upgrade keeps the certificate in the cluster")
+		upgrade(false)
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(vwc), vwc))
+		}).WithTimeout(30*time.Second).Should(BeTrue(), "the webhook goes with webhook.enabled=false")
+		for _, name := range homeostatCRDs {
+			Expect(crdMeta(name).Annotations).To(HaveKeyWithValue("meta.helm.sh/release-name", releaseName), "the upgrades kept CRD %s", name)
+		}
 
 		By("the chart's Deployment gets its pod on a kwok node: the restricted Pod Security Standard admits it")
 		// The namespace does enforce it: a pod without the manager's security context is
