@@ -62,6 +62,10 @@ chart: manifests ## Copy into charts/homeostat/files/ what the chart reads from 
 		echo "config/monitoring does not exist: keeping the placeholder dashboards and rules in $(CHART)/files/"; \
 	fi
 
+.PHONY: helm-lint
+helm-lint: ## helm lint --strict of the chart, with its defaults and with every value set (the Helm SDK; no helm binary needed).
+	$(GO) test ./test/chart/ -run '^TestChartLintsCleanWithDefaultAndEveryValueSet$$' -count=1 -v
+
 .PHONY: fmt
 fmt: ## go fmt.
 	$(GO) fmt ./...
