@@ -47,11 +47,13 @@ import (
 // with the args of the Deployment the chart rendered and a token of the chart's
 // ServiceAccount, so every permission it uses is one the chart's RBAC grants. Only what
 // a process outside a pod needs is changed: a kubeconfig for the in-cluster config, its
-// listeners on loopback, the namespace the downward API would give it.
+// listeners on loopback, the namespace the downward API would give it. Between install
+// and the manager, upgrades turn the webhook on and off again; no app is written while
+// it is on.
 var _ = Describe("The Helm chart", Label("helm", "kwok"), func() {
 	ctx := context.Background()
 
-	It("installs the CRDs, RBAC and a manager that heals a crash loop with the chart's rights and args, and an uninstall keeps the CRDs and the apps", func() {
+	It("installs the CRDs and RBAC, upgrades keeping its webhook certificate, runs a manager that heals a crash loop with the chart's rights and args, and uninstalls keeping the CRDs and the apps", func() {
 		By("standing the suite's manager down, so only the chart's acts")
 		mgr.stop()
 		DeferCleanup(func() { Expect(mgr.start(nil)).To(Succeed()) })
