@@ -79,7 +79,7 @@ lint: ## golangci-lint (built from the module proxy into the cache on first use)
 	$$($(TOOLS) path golangci-lint) run ./...
 
 .PHONY: test
-test: manifests generate fmt vet ## Unit tests, envtest suites, the admission suite, brief fuzzing and the e2e suite on the local control plane.
+test: manifests generate chart fmt vet ## Unit tests, envtest suites, the admission suite, brief fuzzing and the e2e suite on the local control plane.
 	test -x "$(KUBECTL)" || { echo "No kubectl: run 'bash hack/tools.sh kubernetes'." >&2; exit 1; }
 	PATH="$(dir $(KUBECTL)):$$PATH" KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test $(GOTEST_FLAGS) ./api/... ./cmd/... ./config/... ./controllers/... ./hack/... ./internal/... ./test/admission/... ./test/bench/... ./test/chart/...
 	$(MAKE) fuzz
