@@ -15,6 +15,18 @@ RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpat
 
 # Run it from distroless as a non-root user.
 FROM gcr.io/distroless/static:nonroot
+# The OCI image annotations (`make docker-build` passes the build args).
+ARG VERSION=dev
+ARG REVISION=unknown
+ARG CREATED=unknown
+ARG SOURCE=https://github.com/homeostat-dev/homeostat
+LABEL org.opencontainers.image.title="homeostat" \
+      org.opencontainers.image.description="Homeostat's manager: a Kubernetes operator that keeps applications healthy on its own" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.licenses="Apache-2.0"
 WORKDIR /
 COPY --from=builder /workspace/manager .
 USER 65532:65532

@@ -46,6 +46,28 @@ docs: ## Generate docs/api.md, the API reference, from the CRDs.
 generate: ## Generate the DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+# The Helm chart, and the files of config/ it reads (charts/homeostat/files/).
+CHART := charts/homeostat
+
+.PHONY: chart
+chart: manifests ## Copy into charts/homeostat/files/ what the chart reads from config/: the CRDs, RBAC roles, webhook configuration and monitoring files.
+	rm -rf $(CHART)/files/crds $(CHART)/files/rbac $(CHART)/files/webhook
+	mkdir -p $(CHART)/files/crds $(CHART)/files/rbac $(CHART)/files/webhook
+	cp config/crd/bases/*.yaml $(CHART)/files/crds/
+	cp config/rbac/*role.yaml $(CHART)/files/rbac/
+	cp config/webhook/manifests.yaml $(CHART)/files/webhook/
+	if [ -d config/monitoring ]; then \
+		rm -rf $(CHART)/files/dashboards && mkdir -p $(CHART)/files/dashboards; \
+		cp config/monitoring/dashboards/*.json $(CHART)/files/dashboards/; \
+		cp config/monitoring/prometheus-rules.yaml $(CHART)/files/prometheus-rules.yaml; \
+	else \
+		echo "config/monitoring does not exist: keeping the placeholder dashboards and rules in $(CHART)/files/"; \
+	fi
+
+.PHONY: helm-lint
+helm-lint: ## helm lint --strict of the chart, with its defaults and with every value set (the Helm SDK; no helm binary needed).
+	$(GO) test ./test/chart/ -run '^TestChartLintsCleanWithDefaultAndEveryValueSet$$' -count=1 -v
+
 .PHONY: fmt
 fmt: ## go fmt.
 	$(GO) fmt ./...
@@ -59,12 +81,12 @@ lint: ## golangci-lint (built from the module proxy into the cache on first use)
 	$$($(TOOLS) path golangci-lint) run ./...
 
 .PHONY: test
-test: manifests generate fmt vet ## Unit tests, envtest suites, the admission suite, brief fuzzing and the e2e suite on the local control plane.
+test: manifests generate chart fmt vet ## Unit tests, envtest suites, the admission suite, brief fuzzing and the e2e suite on the local control plane.
 	test -x "$(KUBECTL)" || { echo "No kubectl: run 'bash hack/tools.sh kubernetes'." >&2; exit 1; }
 	# Prometheus and promtool (Debian's package): cmd/devcluster runs make run's demo, and
 	# config/monitoring checks and unit-tests the alerts.
 	$(TOOLS) prometheus promtool >/dev/null
-	PATH="$(dir $(KUBECTL)):$$PATH" KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test $(GOTEST_FLAGS) ./api/... ./cmd/... ./config/... ./controllers/... ./hack/... ./internal/... ./test/admission/... ./test/bench/...
+	PATH="$(dir $(KUBECTL)):$$PATH" KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test $(GOTEST_FLAGS) ./api/... ./cmd/... ./config/... ./controllers/... ./hack/... ./internal/... ./test/admission/... ./test/bench/... ./test/chart/...
 	$(MAKE) fuzz
 	$(MAKE) test-e2e
 
@@ -131,9 +153,20 @@ run: manifests generate ## Run the manager here (webhooks off): against KUBECONF
 	$(GO) build -o bin/devcluster ./cmd/devcluster
 	bin/devcluster run $(DEVCLUSTER_FLAGS) --manager bin/manager -- --zap-devel --health-probe-bind-address=127.0.0.1:8081 --metrics-bind-address=127.0.0.1:8080 --metrics-secure=false --egress-allow-cidrs=127.0.0.0/8,::1/128
 
+# The image's OCI annotations: where its source is, and the commit and time it was built
+# from (SOURCE_DATE_EPOCH, if set, for a reproducible build).
+IMAGE_SOURCE ?= https://github.com/homeostat-dev/homeostat
+IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+IMAGE_CREATED ?= $(shell date -u $${SOURCE_DATE_EPOCH:+-d @$$SOURCE_DATE_EPOCH} +%Y-%m-%dT%H:%M:%SZ)
+
 .PHONY: docker-build
-docker-build: ## Build the manager image.
-	docker build -t $(IMG) .
+docker-build: ## Build the manager image, labelled with its version, revision, source and build time.
+	docker build -t $(IMG) \
+		--build-arg VERSION=$(VERSION) \
+		--build-arg REVISION=$(IMAGE_REVISION) \
+		--build-arg CREATED=$(IMAGE_CREATED) \
+		--build-arg SOURCE=$(IMAGE_SOURCE) \
+		.
 
 ##@ Deployment
 

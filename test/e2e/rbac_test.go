@@ -72,11 +72,18 @@ func installManagerIdentity(ctx context.Context, dir string) (string, error) {
 	if applied < 5 {
 		return "", fmt.Errorf("config/default rendered only %d RBAC objects", applied)
 	}
-	tok, err := clientset.CoreV1().ServiceAccounts(managerNamespace).CreateToken(ctx, managerSA,
+	return serviceAccountKubeconfig(ctx, managerNamespace, managerSA, filepath.Join(dir, "manager.kubeconfig"))
+}
+
+// serviceAccountKubeconfig writes to path a copy of the suite's kubeconfig that
+// authenticates as the ServiceAccount namespace/name instead, with a token from the
+// TokenRequest API, and returns path.
+func serviceAccountKubeconfig(ctx context.Context, namespace, name, path string) (string, error) {
+	tok, err := clientset.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name,
 		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(24 * 3600))}},
 		metav1.CreateOptions{})
 	if err != nil {
-		return "", fmt.Errorf("requesting a token for %s: %w", managerUser, err)
+		return "", fmt.Errorf("requesting a token for system:serviceaccount:%s:%s: %w", namespace, name, err)
 	}
 	cfg, err := clientcmd.LoadFromFile(kubeconfigPath)
 	if err != nil {
@@ -92,7 +99,6 @@ func installManagerIdentity(ctx context.Context, dir string) (string, error) {
 	}
 	user.ClientCertificate, user.ClientKey, user.ClientCertificateData, user.ClientKeyData = "", "", nil, nil
 	user.Token = tok.Status.Token
-	path := filepath.Join(dir, "manager.kubeconfig")
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
 		return "", err
 	}
@@ -101,14 +107,18 @@ func installManagerIdentity(ctx context.Context, dir string) (string, error) {
 
 // forbiddenInLog returns the lines of a manager log where the API server refused the
 // manager's identity something.
-func forbiddenInLog(path string) []string {
+func forbiddenInLog(path string) []string { return forbiddenInLogFor(path, managerUser) }
+
+// forbiddenInLogFor returns the lines of a manager log where the API server refused user
+// something.
+func forbiddenInLogFor(path, user string) []string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil
 	}
 	var out []string
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.Contains(l, "forbidden") && strings.Contains(l, managerUser) {
+		if strings.Contains(l, "forbidden") && strings.Contains(l, user) {
 			out = append(out, l)
 		}
 	}
