@@ -777,3 +777,30 @@ func TestLockdownAddsTheTenancyFlagsToTheDefaultAndNothingElse(t *testing.T) {
 		t.Errorf("The tenant example's RoleBinding binds %+v to %+v, want the Role homeostat-tenant to the ServiceAccount shop/homeostat-tenant", rb.RoleRef, rb.Subjects)
 	}
 }
+
+// The gauges carry the app's own namespace label; a scrape that overrides it hides every
+// app from the alerts, the dashboards and kubectl homeostat simulate.
+func TestTheServiceMonitorKeepsTheGaugesNamespaceLabel(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("prometheus", "monitor.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sm struct {
+		Spec struct {
+			Endpoints []struct {
+				HonorLabels bool `json:"honorLabels"`
+			} `json:"endpoints"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal(b, &sm); err != nil {
+		t.Fatal(err)
+	}
+	if len(sm.Spec.Endpoints) == 0 {
+		t.Fatal("the ServiceMonitor has no endpoints")
+	}
+	for i, e := range sm.Spec.Endpoints {
+		if !e.HonorLabels {
+			t.Errorf("endpoint %d does not set honorLabels: true", i)
+		}
+	}
+}

@@ -320,7 +320,6 @@ func (r *AppReconciler) forget(key types.NamespacedName) {
 	if r.Poller != nil {
 		r.Poller.Forget(key)
 	}
-	r.Metrics.SymptomActive.DeletePartialMatch(map[string]string{"namespace": key.Namespace, "app": key.Name})
 	r.Metrics.forgetSensorSeries(key)
 	r.Metrics.forgetStatusSeries(key)
 }
@@ -538,7 +537,6 @@ func (r *AppReconciler) analyze(s *session) map[string]bool {
 		if next.Active {
 			active[sym.Name] = true
 		}
-		r.Metrics.SymptomActive.WithLabelValues(app.Namespace, app.Name, sym.Name).Set(boolFloat(next.Active))
 		if next.Active != p.Active {
 			verb, typ := "cleared", corev1.EventTypeNormal
 			if next.Active {

@@ -274,6 +274,8 @@ type appStatusSeries struct {
 	phase v1alpha1.Phase
 	// sensors have homeostat_sensor_up series.
 	sensors []string
+	// symptoms have homeostat_symptom_active series.
+	symptoms []string
 	// policies have homeostat_policy_state series, and those with desired set a
 	// homeostat_autoscale_desired_replicas series.
 	policies []policySeries
@@ -286,9 +288,9 @@ type policySeries struct {
 
 // exportStatus sets the status gauges of an app from the status this reconcile decided:
 // homeostat_app_phase of its phase, homeostat_sensor_up of every declared polled sensor,
-// and homeostat_policy_state and homeostat_autoscale_desired_replicas of every policy. It
-// deletes the series the status no longer has: a previous phase or policy state, a sensor
-// or a policy that left the spec, a recommendation that is gone.
+// homeostat_symptom_active of every symptom, and homeostat_policy_state and homeostat_autoscale_desired_replicas of every policy. It
+// deletes the series the status no longer has: a previous phase or policy state, a
+// sensor, a symptom or a policy that left the spec, a recommendation that is gone.
 func (m *Metrics) exportStatus(key types.NamespacedName, st *v1alpha1.AutonomicAppStatus) {
 	m.status.mu.Lock()
 	defer m.status.mu.Unlock()
@@ -314,6 +316,16 @@ func (m *Metrics) exportStatus(key types.NamespacedName, st *v1alpha1.AutonomicA
 	for _, name := range old.sensors {
 		if !slices.Contains(cur.sensors, name) {
 			m.SensorUp.DeleteLabelValues(key.Namespace, key.Name, name)
+		}
+	}
+
+	for _, sym := range st.Symptoms {
+		cur.symptoms = append(cur.symptoms, sym.Name)
+		m.SymptomActive.WithLabelValues(key.Namespace, key.Name, sym.Name).Set(boolFloat(sym.Active))
+	}
+	for _, name := range old.symptoms {
+		if !slices.Contains(cur.symptoms, name) {
+			m.SymptomActive.DeleteLabelValues(key.Namespace, key.Name, name)
 		}
 	}
 
@@ -350,6 +362,9 @@ func (m *Metrics) forgetStatusSeries(key types.NamespacedName) {
 	}
 	for _, name := range a.sensors {
 		m.SensorUp.DeleteLabelValues(key.Namespace, key.Name, name)
+	}
+	for _, name := range a.symptoms {
+		m.SymptomActive.DeleteLabelValues(key.Namespace, key.Name, name)
 	}
 	for _, p := range a.policies {
 		m.PolicyState.DeleteLabelValues(key.Namespace, key.Name, p.name, p.state, p.reason)

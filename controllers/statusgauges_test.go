@@ -106,3 +106,21 @@ func TestStatusGaugesExportNoPhaseBeforeTheFirstSummary(t *testing.T) {
 	m.exportStatus(gaugeShopKey, &v1alpha1.AutonomicAppStatus{Conditions: []metav1.Condition{}})
 	expectSeries(t, m.AppPhase)
 }
+
+func TestSymptomActiveFollowsTheSymptomsOfTheSpecAndVanishesWithTheApp(t *testing.T) {
+	m := newMetrics(prometheus.NewRegistry())
+	st := &v1alpha1.AutonomicAppStatus{Symptoms: []v1alpha1.SymptomStatus{{Name: "CrashLooping", Active: true}, {Name: "Slow"}}}
+	m.exportStatus(gaugeShopKey, st)
+	expectSeries(t, m.SymptomActive,
+		`homeostat_symptom_active{app="shop",namespace="shop",symptom="CrashLooping"} 1`,
+		`homeostat_symptom_active{app="shop",namespace="shop",symptom="Slow"} 0`)
+
+	// CrashLooping leaves the spec while active (a shared policy stops selecting the app):
+	// its series goes, it does not stay at 1.
+	st.Symptoms = st.Symptoms[1:]
+	m.exportStatus(gaugeShopKey, st)
+	expectSeries(t, m.SymptomActive, `homeostat_symptom_active{app="shop",namespace="shop",symptom="Slow"} 0`)
+
+	m.forgetStatusSeries(gaugeShopKey)
+	expectSeries(t, m.SymptomActive)
+}

@@ -196,12 +196,27 @@ func (h *historyReader) readHistory(ctx context.Context, ns, app string, sensors
 	if err != nil {
 		return nil, nil, err
 	}
+	if len(comps) == 0 {
+		// A scrape that does not honor the gauges' own labels (a ServiceMonitor without
+		// honorLabels) moves the app's namespace to exported_namespace.
+		exported := fmt.Sprintf("{exported_namespace=%s,app=%s}", strconv.Quote(ns), strconv.Quote(app))
+		if comps, err = h.rangeQuery(ctx, metricComponentSensor+exported); err != nil {
+			return nil, nil, err
+		}
+		if len(comps) > 0 {
+			sel = exported
+			warnings = append(warnings, "Prometheus keeps the app's namespace as exported_namespace: its scrape of the manager "+
+				"overrides the gauges' namespace label (set honorLabels: true on the ServiceMonitor)")
+		}
+	}
+	// A manager that restarted (another pod, another instance label) left a series of
+	// each: their samples are one history.
 	for _, s := range comps {
 		c, sensor := string(s.labels["component"]), string(s.labels["sensor"])
 		if hist.components[c] == nil {
 			hist.components[c] = map[string]sampleSeries{}
 		}
-		hist.components[c][sensor] = s.values
+		hist.components[c][sensor] = mergeSamples(hist.components[c][sensor], s.values)
 	}
 	phases, err := h.rangeQuery(ctx, metricComponentPhase+sel)
 	if err != nil {
@@ -212,7 +227,7 @@ func (h *historyReader) readHistory(ctx context.Context, ns, app string, sensors
 		if hist.phases[c] == nil {
 			hist.phases[c] = map[string]sampleSeries{}
 		}
-		hist.phases[c][phase] = s.values
+		hist.phases[c][phase] = mergeSamples(hist.phases[c][phase], s.values)
 	}
 	if len(hist.components) == 0 && len(hist.phases) == 0 {
 		return nil, nil, withCode(ExitPrometheus, fmt.Errorf("prometheus at %s has no %s series of AutonomicApp %s/%s %s: "+
@@ -242,7 +257,8 @@ func (h *historyReader) readHistory(ctx context.Context, ns, app string, sensors
 					return nil, nil, err
 				}
 				for _, v := range values {
-					hist.sensors[string(v.labels["sensor"])] = v.values
+					name := string(v.labels["sensor"])
+					hist.sensors[name] = mergeSamples(hist.sensors[name], v.values)
 				}
 			}
 			if len(hist.sensors[s.name]) == 0 {
@@ -252,6 +268,21 @@ func (h *historyReader) readHistory(ctx context.Context, ns, app string, sensors
 		}
 	}
 	return hist, warnings, nil
+}
+
+// mergeSamples adds b's samples to a: the series of one gauge from two managers (one
+// before a restart, one after, with different pod or instance labels). Where both have a
+// sample, the larger is kept.
+func mergeSamples(a, b sampleSeries) sampleSeries {
+	if a == nil {
+		return b
+	}
+	for t, v := range b {
+		if old, ok := a[t]; !ok || v > old {
+			a[t] = v
+		}
+	}
+	return a
 }
 
 // singleSample is a sensor's value at each step from its query's answer: the one sample

@@ -328,3 +328,59 @@ func TestSingleSampleDropsStepsWithSeveralSeriesOrNoNumber(t *testing.T) {
 		t.Errorf("got %v, want only step 1", got)
 	}
 }
+
+func TestHistoryReaderJoinsTheSeriesOfARestartedManager(t *testing.T) {
+	half := hT0.Add(30 * time.Second)
+	before := componentSeries("shop", "shop", "web", func(t time.Time) (map[string]float64, bool) {
+		return map[string]float64{"desiredReplicas": 2, "found": 1}, t.Before(half)
+	})
+	after := componentSeries("shop", "shop", "web", func(t time.Time) (map[string]float64, bool) {
+		return map[string]float64{"desiredReplicas": 4, "found": 1}, !t.Before(half)
+	})
+	for i := range after {
+		after[i].labels["instance"] = "10.0.0.2:8080"
+	}
+	fp := &fakePrometheus{series: map[string][]fakeSeries{shopComponents: append(before, after...)}}
+	srv := newFakePrometheus(t, fp)
+	h, err := newHistoryReader(srv.URL, hT0, hT0.Add(time.Minute), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist, _, err := h.readHistory(context.Background(), "shop", "shop", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := hist.components["web"]["desiredReplicas"]
+	if len(got) != 61 {
+		t.Fatalf("%d samples of desiredReplicas, want the 61 of both managers' series", len(got))
+	}
+	if got[hT0.UnixMilli()] != 2 || got[hT0.Add(time.Minute).UnixMilli()] != 4 {
+		t.Errorf("desiredReplicas at the start %v and the end %v, want 2 and 4", got[hT0.UnixMilli()], got[hT0.Add(time.Minute).UnixMilli()])
+	}
+}
+
+func TestHistoryReaderFindsAnAppWhoseNamespaceTheScrapeRenamed(t *testing.T) {
+	renamed := componentSeries("shop", "shop", "web", steady(3, 3))
+	for i := range renamed {
+		renamed[i].labels["exported_namespace"] = "shop"
+		renamed[i].labels["namespace"] = "homeostat-system"
+	}
+	fp := &fakePrometheus{series: map[string][]fakeSeries{
+		`homeostat_component_sensor{exported_namespace="shop",app="shop"}`: renamed,
+	}}
+	srv := newFakePrometheus(t, fp)
+	h, err := newHistoryReader(srv.URL, hT0, hT0.Add(time.Minute), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist, warnings, err := h.readHistory(context.Background(), "shop", "shop", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist.components["web"]["desiredReplicas"]) == 0 {
+		t.Error("no history read through exported_namespace")
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "honorLabels") {
+		t.Errorf("warnings %q: want one that says to set honorLabels", warnings)
+	}
+}

@@ -333,6 +333,20 @@ func checkHealing(prefix string, h v1alpha1.Healing) []string {
 			}
 		}
 	}
+	if g := h.Guards; g != nil {
+		f := prefix + ".guards"
+		if g.Cooldown != nil && g.Cooldown.Duration < 0 {
+			add(f+".cooldown", "cooldown must not be negative")
+		}
+		if m := g.MaxActions; m != nil {
+			if m.Count < 1 || m.Count > 50 {
+				add(f+".maxActions.count", "count must be from 1 to 50")
+			}
+			if m.Per.Duration <= 0 {
+				add(f+".maxActions.per", "per must be positive")
+			}
+		}
+	}
 	return out
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -93,6 +94,10 @@ func Main(streams genericiooptions.IOStreams, args []string) int {
 		return ExitOK
 	}
 	fmt.Fprintf(streams.ErrOut, "error: %s\n", err)
+	if strings.HasPrefix(err.Error(), "unknown command ") {
+		// cobra's own error for a subcommand that does not exist: a usage error.
+		return ExitUsage
+	}
 	return exitCode(err)
 }
 

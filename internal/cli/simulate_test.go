@@ -388,6 +388,13 @@ metadata: {name: shop}
 spec:
   components: [{name: web, workloadRef: {apiVersion: apps/v1, kind: Deployment, name: web}}]
 `, `spec.symptoms[0].expression (from HealingPolicy shop/page-slow): symptom "Slow": unknown sensor "latency"`},
+		{"an AutonomicApp whose rate limit allows no action", `apiVersion: autonomic.homeostat.dev/v1alpha1
+kind: AutonomicApp
+metadata: {name: shop}
+spec:
+  components: [{name: web, workloadRef: {apiVersion: apps/v1, kind: Deployment, name: web}}]
+  guards: {maxActions: {count: 0, per: 1h}}
+`, `spec.guards.maxActions.count: count must be from 1 to 50`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

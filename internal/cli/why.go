@@ -18,6 +18,7 @@ import (
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/analyze"
+	"github.com/homeostat-dev/homeostat/internal/knowledge"
 	"github.com/homeostat-dev/homeostat/internal/plan"
 )
 
@@ -71,6 +72,9 @@ type Why struct {
 	Policies   []WhyPolicy            `json:"policies,omitempty"`
 	Guards     WhyGuards              `json:"guards"`
 	LastAction *v1alpha1.ActionRecord `json:"lastAction,omitempty"`
+
+	// resourceVersion is the app's, as read: --watch watches from it.
+	resourceVersion string
 }
 
 // WhyCondition is a condition of the app that is not as a healthy app has it.
@@ -187,6 +191,7 @@ func (o *Options) gatherWhy(ctx context.Context, name string) (*Why, error) {
 	}
 	w := explainWhy(app, view, o.Now())
 	w.Warnings = append(w.Warnings, warnings...)
+	w.resourceVersion = app.ResourceVersion
 	return w, nil
 }
 
@@ -279,12 +284,12 @@ func whySymptom(s v1alpha1.SymptomStatus, spec v1alpha1.Symptom, sensors map[str
 	if spec.ClearFor != nil {
 		out.ClearFor = short(spec.ClearFor.Duration)
 	}
-	if s.PendingSince != nil {
+	if out.PendingSince != nil {
 		wait := spec.For
 		if s.Active {
 			wait = spec.ClearFor
 		}
-		at := s.PendingSince.Time
+		at := *out.PendingSince
 		if wait != nil {
 			at = at.Add(wait.Duration)
 		}
@@ -354,15 +359,10 @@ func whyGuards(app, view *v1alpha1.AutonomicApp, now time.Time) WhyGuards {
 	var g WhyGuards
 	in := plan.GuardInput{Mode: app.Spec.Mode}
 	_, in.PausedAnnotation = app.Annotations[v1alpha1.PausedAnnotation]
-	for _, r := range app.Status.History {
-		if r.Result == v1alpha1.ResultSkipped || r.Result == v1alpha1.ResultForbidden {
-			continue
-		}
-		in.ActionTimes = append(in.ActionTimes, r.Time.Time)
-		if r.Time.After(in.LastActionAt) {
-			in.LastActionAt = r.Time.Time
-		}
-	}
+	// The ledger's records, as the manager's guards count them (DryRun's and refused
+	// ones too).
+	in.ActionTimes = knowledge.ActionTimes(&app.Status)
+	in.LastActionAt = knowledge.LastActionAt(&app.Status)
 	if !in.LastActionAt.IsZero() {
 		g.LastActionAt = utc(in.LastActionAt)
 	}
@@ -423,7 +423,11 @@ func (o *Options) watchWhy(ctx context.Context, name string) error {
 		if w, err = o.gatherWhy(ctx, name); err != nil {
 			return err
 		}
-		if !tty && o.Output == "" {
+		switch {
+		case o.Output == "yaml":
+			// One YAML document per drawing.
+			fmt.Fprintln(o.Streams.Out, "---")
+		case !tty && o.Output == "":
 			fmt.Fprintln(o.Streams.Out, "---")
 		}
 	}
@@ -432,9 +436,11 @@ func (o *Options) watchWhy(ctx context.Context, name string) error {
 // waitForChange returns when the app changes after what w shows, or when the nearest
 // time w shows is reached; a watch that ends is started again.
 func (o *Options) waitForChange(ctx context.Context, c client.WithWatch, w *Why) error {
+	// From the version drawn: a change made since is the watch's first event.
 	var list v1alpha1.AutonomicAppList
-	wi, err := c.Watch(ctx, &list, client.InNamespace(w.Namespace),
-		client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("metadata.name", w.App)})
+	wi, err := c.Watch(ctx, &list, &client.ListOptions{Namespace: w.Namespace,
+		FieldSelector: fields.OneTermEqualSelector("metadata.name", w.App),
+		Raw:           &metav1.ListOptions{ResourceVersion: w.resourceVersion, AllowWatchBookmarks: false}})
 	if err != nil {
 		return apiError(err, "watching AutonomicApp "+w.Namespace+"/"+w.App)
 	}
@@ -443,7 +449,6 @@ func (o *Options) waitForChange(ctx context.Context, c client.WithWatch, w *Why)
 	if next := w.nextTime(); !next.IsZero() {
 		timer = time.After(max(next.Sub(o.Now()), 0) + 500*time.Millisecond)
 	}
-	first := true
 	for {
 		select {
 		case <-ctx.Done():
@@ -458,13 +463,13 @@ func (o *Options) waitForChange(ctx context.Context, c client.WithWatch, w *Why)
 			case watch.Deleted:
 				return withCode(ExitNotFound, fmt.Errorf("AutonomicApp %s/%s was deleted", w.Namespace, w.App))
 			case watch.Error:
-				return apiError(apierrors.FromObject(ev.Object), "watching AutonomicApp "+w.Namespace+"/"+w.App)
-			case watch.Added:
-				// The watch starts with the app as it is: already drawn.
-				if first {
-					first = false
-					continue
+				if err := apierrors.FromObject(ev.Object); apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+					// Too old to watch from: read the app again.
+					return nil
 				}
+				return apiError(apierrors.FromObject(ev.Object), "watching AutonomicApp "+w.Namespace+"/"+w.App)
+			case watch.Bookmark:
+				continue
 			}
 			return nil
 		}

@@ -11,6 +11,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 )
@@ -184,4 +185,34 @@ func TestPauseAndResumeSayWhatChanged(t *testing.T) {
 		}
 	}
 	golden(t, "pause.txt", b.Bytes())
+}
+
+func TestWhysGuardsCountTheLedgerAsTheManagerDoes(t *testing.T) {
+	app := whyShopApp()
+	app.Spec.Mode = v1alpha1.ModeDryRun
+	app.Spec.Guards.Cooldown = &metav1.Duration{Duration: 5 * time.Minute}
+	// A DryRun decision a minute ago: the manager's cooldown counts it.
+	app.Status.History = []v1alpha1.ActionRecord{{ID: "heal-web-1", Time: *mt(-time.Minute), Policy: "heal-web", Action: "restartPods",
+		Result: v1alpha1.ResultSkipped, DryRun: true}}
+	w := explainWhy(app, app, whyNow)
+	if v := w.Guards.Verdict; !v.Held || v.Reason != "Cooldown" || v.Until == nil || !v.Until.Equal(whyNow.Add(4*time.Minute)) {
+		t.Errorf("verdict %+v: want held by Cooldown until %s, as the manager's guards count a DryRun record", v, whyNow.Add(4*time.Minute))
+	}
+	// A pending status with a zero pendingSince is shown without a change time.
+	app.Status.Symptoms[1].PendingSince = &metav1.Time{}
+	w = explainWhy(app, app, whyNow)
+	if w.Symptoms[1].ChangesAt != nil {
+		t.Errorf("changesAt %v from a zero pendingSince", w.Symptoms[1].ChangesAt)
+	}
+	var b bytes.Buffer
+	if err := printTo(&b, "", 80, w, func(tx *Text) { renderWhy(tx, w) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAnUnknownCommandIsAUsageError(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := Main(genericiooptions.IOStreams{Out: &out, ErrOut: &errOut}, []string{"wy", "shop"}); code != ExitUsage {
+		t.Errorf("exit %d for an unknown command, want %d: %s", code, ExitUsage, errOut.String())
+	}
 }

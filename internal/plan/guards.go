@@ -152,7 +152,8 @@ func rateLimited(times []time.Time, count int, per time.Duration, now time.Time)
 			in = append(in, t)
 		}
 	}
-	if len(in) < count {
+	if len(in) < count || count < 1 {
+		// The API allows no count below 1; a limit of none limits nothing.
 		return false, time.Time{}, len(in)
 	}
 	oldest := in[0]
