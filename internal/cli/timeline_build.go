@@ -385,42 +385,49 @@ func timelineEvents(in timelineInput) []*timelineEvent {
 		out = append(out, e)
 	}
 	for i := range in.Events {
-		ev := &in.Events[i]
-		e := &timelineEvent{
-			key:       timelineEventKey(ev.UID, ev.Namespace, ev.Name),
-			regarding: ev.Regarding,
-			typ:       ev.Type, reason: ev.Reason, note: ev.Note, action: ev.Action,
-			reporter: cmp.Or(ev.ReportingController, ev.DeprecatedSource.Component),
-			first:    firstNonZero(ev.EventTime.Time, ev.DeprecatedFirstTimestamp.Time, ev.CreationTimestamp.Time),
-			count:    1,
-		}
-		e.last = e.first
-		switch {
-		case ev.Series != nil:
-			e.last, e.count = ev.Series.LastObservedTime.Time, ev.Series.Count
-		case ev.DeprecatedCount > 1:
-			e.last, e.count = ev.DeprecatedLastTimestamp.Time, ev.DeprecatedCount
-		}
-		add(e)
+		add(newTimelineEvent(&in.Events[i]))
 	}
 	for i := range in.CoreEvents {
-		ev := &in.CoreEvents[i]
-		e := &timelineEvent{
-			key:       timelineEventKey(ev.UID, ev.Namespace, ev.Name),
-			regarding: ev.InvolvedObject,
-			typ:       ev.Type, reason: ev.Reason, note: ev.Message, action: ev.Action,
-			reporter: cmp.Or(ev.ReportingController, ev.Source.Component),
-			first:    firstNonZero(ev.FirstTimestamp.Time, ev.EventTime.Time, ev.CreationTimestamp.Time),
-			count:    1,
-		}
-		e.last = e.first
-		switch {
-		case ev.Series != nil:
-			e.last, e.count = ev.Series.LastObservedTime.Time, ev.Series.Count
-		case ev.Count > 1:
-			e.last, e.count = ev.LastTimestamp.Time, ev.Count
-		}
-		add(e)
+		ev := asEventsV1(&in.CoreEvents[i])
+		add(newTimelineEvent(&ev))
+	}
+	return out
+}
+
+// newTimelineEvent is an Event as the timeline reads it: from its series when it
+// repeated, else from its count.
+func newTimelineEvent(ev *eventsv1.Event) *timelineEvent {
+	e := &timelineEvent{
+		key:       timelineEventKey(ev.UID, ev.Namespace, ev.Name),
+		regarding: ev.Regarding,
+		typ:       ev.Type, reason: ev.Reason, note: ev.Note, action: ev.Action,
+		reporter: cmp.Or(ev.ReportingController, ev.DeprecatedSource.Component),
+		first:    firstNonZero(ev.EventTime.Time, ev.DeprecatedFirstTimestamp.Time, ev.CreationTimestamp.Time),
+		count:    1,
+	}
+	e.last = e.first
+	switch {
+	case ev.Series != nil:
+		e.last, e.count = ev.Series.LastObservedTime.Time, ev.Series.Count
+	case ev.DeprecatedCount > 1:
+		e.last, e.count = ev.DeprecatedLastTimestamp.Time, ev.DeprecatedCount
+	}
+	return e
+}
+
+// asEventsV1 is a core/v1 Event in events.k8s.io/v1's fields, as the API server maps
+// one to the other. A core Event's first time is its firstTimestamp, which events.k8s.io
+// keeps as deprecatedFirstTimestamp and prefers eventTime to: put first what core prefers.
+func asEventsV1(ev *corev1.Event) eventsv1.Event {
+	out := eventsv1.Event{
+		ObjectMeta: ev.ObjectMeta, Regarding: ev.InvolvedObject,
+		Type: ev.Type, Reason: ev.Reason, Note: ev.Message, Action: ev.Action,
+		ReportingController: ev.ReportingController, DeprecatedSource: ev.Source,
+		EventTime:                metav1.MicroTime{Time: firstNonZero(ev.FirstTimestamp.Time, ev.EventTime.Time)},
+		DeprecatedFirstTimestamp: ev.FirstTimestamp, DeprecatedLastTimestamp: ev.LastTimestamp, DeprecatedCount: ev.Count,
+	}
+	if ev.Series != nil {
+		out.Series = &eventsv1.EventSeries{Count: ev.Series.Count, LastObservedTime: ev.Series.LastObservedTime}
 	}
 	return out
 }
