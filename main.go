@@ -16,8 +16,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -30,6 +32,7 @@ import (
 	"github.com/homeostat-dev/homeostat/controllers"
 	"github.com/homeostat-dev/homeostat/internal/egress"
 	"github.com/homeostat-dev/homeostat/internal/execute"
+	"github.com/homeostat-dev/homeostat/internal/leader"
 	"github.com/homeostat-dev/homeostat/internal/plan"
 	"github.com/homeostat-dev/homeostat/internal/rights"
 )
@@ -86,6 +89,16 @@ func main() {
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica of the manager acts.")
 	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "", "The namespace of the leader election Lease; "+
 		"default: the manager's own namespace.")
+	leaseDuration := flag.Duration("leader-elect-lease-duration", leader.DefaultLeaseDuration, "How long the other "+
+		"replicas wait after the Lease was last renewed before they take it over: a leader that dies unannounced is "+
+		"replaced this long after its last renewal. Shorter replaces it sooner; it must exceed --leader-elect-renew-deadline.")
+	renewDeadline := flag.Duration("leader-elect-renew-deadline", leader.DefaultRenewDeadline, "How long the leader "+
+		"keeps trying to renew the Lease before it stops acting and stands by. Shorter stops a cut-off leader sooner "+
+		"but makes it give up the Lease in a shorter API server hiccup (it takes the Lease back when the API server "+
+		"answers, unless another replica took it).")
+	retryPeriod := flag.Duration("leader-elect-retry-period", leader.DefaultRetryPeriod, "How often the leader renews "+
+		"the Lease and the other replicas try to take it (each try is one API request). A Lease released by a leader "+
+		"that shut down is taken at once by a replica that may watch it, without waiting for a retry.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch; empty watches all.")
 	defaultServiceAccount := flag.String("default-service-account", "", "The ServiceAccount, in each app's own namespace, "+
 		"whose rights bound what Homeostat reads and does for an app that sets no spec.serviceAccountName, as Flux's flag "+
@@ -204,17 +217,16 @@ func main() {
 	controllers.ConfigureCache(&cacheOpts)
 
 	mgrOpts := ctrl.Options{
-		Scheme:                        scheme,
-		Metrics:                       metricsOpts,
-		HealthProbeBindAddress:        probeAddr,
-		PprofBindAddress:              pprofAddr,
-		LeaderElection:                leaderElect,
-		LeaderElectionID:              "homeostat.autonomic.homeostat.dev",
-		LeaderElectionNamespace:       leaderElectionNS,
-		LeaderElectionReleaseOnCancel: true,
-		GracefulShutdownTimeout:       &gracefulShutdown,
-		Cache:                         cacheOpts,
-		Client:                        controllers.ClientOptions(),
+		Scheme:                 scheme,
+		Metrics:                metricsOpts,
+		HealthProbeBindAddress: probeAddr,
+		PprofBindAddress:       pprofAddr,
+		// Leader election is the manager's own (internal/leader): every replica runs
+		// its caches and controllers, and acts only while it holds the Lease.
+		LeaderElection:          false,
+		GracefulShutdownTimeout: &gracefulShutdown,
+		Cache:                   cacheOpts,
+		Client:                  controllers.ClientOptions(),
 	}
 	if enableWebhooks {
 		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Port: webhookPort, CertDir: webhookCertDir, TLSOpts: tlsOpts})
@@ -237,6 +249,19 @@ func main() {
 		log.Error(err, "Unable to create the manager")
 		os.Exit(1)
 	}
+	var gate *leader.Gate
+	if leaderElect {
+		elector, err := newElector(restConfig, leaderElectionNS, *leaseDuration, *renewDeadline, *retryPeriod)
+		if err != nil {
+			log.Error(err, "Invalid leader election")
+			os.Exit(2)
+		}
+		gate = elector.Gate
+		if err := mgr.Add(elector); err != nil {
+			log.Error(err, "Unable to add the leader elector")
+			os.Exit(1)
+		}
+	}
 
 	if err := controllers.Setup(mgr, controllers.Options{
 		MaxConcurrentReconciles: maxConcurrentRecon,
@@ -257,6 +282,7 @@ func main() {
 		NodeUncordonAfter:       nodeUncordonAfter,
 		WatchNamespaces:         splitList(watchNamespaces),
 		SensorGauges:            sensorGauges,
+		Leader:                  gate,
 	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		os.Exit(1)
@@ -306,6 +332,28 @@ func egressPolicy(apiHost, allow, deny string, maxBody int64, maxTimeout time.Du
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return egress.New(ctx, cfg)
+}
+
+// leaseName is the leader election Lease; config/rbac/leader_election_role.yaml names it.
+const leaseName = "homeostat.autonomic.homeostat.dev"
+
+// newElector builds the leader elector of the --leader-elect* flags.
+func newElector(cfg *rest.Config, namespace string, lease, renew, retry time.Duration) (*leader.Elector, error) {
+	c := leader.Config{Name: leaseName, LeaseDuration: lease, RenewDeadline: renew, RetryPeriod: retry}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	ns, err := leader.Namespace(namespace)
+	if err != nil {
+		return nil, err
+	}
+	c.Namespace = ns
+	// Its own client, so that renewals are not queued behind the controllers' requests.
+	cs, err := kubernetes.NewForConfig(rest.AddUserAgent(rest.CopyConfig(cfg), "leader-election"))
+	if err != nil {
+		return nil, err
+	}
+	return &leader.Elector{Config: c, Gate: leader.NewGate(), Client: cs}, nil
 }
 
 // webhookListen is the webhook server's listen address: every address, at its port.

@@ -467,15 +467,15 @@ func TestLeaderElectionRoleNamesTheManagersLease(t *testing.T) {
 	objs := render(t, "default")
 	src, err := os.ReadFile(filepath.Join("..", "main.go"))
 	if err != nil {
-		t.Fatalf("Reading main.go for its LeaderElectionID: %v", err)
+		t.Fatalf("Reading main.go for its leaseName: %v", err)
 	}
-	m := regexp.MustCompile(`LeaderElectionID:\s*"([^"]+)"`).FindSubmatch(src)
+	m := regexp.MustCompile(`const leaseName = "([^"]+)"`).FindSubmatch(src)
 	if m == nil {
-		t.Fatal("main.go sets no literal LeaderElectionID; update this test and config/rbac/leader_election_role.yaml together")
+		t.Fatal("main.go sets no literal leaseName; update this test and config/rbac/leader_election_role.yaml together")
 	}
 	id := string(m[1])
 	role := get[rbacv1.Role](t, objs, "Role", namespace, "homeostat-leader-election-role")
-	var create, getUpdate bool
+	var create, getUpdate, watch bool
 	for _, r := range role.Rules {
 		if !slices.Contains(r.APIGroups, "coordination.k8s.io") || !slices.Contains(r.Resources, "leases") {
 			continue
@@ -483,10 +483,11 @@ func TestLeaderElectionRoleNamesTheManagersLease(t *testing.T) {
 		create = create || slices.Contains(r.Verbs, "create")
 		getUpdate = getUpdate || (slices.Contains(r.ResourceNames, id) &&
 			slices.Contains(r.Verbs, "get") && slices.Contains(r.Verbs, "update"))
+		watch = watch || (slices.Contains(r.ResourceNames, id) && slices.Contains(r.Verbs, "watch"))
 	}
-	if !create || !getUpdate {
-		t.Errorf("The leader election Role must let the manager create leases and get and update the Lease %q "+
-			"(main.go's LeaderElectionID); its rules are %+v", id, role.Rules)
+	if !create || !getUpdate || !watch {
+		t.Errorf("The leader election Role must let the manager create leases, and get, update and watch the Lease %q "+
+			"(main.go's leaseName); its rules are %+v", id, role.Rules)
 	}
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/analyze"
 	"github.com/homeostat-dev/homeostat/internal/execute"
+	"github.com/homeostat-dev/homeostat/internal/leader"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
 	"github.com/homeostat-dev/homeostat/internal/plan"
 	"github.com/homeostat-dev/homeostat/internal/rights"
@@ -95,6 +96,9 @@ type AppReconciler struct {
 	// cacheHealth says when the informer cache may be stale (a watch failed and has not
 	// listed again); nil when the cache does not report it.
 	cacheHealth *cacheHealth
+	// Leader lets reconciles through only while this replica holds the Lease; nil
+	// always does.
+	Leader *leader.Gate
 }
 
 // SetupWithManager watches apps, their workloads and pods, and child apps. Every watch
@@ -103,7 +107,7 @@ func (r *AppReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.AutonomicApp{}, indexHeldByNodes, heldByNodesIndex); err != nil {
 		return fmt.Errorf("indexing apps by the node guard's hold: %w", err)
 	}
-	c, err := ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		// Labels count: a relabelled app may come under a shared policy or leave one.
 		For(&v1alpha1.AutonomicApp{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
@@ -127,8 +131,13 @@ func (r *AppReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		WatchesRawSource(source.Channel(r.Storm.flips, allApps(r.Client))).
 		WatchesRawSource(r.notify).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
-		Named("autonomicapp").
-		Build(r)
+		Named("autonomicapp")
+	if r.Leader != nil {
+		b = b.WatchesRawSource(leadershipSource{gate: r.Leader, list: func(ctx context.Context) []reconcile.Request {
+			return appRequests(ctx, r.Client)
+		}})
+	}
+	c, err := b.Build(gate(r.Leader, r))
 	if err != nil {
 		return err
 	}

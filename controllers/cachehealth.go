@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/watch"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
@@ -30,8 +33,19 @@ const cacheCatchUp = time.Second
 // then is backing off.
 const watchRestart = 2 * time.Second
 
-// staleCacheRecheck is how soon an action held by a stale cache is looked at again.
+// staleCacheRecheck is how soon an action held by a cache whose watch is down is looked
+// at again; one held while a watch catches up is looked at again when it has caught up.
 const staleCacheRecheck = time.Second
+
+// cacheRetryFirst and cacheRetryMax bound how an informer retries a list or watch call
+// that failed because the API server could not be reached or was not ready: at once
+// after cacheRetryFirst, then twice as long each time, never longer than cacheRetryMax.
+// client-go's reflector would back off for up to a minute, and keep acting on a cache
+// that old well after the API server is back.
+const (
+	cacheRetryFirst = 100 * time.Millisecond
+	cacheRetryMax   = time.Second
+)
 
 // cacheHealth knows when the manager's informer cache may be stale. When the API server
 // is unreachable, an informer's watch breaks and its reflector retries with a backoff
@@ -51,6 +65,8 @@ const staleCacheRecheck = time.Second
 // action.
 type cacheHealth struct {
 	clock clock.PassiveClock
+	// sleep waits d, or until ctx ends (then it returns false); nil waits on a timer.
+	sleep func(ctx context.Context, d time.Duration) bool
 
 	mu sync.Mutex
 	// down holds, per informer type, when its list or watch first failed; caughtUp, when
@@ -75,17 +91,28 @@ func (h *cacheHealth) newInformer(lw toolscache.ListerWatcher, obj runtime.Objec
 	return toolscache.NewSharedIndexInformer(h.watching(lw, fmt.Sprintf("%T", obj)), obj, resync, indexers)
 }
 
-// watching returns lw with every list and watch call reported as what.
+// watching returns lw with every list and watch call reported as what. A call that
+// failed because the API server is unreachable or not ready is tried again within
+// cacheRetryMax, inside the call: the reflector never sees that error, so it never
+// backs off for it.
 func (h *cacheHealth) watching(lw toolscache.ListerWatcher, what string) toolscache.ListerWatcher {
 	inner := toolscache.ToListerWatcherWithContext(lw)
 	return &toolscache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			obj, err := inner.ListWithContext(ctx, opts)
+			var obj runtime.Object
+			err := h.retry(ctx, what, func() (err error) {
+				obj, err = inner.ListWithContext(ctx, opts)
+				return err
+			})
 			h.called(what, err)
 			return obj, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			w, err := inner.WatchWithContext(ctx, opts)
+			var w watch.Interface
+			err := h.retry(ctx, what, func() (err error) {
+				w, err = inner.WatchWithContext(ctx, opts)
+				return err
+			})
 			if err != nil {
 				h.called(what, err)
 				return w, err
@@ -93,6 +120,53 @@ func (h *cacheHealth) watching(lw toolscache.ListerWatcher, what string) toolsca
 			return h.observe(what, w), nil
 		},
 	}
+}
+
+// retry calls call until it succeeds, fails otherwise than with the API server out of
+// reach (unreachable), or ctx ends; each failure puts the type down.
+func (h *cacheHealth) retry(ctx context.Context, what string, call func() error) error {
+	delay := cacheRetryFirst
+	for {
+		err := call()
+		if err == nil || ctx.Err() != nil || !unreachable(err) {
+			return err
+		}
+		h.called(what, err)
+		// ±20%, so that the informers do not all call at once.
+		if !h.wait(ctx, time.Duration(float64(delay)*(0.8+0.4*rand.Float64()))) {
+			return err
+		}
+		delay = min(2*delay, cacheRetryMax)
+	}
+}
+
+func (h *cacheHealth) wait(ctx context.Context, d time.Duration) bool {
+	if h.sleep != nil {
+		return h.sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// unreachable says whether err means that the API server could not be reached or is
+// not ready yet: a connection refused, reset or cut short, a timeout, a 503, a 500
+// (etcd unavailable while it starts). 429 is not: the server asks for the backoff the
+// reflector keeps, and the client already waits its Retry-After.
+func unreachable(err error) bool {
+	if apierrors.IsTooManyRequests(err) {
+		return false
+	}
+	var ne net.Error
+	return utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err) || utilnet.IsProbableEOF(err) ||
+		(errors.As(err, &ne) && ne.Timeout()) ||
+		apierrors.IsServiceUnavailable(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+		apierrors.IsInternalError(err)
 }
 
 // observedWatch passes a watch's events through, reporting what the stream says about
@@ -240,9 +314,13 @@ func (h *cacheHealth) stale() (string, time.Time) {
 			note(what, t)
 		}
 	}
+	var caughtUpAt time.Time // when the last type that is catching up will have caught up
 	for what, t := range h.caughtUp {
 		if now.Before(t) {
 			catching = append(catching, what)
+			if t.After(caughtUpAt) {
+				caughtUpAt = t
+			}
 		} else {
 			delete(h.caughtUp, what)
 		}
@@ -255,11 +333,11 @@ func (h *cacheHealth) stale() (string, time.Time) {
 		if h.lastErr != "" {
 			last = " (last error: " + text.Truncate(h.lastErr, 256) + ")"
 		}
-		return fmt.Sprintf("The manager's watches of %s have been down since %s%s, so its view of the cluster may be stale; the informers retry with a backoff of up to a minute.",
+		return fmt.Sprintf("The manager's watches of %s have been down since %s%s, so its view of the cluster may be stale; the informers retry every second.",
 			strings.Join(down, ", "), since.UTC().Format(time.RFC3339), last), recheck
 	case len(catching) > 0:
 		slices.Sort(catching)
-		return fmt.Sprintf("The manager's watches of %s are back and catching up with what they missed.", strings.Join(catching, ", ")), recheck
+		return fmt.Sprintf("The manager's watches of %s are back and catching up with what they missed.", strings.Join(catching, ", ")), caughtUpAt
 	}
 	return "", time.Time{}
 }

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/leader"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
 	"github.com/homeostat-dev/homeostat/internal/plan"
 )
@@ -34,6 +35,9 @@ type SharedPolicyReconciler struct {
 	client.Client
 	// Cluster is true for ClusterHealingPolicy, false for HealingPolicy.
 	Cluster bool
+	// Leader lets reconciles through only while this replica holds the Lease; nil
+	// always does.
+	Leader *leader.Gate
 }
 
 // SetupWithManager watches the policy kind and the apps, so that an app created, deleted
@@ -54,7 +58,31 @@ func (r *SharedPolicyReconciler) SetupWithManager(mgr manager.Manager) error {
 		b = b.Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.policiesOfApp),
 			ctrl.WithPredicates(predicate.LabelChangedPredicate{}))
 	}
-	return b.Named(name).Complete(r)
+	if r.Leader != nil {
+		b = b.WatchesRawSource(leadershipSource{gate: r.Leader, list: r.allPolicies})
+	}
+	return b.Named(name).Complete(gate(r.Leader, r))
+}
+
+// allPolicies asks for every policy of the reconciler's kind in the cache.
+func (r *SharedPolicyReconciler) allPolicies(ctx context.Context) []reconcile.Request {
+	var out []reconcile.Request
+	if r.Cluster {
+		var list v1alpha1.ClusterHealingPolicyList
+		if err := r.List(ctx, &list, client.UnsafeDisableDeepCopy); err == nil {
+			for _, p := range list.Items {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: p.Name}})
+			}
+		}
+		return out
+	}
+	var list v1alpha1.HealingPolicyList
+	if err := r.List(ctx, &list, client.UnsafeDisableDeepCopy); err == nil {
+		for _, p := range list.Items {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+		}
+	}
+	return out
 }
 
 func (r *SharedPolicyReconciler) policiesOfApp(ctx context.Context, o client.Object) []reconcile.Request {

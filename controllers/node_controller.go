@@ -26,6 +26,7 @@ import (
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/execute"
 	"github.com/homeostat-dev/homeostat/internal/knowledge"
+	"github.com/homeostat-dev/homeostat/internal/leader"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
 	"github.com/homeostat-dev/homeostat/internal/plan"
 )
@@ -62,6 +63,9 @@ type NodeReconciler struct {
 	// Namespaces are the namespaces the manager watches (--watch-namespaces); empty is
 	// all. A node an app of another namespace cordoned is another manager's to decide.
 	Namespaces []string
+	// Leader lets reconciles through only while this replica holds the Lease; nil
+	// always does.
+	Leader *leader.Gate
 }
 
 // indexNodeApp indexes the nodes that carry a Homeostat cordon by the app that made it
@@ -81,12 +85,29 @@ func (r *NodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Node{}, indexNodeApp, nodeAppIndex); err != nil {
 		return fmt.Errorf("indexing nodes by the app that cordoned them: %w", err)
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&corev1.Node{}, builder.WithPredicates(homeostatCordonChanged)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.cordonedNodeOfPod), builder.WithPredicates(podOnNodeChanged)).
 		Watches(&v1alpha1.AutonomicApp{}, handler.EnqueueRequestsFromMapFunc(r.nodesCordonedByApp), builder.WithPredicates(nodeActionsFinished)).
-		Named("node").
-		Complete(r)
+		Named("node")
+	if r.Leader != nil {
+		b = b.WatchesRawSource(leadershipSource{gate: r.Leader, list: r.allNodes})
+	}
+	return b.Complete(gate(r.Leader, r))
+}
+
+// allNodes asks for every node in the cache; Reconcile looks only at those Homeostat
+// cordoned.
+func (r *NodeReconciler) allNodes(ctx context.Context) []reconcile.Request {
+	var nodes corev1.NodeList
+	if err := r.List(ctx, &nodes, client.UnsafeDisableDeepCopy); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(nodes.Items))
+	for _, n := range nodes.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: n.Name}})
+	}
+	return out
 }
 
 // Reconcile decides whether to lift the cordon of one node, and lifts it.

@@ -25,6 +25,7 @@ import (
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/egress"
 	"github.com/homeostat-dev/homeostat/internal/execute"
+	"github.com/homeostat-dev/homeostat/internal/leader"
 	"github.com/homeostat-dev/homeostat/internal/monitor"
 	"github.com/homeostat-dev/homeostat/internal/plan"
 	"github.com/homeostat-dev/homeostat/internal/rights"
@@ -92,6 +93,9 @@ type Options struct {
 	SensorGauges bool
 	// Clock is the controllers' one clock; default the real one.
 	Clock clock.Clock
+	// Leader lets the controllers and the poller act only while this replica holds the
+	// leader election Lease (--leader-elect); nil: this replica always acts.
+	Leader *leader.Gate
 }
 
 // ConfigureCache trims cached objects and keeps Secrets out of the cache: the operator
@@ -174,6 +178,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			countApps(mgr.GetClient()), DefaultMetrics.StormActive),
 		triggers:    newTriggers(),
 		cacheHealth: defaultCacheHealth,
+		Leader:      opts.Leader,
 	}
 	r.notify = newNotifier(func(k types.NamespacedName) { r.triggers.mark(k, opts.Clock.Now()) })
 	// A webhook's POST runs in the background and brings its app back when it moves on.
@@ -210,6 +215,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			TTL: opts.AuthorizationCacheTTL},
 	}
 	r.Poller.Rights = r.Rights
+	r.Poller.Leader = opts.Leader
+	// A replica that leads again polls at once; one that stops leading acts on none of
+	// the values it read while it led.
+	opts.Leader.OnGained(r.Poller.Kick)
+	opts.Leader.OnLost(r.Poller.Suspend)
 	r.Effectors.ManagerNamespace = opts.ManagerNamespace
 	if err := mgr.Add(r.Poller); err != nil {
 		return fmt.Errorf("adding the sensor poller: %w", err)
@@ -221,14 +231,14 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		nr := &NodeReconciler{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, Clock: opts.Clock,
 			Effectors: r.Effectors, UncordonAfter: opts.NodeUncordonAfter, Metrics: DefaultMetrics,
-			Namespaces: opts.WatchNamespaces,
+			Namespaces: opts.WatchNamespaces, Leader: opts.Leader,
 		}
 		if err := nr.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up the node controller: %w", err)
 		}
 	}
 	for _, cluster := range []bool{false, true} {
-		if err := (&SharedPolicyReconciler{Client: mgr.GetClient(), Cluster: cluster}).SetupWithManager(mgr); err != nil {
+		if err := (&SharedPolicyReconciler{Client: mgr.GetClient(), Cluster: cluster, Leader: opts.Leader}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up the shared policy controller: %w", err)
 		}
 	}

@@ -180,16 +180,21 @@ func (b *stormBreaker) evaluate(ctx context.Context) bool {
 // allApps maps a flip to every app.
 func allApps(r client.Reader) handler.TypedEventHandler[client.Object, reconcile.Request] {
 	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
-		var apps v1alpha1.AutonomicAppList
-		if err := r.List(ctx, &apps, client.UnsafeDisableDeepCopy); err != nil {
-			return nil
-		}
-		out := make([]reconcile.Request, 0, len(apps.Items))
-		for _, a := range apps.Items {
-			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: a.Namespace, Name: a.Name}})
-		}
-		return out
+		return appRequests(ctx, r)
 	})
+}
+
+// appRequests asks for every app in the cache.
+func appRequests(ctx context.Context, r client.Reader) []reconcile.Request {
+	var apps v1alpha1.AutonomicAppList
+	if err := r.List(ctx, &apps, client.UnsafeDisableDeepCopy); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(apps.Items))
+	for _, a := range apps.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: a.Namespace, Name: a.Name}})
+	}
+	return out
 }
 
 // countApps counts the managed apps in the cache, by namespace.

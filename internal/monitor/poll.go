@@ -25,6 +25,7 @@ import (
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/egress"
 	"github.com/homeostat-dev/homeostat/internal/fair"
+	"github.com/homeostat-dev/homeostat/internal/leader"
 )
 
 // Defaults of a sensor's schedule, as the API documents them.
@@ -180,6 +181,8 @@ type Poller struct {
 	// (a get of the object) before they read it; a refusal is the sensor's error. An app
 	// that names no ServiceAccount is not checked. Nil checks nothing.
 	Rights TenantRights
+	// Leader lets polls through only while this replica leads; nil always polls.
+	Leader *leader.Gate
 
 	initOnce   sync.Once
 	queue      workqueue.TypedDelayingInterface[sensorKey] // keys wait here until due
@@ -237,8 +240,40 @@ type probe interface {
 	release()
 }
 
-// NeedLeaderElection says that only the leader polls: readings drive actions.
+// NeedLeaderElection says that only the leader polls: readings drive actions. Under
+// the manager's own elector (leader.Elector) the poller runs on every replica and
+// Leader stops its polls while the replica stands by.
 func (p *Poller) NeedLeaderElection() bool { return true }
+
+// SuspendedReason is the error of every reading while the replica does not hold the
+// Lease: its values are not read, so nothing acts on them until a poll reads them again.
+const SuspendedReason = "not polled: this replica of the manager does not hold the leader election Lease"
+
+// Kick polls every declared sensor at once that is not already waiting or polling: the
+// replica has just become the leader again and its readings are suspended.
+func (p *Poller) Kick() {
+	p.init()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.Clock.Now()
+	for app, as := range p.apps {
+		for name, st := range as.sensors {
+			if st.queued || st.polling || st.parked {
+				continue
+			}
+			st.due = now
+			st.queued = true
+			p.ready.Add(app.Namespace, sensorKey{app: app, sensor: name})
+		}
+	}
+}
+
+// Suspend marks every reading unavailable (SuspendedReason) when the replica stops
+// leading.
+func (p *Poller) Suspend() {
+	p.init()
+	p.Readings.Suspend(SuspendedReason)
+}
 
 func (p *Poller) init() {
 	p.initOnce.Do(func() {
@@ -471,8 +506,17 @@ func (p *Poller) process(ctx context.Context, key sensorKey) {
 		return
 	}
 	st.queued = false
-	if now := p.Clock.Now(); now.Before(st.due) {
+	now := p.Clock.Now()
+	if now.Before(st.due) {
 		p.queue.AddAfter(key, st.due.Sub(now))
+		p.mu.Unlock()
+		return
+	}
+	if !p.Leader.Leading() {
+		// A replica that does not hold the Lease does not poll: readings drive actions.
+		// It looks again an interval later, or at once when it leads again (Kick).
+		st.due = now.Add(st.interval)
+		p.queue.AddAfter(key, st.interval)
 		p.mu.Unlock()
 		return
 	}

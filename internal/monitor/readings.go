@@ -153,6 +153,22 @@ func (r *Readings) Forget(app types.NamespacedName) {
 	delete(r.apps, app)
 }
 
+// Suspend marks every available reading unavailable with reason, keeping its last value
+// and the history: the values are no longer being read (this replica lost its Lease),
+// so nothing may act on them until a poll reads them again. It is not a failure of the
+// sensor: its count of consecutive failures is left alone.
+func (r *Readings) Suspend(reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, recs := range r.apps {
+		for _, rec := range recs {
+			if rec.last.Err == "" {
+				rec.last.Err = reason
+			}
+		}
+	}
+}
+
 // forgetSensor drops one sensor of the app.
 func (r *Readings) forgetSensor(app types.NamespacedName, sensor string) {
 	r.mu.Lock()

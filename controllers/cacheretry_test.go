@@ -1,0 +1,182 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+)
+
+// outageAPI serves an informer's list and watch calls: each fails with a refused
+// connection, as when the API server is down, while refusals is positive.
+type outageAPI struct {
+	mu        sync.Mutex
+	refusals  int
+	lists     int
+	watchers  []*watch.FakeWatcher
+	newWatch  chan struct{}
+	callCount int
+}
+
+var errConnRefused = &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+
+func (a *outageAPI) refuse() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.callCount++
+	if a.refusals > 0 {
+		a.refusals--
+		return true
+	}
+	return false
+}
+
+func (a *outageAPI) lw() *toolscache.ListWatch {
+	return &toolscache.ListWatch{
+		ListWithContextFunc: func(context.Context, metav1.ListOptions) (runtime.Object, error) {
+			if a.refuse() {
+				return nil, errConnRefused
+			}
+			a.mu.Lock()
+			a.lists++
+			a.mu.Unlock()
+			return &corev1.PodList{ListMeta: metav1.ListMeta{ResourceVersion: "1"},
+				Items: []corev1.Pod{{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-1", ResourceVersion: "1"}}}}, nil
+		},
+		WatchFuncWithContext: func(_ context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			if a.refuse() {
+				return nil, errConnRefused
+			}
+			if opts.SendInitialEvents != nil && *opts.SendInitialEvents {
+				// A server without streaming lists: the reflector lists instead.
+				return nil, apierrors.NewBadRequest("sendInitialEvents is not supported")
+			}
+			w := watch.NewFake()
+			a.mu.Lock()
+			a.watchers = append(a.watchers, w)
+			a.mu.Unlock()
+			a.newWatch <- struct{}{}
+			return w, nil
+		},
+	}
+}
+
+// TestInformerRetriesWithinTheBoundWhileTheAPIServerIsDown runs a client-go informer
+// through the cache's list and watch wrapper while the API server refuses connections:
+// first its initial list, then a watch that broke. Every refused call is retried inside
+// the wrapper after at most cacheRetryMax (plus jitter), so the reflector never sees the
+// error and never starts its own backoff of up to a minute.
+func TestInformerRetriesWithinTheBoundWhileTheAPIServerIsDown(t *testing.T) {
+	var mu sync.Mutex
+	var delays []time.Duration
+	h := newCacheHealth(clock.RealClock{})
+	h.sleep = func(ctx context.Context, d time.Duration) bool {
+		mu.Lock()
+		delays = append(delays, d)
+		mu.Unlock()
+		return ctx.Err() == nil
+	}
+	api := &outageAPI{refusals: 12, newWatch: make(chan struct{}, 10)}
+	inf := h.newInformer(api.lw(), &corev1.Pod{}, 0, toolscache.Indexers{})
+	var handlerErrs []error
+	if err := inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *toolscache.Reflector, err error) {
+		mu.Lock()
+		handlerErrs = append(handlerErrs, err)
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go inf.RunWithContext(ctx)
+
+	select {
+	case <-api.newWatch:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the informer never listed and watched after 12 refused calls")
+	}
+	eventually(t, "the informer watches but has not synced", inf.HasSynced)
+	checkDelays := func(phase string, want int) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(delays) != want {
+			t.Errorf("%s: %d waits between retries, want one per refused call (%d)", phase, len(delays), want)
+		}
+		for i, d := range delays {
+			if d > cacheRetryMax*12/10 {
+				t.Errorf("%s: retry %d waited %s, more than the bound %s and its jitter", phase, i+1, d, cacheRetryMax)
+			}
+		}
+		if n := len(delays); n >= 6 && delays[n-1] < cacheRetryMax*8/10 {
+			t.Errorf("%s: after %d refusals the wait is %s, not backed off to about %s", phase, n, delays[n-1], cacheRetryMax)
+		}
+		if len(handlerErrs) > 0 {
+			t.Errorf("%s: the reflector saw %d errors (%v); it would back off for them", phase, len(handlerErrs), handlerErrs)
+		}
+		delays = nil
+	}
+	checkDelays("initial list", 12)
+	if reason, _ := h.stale(); reason == "" {
+		t.Error("right after the list came back the cache is not reported catching up")
+	}
+
+	// The watch breaks (the API server went away) and every new watch is refused for a while.
+	api.mu.Lock()
+	api.refusals = 8
+	w := api.watchers[0]
+	api.mu.Unlock()
+	w.Error(&apierrors.NewServiceUnavailable("shutting down").ErrStatus)
+	w.Stop()
+	select {
+	case <-api.newWatch:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the informer never watched again after 8 refused calls")
+	}
+	// A 503 in the stream makes the reflector list again at once; the refusals that follow
+	// are retried by the wrapper.
+	checkDelays("watch", 8)
+}
+
+func TestUnreachableErrors(t *testing.T) {
+	gr := schema.GroupResource{Resource: "pods"}
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{errConnRefused, true},
+		{fmt.Errorf("Get \"https://127.0.0.1:6443/api/v1/pods\": %w", errConnRefused), true},
+		{&net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, true},
+		{io.ErrUnexpectedEOF, true},
+		{apierrors.NewServiceUnavailable("starting"), true},
+		{apierrors.NewInternalError(errors.New("etcdserver: leader changed")), true},
+		{apierrors.NewTimeoutError("slow", 1), true},
+		{apierrors.NewServerTimeout(gr, "list", 1), true},
+		{&net.DNSError{Err: "timeout", Name: "api", IsTimeout: true}, true},
+		{apierrors.NewTooManyRequests("slow down", 1), false},
+		{apierrors.NewForbidden(gr, "", errors.New("no")), false},
+		{apierrors.NewNotFound(gr, "x"), false},
+		{apierrors.NewResourceExpired("too old resource version"), false},
+		{context.Canceled, false},
+		{errors.New("something else"), false},
+	} {
+		if got := unreachable(c.err); got != c.want {
+			t.Errorf("unreachable(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
