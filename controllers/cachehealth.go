@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/homeostat-dev/homeostat/internal/text"
 )
@@ -75,7 +76,14 @@ type cacheHealth struct {
 	ended    map[string]time.Time
 	caughtUp map[string]time.Time
 	lastErr  string
+	// informers numbers the informers; lastUnreachable is when a call last found the API
+	// server out of reach.
+	informers       int
+	lastUnreachable time.Time
 }
+
+// cacheLog says when an informer goes down and comes back.
+var cacheLog = logf.Log.WithName("cache-health")
 
 func newCacheHealth(c clock.PassiveClock) *cacheHealth {
 	return &cacheHealth{clock: c, down: map[string]time.Time{}, ended: map[string]time.Time{}, caughtUp: map[string]time.Time{}}
@@ -88,7 +96,22 @@ var defaultCacheHealth = newCacheHealth(clock.RealClock{})
 // newInformer is the cache's informer constructor (cache.Options.NewInformer): the
 // default one, with the list and watch calls observed.
 func (h *cacheHealth) newInformer(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, indexers toolscache.Indexers) toolscache.SharedIndexInformer {
-	return toolscache.NewSharedIndexInformer(h.watching(lw, fmt.Sprintf("%T", obj)), obj, resync, indexers)
+	// A cache of several namespaces has an informer per type and namespace: each is down
+	// or up on its own, and is named by its type.
+	h.mu.Lock()
+	h.informers++
+	what := fmt.Sprintf("%T%s%d", obj, informerSep, h.informers)
+	h.mu.Unlock()
+	return toolscache.NewSharedIndexInformer(h.watching(lw, what), obj, resync, indexers)
+}
+
+// informerSep separates an informer's type from its number in the keys of cacheHealth.
+const informerSep = "#"
+
+// typeOf is the type an informer's key names.
+func typeOf(what string) string {
+	t, _, _ := strings.Cut(what, informerSep)
+	return t
 }
 
 // watching returns lw with every list and watch call reported as what. A call that
@@ -128,7 +151,7 @@ func (h *cacheHealth) retry(ctx context.Context, what string, call func() error)
 	delay := cacheRetryFirst
 	for {
 		err := call()
-		if err == nil || ctx.Err() != nil || !unreachable(err) {
+		if err == nil || ctx.Err() != nil || !h.unreachable(err) {
 			return err
 		}
 		h.called(what, err)
@@ -152,6 +175,25 @@ func (h *cacheHealth) wait(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// startingGrace is how long after the API server was last out of reach a 404, 401 or
+// 403 of a list or watch still counts as the server starting: a restarted API server
+// serves custom resources only once its CRD informers have synced, and authorizes only
+// once its RBAC caches have, and answers those meanwhile.
+const startingGrace = time.Minute
+
+// unreachable is the package's unreachable, and a 404, 401 or 403 within startingGrace of
+// an unreachable server.
+func (h *cacheHealth) unreachable(err error) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if unreachable(err) {
+		h.lastUnreachable = h.clock.Now()
+		return true
+	}
+	starting := !h.lastUnreachable.IsZero() && h.clock.Since(h.lastUnreachable) < startingGrace
+	return starting && (apierrors.IsNotFound(err) || apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err))
 }
 
 // unreachable says whether err means that the API server could not be reached or is
@@ -244,6 +286,7 @@ func (h *cacheHealth) failed(what string, err error) {
 	defer h.mu.Unlock()
 	if _, ok := h.down[what]; !ok {
 		h.down[what] = h.clock.Now()
+		cacheLog.Info("An informer of the cache cannot list or watch; every action waits until it is back", "type", typeOf(what), "err", err.Error())
 	}
 	delete(h.ended, what)
 	delete(h.caughtUp, what)
@@ -266,9 +309,15 @@ func (h *cacheHealth) streamEnded(what string) {
 func (h *cacheHealth) back(what string, start time.Time) {
 	endedAt, ended := h.ended[what]
 	delete(h.ended, what)
-	if _, ok := h.down[what]; ok || (ended && start.Sub(endedAt) > watchRestart) {
+	since, ok := h.down[what]
+	if ok || (ended && start.Sub(endedAt) > watchRestart) {
 		delete(h.down, what)
 		h.caughtUp[what] = start.Add(cacheCatchUp)
+		if !ok {
+			since = endedAt
+		}
+		cacheLog.Info("An informer of the cache is back; actions wait until it has caught up", "type", typeOf(what),
+			"downFor", start.Sub(since).Round(time.Millisecond).String())
 	}
 }
 
@@ -301,7 +350,7 @@ func (h *cacheHealth) stale() (string, time.Time) {
 	var down, catching []string
 	var since time.Time
 	note := func(what string, t time.Time) {
-		down = append(down, what)
+		down = append(down, typeOf(what))
 		if since.IsZero() || t.Before(since) {
 			since = t
 		}
@@ -317,7 +366,7 @@ func (h *cacheHealth) stale() (string, time.Time) {
 	var caughtUpAt time.Time // when the last type that is catching up will have caught up
 	for what, t := range h.caughtUp {
 		if now.Before(t) {
-			catching = append(catching, what)
+			catching = append(catching, typeOf(what))
 			if t.After(caughtUpAt) {
 				caughtUpAt = t
 			}
@@ -329,6 +378,7 @@ func (h *cacheHealth) stale() (string, time.Time) {
 	switch {
 	case len(down) > 0:
 		slices.Sort(down)
+		down = slices.Compact(down)
 		last := ""
 		if h.lastErr != "" {
 			last = " (last error: " + text.Truncate(h.lastErr, 256) + ")"
@@ -337,6 +387,7 @@ func (h *cacheHealth) stale() (string, time.Time) {
 			strings.Join(down, ", "), since.UTC().Format(time.RFC3339), last), recheck
 	case len(catching) > 0:
 		slices.Sort(catching)
+		catching = slices.Compact(catching)
 		return fmt.Sprintf("The manager's watches of %s are back and catching up with what they missed.", strings.Join(catching, ", ")), caughtUpAt
 	}
 	return "", time.Time{}

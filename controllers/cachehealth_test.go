@@ -33,9 +33,12 @@ func (a *fakeAPI) lw() *toolscache.ListWatch {
 			}
 			return &metav1.List{}, nil
 		},
-		WatchFuncWithContext: func(context.Context, metav1.ListOptions) (watch.Interface, error) {
+		WatchFuncWithContext: func(_ context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			if a.down {
 				return nil, errRefused
+			}
+			if opts.SendInitialEvents != nil && *opts.SendInitialEvents {
+				return nil, apierrors.NewBadRequest("sendInitialEvents is not supported") // the reflector lists instead
 			}
 			w := watch.NewFake()
 			a.watches = append(a.watches, w)

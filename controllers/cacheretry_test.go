@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 // outageAPI serves an informer's list and watch calls: each fails with a refused
@@ -178,5 +180,54 @@ func TestUnreachableErrors(t *testing.T) {
 		if got := unreachable(c.err); got != c.want {
 			t.Errorf("unreachable(%v) = %v, want %v", c.err, got, c.want)
 		}
+	}
+}
+
+// A restarted API server answers 404 for custom resources until it serves them again,
+// and 403 until its RBAC caches have synced: right after the server was out of reach
+// those are retried like a refused connection, and otherwise returned at once.
+func TestNotFoundIsRetriedOnlyWhileTheAPIServerIsStarting(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC))
+	h := newCacheHealth(clk)
+	h.sleep = func(ctx context.Context, _ time.Duration) bool { return ctx.Err() == nil }
+	gr := schema.GroupResource{Group: "autonomic.homeostat.dev", Resource: "autonomicapps"}
+	calls := 0
+	errs := []error{errConnRefused, apierrors.NewNotFound(gr, ""), apierrors.NewForbidden(gr, "", errors.New("RBAC starting"))}
+	err := h.retry(t.Context(), "*v1alpha1.AutonomicApp#1", func() error {
+		calls++
+		if calls <= len(errs) {
+			return errs[calls-1]
+		}
+		return nil
+	})
+	if err != nil || calls != 4 {
+		t.Fatalf("after a refused connection, a 404 and a 403: %d calls, %v; want 4 calls and success", calls, err)
+	}
+	clk.Step(startingGrace + time.Second)
+	calls = 0
+	err = h.retry(t.Context(), "*v1alpha1.AutonomicApp#1", func() error {
+		calls++
+		return apierrors.NewNotFound(gr, "")
+	})
+	if !apierrors.IsNotFound(err) || calls != 1 {
+		t.Fatalf("long after the server was out of reach a 404 was retried (%d calls, %v); it means the CRD is not installed", calls, err)
+	}
+}
+
+// With --watch-namespaces the cache has an informer per type and namespace: one that is
+// back does not make the type fresh while another is still down.
+func TestEachInformerOfATypeIsDownOnItsOwn(t *testing.T) {
+	h := newCacheHealth(clock.RealClock{})
+	down, up := &fakeAPI{down: true}, &fakeAPI{}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go h.newInformer(down.lw(), &corev1.Pod{}, 0, toolscache.Indexers{}).RunWithContext(ctx)
+	eventually(t, "the refused informer never tried", func() bool { r, _ := h.stale(); return r != "" })
+	upInf := h.newInformer(up.lw(), &corev1.Pod{}, 0, toolscache.Indexers{})
+	go upInf.RunWithContext(ctx)
+	eventually(t, "the other informer never synced", upInf.HasSynced)
+	time.Sleep(cacheCatchUp + 100*time.Millisecond)
+	if reason, _ := h.stale(); !strings.Contains(reason, "watches of *v1.Pod have been down") {
+		t.Fatalf("one of two pod informers is still down, yet the cache says: %q", reason)
 	}
 }

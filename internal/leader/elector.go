@@ -27,6 +27,9 @@ const (
 	DefaultRetryPeriod   = 2 * time.Second
 )
 
+// kickSettle is how long a kick waits before it restarts the campaign.
+const kickSettle = 50 * time.Millisecond
+
 // leaseWatchRetry is how soon the watch of the Lease is opened again after it failed.
 const leaseWatchRetry = 500 * time.Millisecond
 
@@ -151,6 +154,13 @@ func (e *Elector) Start(ctx context.Context) error {
 			stop()
 			log.Info("Lost the Lease; standing by with warm caches and campaigning again")
 		case <-e.kick:
+			// A kick can race this elector's own acquisition: its Lease write is seen
+			// before it has noted the write. Look again a moment later.
+			select {
+			case <-ctx.Done():
+				goto wait
+			case <-time.After(kickSettle):
+			}
 			if e.Gate.Leading() || le.IsLeader() {
 				goto wait
 			}

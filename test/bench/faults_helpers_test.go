@@ -39,6 +39,7 @@ import (
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/devcluster"
+	"github.com/homeostat-dev/homeostat/test/bench/harness"
 	"github.com/homeostat-dev/homeostat/internal/egress/egresstest"
 )
 
@@ -131,11 +132,57 @@ func newFaultEnv(t *testing.T, opts devcluster.Options) *faultEnv {
 // manager returns a manager process of this env (not started). Its log is
 // <logDir>/<name>.log, appended to across restarts.
 func (e *faultEnv) manager(name string, args ...string) *faultManager {
-	m := &faultManager{name: name, bin: e.bin, kubeconfig: e.cluster.Kubeconfig(), args: args,
+	return e.managerOf(e.bin, name, args...)
+}
+
+// managerOf is manager, of another binary.
+func (e *faultEnv) managerOf(bin, name string, args ...string) *faultManager {
+	m := &faultManager{name: name, bin: bin, kubeconfig: e.cluster.Kubeconfig(), args: args,
 		logPath: filepath.Join(e.logDir, name+".log")}
 	e.t.Cleanup(m.stop)
 	return m
 }
+
+// faultBeforeRev is the manager the fixes of the outage and leader change are measured
+// against: the last commit before them. HOMEOSTAT_BENCH_FAULTS_BEFORE names another;
+// "none" measures the working tree alone.
+const faultBeforeRev = "54f12a0"
+
+func faultBeforeRevision() string {
+	rev := cmpOr(os.Getenv("HOMEOSTAT_BENCH_FAULTS_BEFORE"), faultBeforeRev)
+	if rev == "none" {
+		return ""
+	}
+	return rev
+}
+
+// faultManagerAt builds the manager of a commit once per test binary.
+func faultManagerAt(ctx context.Context, rev string) (string, error) {
+	faultBuiltMu.Lock()
+	defer faultBuiltMu.Unlock()
+	if bin, ok := faultBuilt[rev]; ok {
+		return bin, nil
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	scratch, err := ScratchDir()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(scratch, "faults", "manager-"+rev)
+	if err := harness.BuildManagerAt(ctx, root, rev, bin); err != nil {
+		return "", err
+	}
+	faultBuilt[rev] = bin
+	return bin, nil
+}
+
+var (
+	faultBuiltMu sync.Mutex
+	faultBuilt   = map[string]string{}
+)
 
 func (e *faultEnv) namespace(name string) string {
 	e.t.Helper()
@@ -289,6 +336,20 @@ type faultManager struct {
 	metricsAddr string
 	startedAt   time.Time
 	starts      int
+	// supervise starts the process again the moment it exits on its own, as a pod's
+	// kubelet would (after its backoff); exited counts those exits.
+	supervise bool
+	exited    int
+}
+
+// faultRestartDelay is how long a supervised manager stays down after it exited.
+const faultRestartDelay = time.Second
+
+// exits is how many times the process exited on its own.
+func (m *faultManager) exits() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.exited
 }
 
 func (m *faultManager) start() error {
@@ -322,7 +383,27 @@ func (m *faultManager) start() error {
 		return err
 	}
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); _ = logf.Close(); close(done) }()
+	go func() {
+		_ = cmd.Wait()
+		_ = logf.Close()
+		close(done)
+		// signal holds mu until it has seen done and cleared cmd: an exit it asked for
+		// is never taken for one on the process's own.
+		m.mu.Lock()
+		own := m.cmd == cmd
+		if own {
+			m.cmd = nil
+			m.exited++
+		}
+		restart := own && m.supervise
+		m.mu.Unlock()
+		if restart {
+			// Not at once: a manager that exits as it starts would spin. A kubelet
+			// waits 10 s, doubling up to 5 minutes.
+			time.Sleep(faultRestartDelay)
+			_ = m.start()
+		}
+	}()
 	m.cmd, m.done, m.startedAt = cmd, done, time.Now()
 	return nil
 }

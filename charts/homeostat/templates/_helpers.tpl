@@ -104,10 +104,16 @@ A value left null leaves its flag out, and the manager uses its own default.
 {{- $m := .Values.manager -}}
 {{- $lock := .Values.lockdown.enabled -}}
 {{- $args := list -}}
-{{- if .Values.leaderElection.enabled }}{{ $args = append $args "--leader-elect" }}{{ end -}}
+{{- $le := .Values.leaderElection -}}
+{{- if $le.enabled }}{{ $args = append $args "--leader-elect" }}{{ end -}}
 {{- $args = append $args (printf "--health-probe-bind-address=:%v" .Values.health.port) -}}
 {{- $args = append $args (printf "--metrics-bind-address=:%v" .Values.metrics.port) -}}
 {{- $args = append $args (printf "--enable-webhooks=%t" .Values.webhook.enabled) -}}
+{{- if $le.enabled -}}
+{{- if include "homeostat.isSet" $le.leaseDuration }}{{ $args = append $args (printf "--leader-elect-lease-duration=%s" $le.leaseDuration) }}{{ end -}}
+{{- if include "homeostat.isSet" $le.renewDeadline }}{{ $args = append $args (printf "--leader-elect-renew-deadline=%s" $le.renewDeadline) }}{{ end -}}
+{{- if include "homeostat.isSet" $le.retryPeriod }}{{ $args = append $args (printf "--leader-elect-retry-period=%s" $le.retryPeriod) }}{{ end -}}
+{{- end -}}
 {{- if include "homeostat.isSet" $m.gracefulShutdownTimeout }}{{ $args = append $args (printf "--graceful-shutdown-timeout=%s" $m.gracefulShutdownTimeout) }}{{ end -}}
 {{- if .Values.webhook.enabled -}}
 {{- $args = append $args (printf "--webhook-port=%v" .Values.webhook.port) -}}
