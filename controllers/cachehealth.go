@@ -155,6 +155,7 @@ func (h *cacheHealth) retry(ctx context.Context, what string, call func() error)
 			return err
 		}
 		h.called(what, err)
+		cacheLog.V(1).Info("Retrying a list or watch of the cache", "type", typeOf(what), "in", delay.String(), "err", err.Error())
 		// ±20%, so that the informers do not all call at once.
 		if !h.wait(ctx, time.Duration(float64(delay)*(0.8+0.4*rand.Float64()))) {
 			return err
