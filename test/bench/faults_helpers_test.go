@@ -39,8 +39,8 @@ import (
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 	"github.com/homeostat-dev/homeostat/internal/devcluster"
-	"github.com/homeostat-dev/homeostat/test/bench/harness"
 	"github.com/homeostat-dev/homeostat/internal/egress/egresstest"
+	"github.com/homeostat-dev/homeostat/test/bench/harness"
 )
 
 // faultSection is the report section of the fault-tolerance scenarios.

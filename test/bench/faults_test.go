@@ -7,8 +7,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"syscall"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
