@@ -57,16 +57,8 @@ var faultScheme = func() *kruntime.Scheme {
 // faultManagerBinary builds the manager from main.go once per test binary, into
 // bench/tmp/faults (ignored by git).
 var faultManagerBinary = sync.OnceValues(func() (string, error) {
-	root, err := RepoRoot()
+	root, dir, err := faultDirs()
 	if err != nil {
-		return "", err
-	}
-	scratch, err := ScratchDir()
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(scratch, "faults")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
 	bin := filepath.Join(dir, "manager")
@@ -156,6 +148,19 @@ func faultBeforeRevision() string {
 	return rev
 }
 
+// faultDirs are the repository's root and bench/tmp/faults, made if missing.
+func faultDirs() (root, dir string, err error) {
+	if root, err = RepoRoot(); err != nil {
+		return "", "", err
+	}
+	scratch, err := ScratchDir()
+	if err != nil {
+		return "", "", err
+	}
+	dir = filepath.Join(scratch, "faults")
+	return root, dir, os.MkdirAll(dir, 0o755)
+}
+
 // faultManagerAt builds the manager of a commit once per test binary.
 func faultManagerAt(ctx context.Context, rev string) (string, error) {
 	faultBuiltMu.Lock()
@@ -163,15 +168,11 @@ func faultManagerAt(ctx context.Context, rev string) (string, error) {
 	if bin, ok := faultBuilt[rev]; ok {
 		return bin, nil
 	}
-	root, err := RepoRoot()
+	root, dir, err := faultDirs()
 	if err != nil {
 		return "", err
 	}
-	scratch, err := ScratchDir()
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(scratch, "faults", "manager-"+rev)
+	bin := filepath.Join(dir, "manager-"+rev)
 	if err := harness.BuildManagerAt(ctx, root, rev, bin); err != nil {
 		return "", err
 	}
