@@ -40,7 +40,8 @@ const staleCacheRecheck = time.Second
 
 // cacheRetryFirst and cacheRetryMax bound how an informer retries a list or watch call
 // that failed because the API server could not be reached or was not ready: at once
-// after cacheRetryFirst, then twice as long each time, never longer than cacheRetryMax.
+// after cacheRetryFirst, then twice as long each time, never longer than cacheRetryMax;
+// a 429 is retried after the Retry-After it gives (cacheRetryMax without one).
 // client-go's reflector would back off for up to a minute, and keep acting on a cache
 // that old well after the API server is back.
 const (
@@ -151,16 +152,29 @@ func (h *cacheHealth) retry(ctx context.Context, what string, call func() error)
 	delay := cacheRetryFirst
 	for {
 		err := call()
-		if err == nil || ctx.Err() != nil || !h.unreachable(err) {
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		wait := delay
+		switch {
+		case apierrors.IsTooManyRequests(err):
+			// The server says when: a restarted API server answers 429 to the watches
+			// of a type while it fills its watch cache, with Retry-After 1.
+			wait = cacheRetryMax
+			if s, ok := apierrors.SuggestsClientDelay(err); ok && s > 0 {
+				wait = time.Duration(s) * time.Second
+			}
+		case h.unreachable(err):
+			delay = min(2*delay, cacheRetryMax)
+		default:
 			return err
 		}
 		h.called(what, err)
-		cacheLog.V(1).Info("Retrying a list or watch of the cache", "type", typeOf(what), "in", delay.String(), "err", err.Error())
+		cacheLog.V(1).Info("Retrying a list or watch of the cache", "type", typeOf(what), "in", wait.String(), "err", err.Error())
 		// ±20%, so that the informers do not all call at once.
-		if !h.wait(ctx, time.Duration(float64(delay)*(0.8+0.4*rand.Float64()))) {
+		if !h.wait(ctx, time.Duration(float64(wait)*(0.8+0.4*rand.Float64()))) {
 			return err
 		}
-		delay = min(2*delay, cacheRetryMax)
 	}
 }
 
@@ -199,8 +213,8 @@ func (h *cacheHealth) unreachable(err error) bool {
 
 // unreachable says whether err means that the API server could not be reached or is
 // not ready yet: a connection refused, reset or cut short, a timeout, a 503, a 500
-// (etcd unavailable while it starts). 429 is not: the server asks for the backoff the
-// reflector keeps, and the client already waits its Retry-After.
+// (etcd unavailable while it starts). 429 is not: the server asks for a delay, and
+// retry waits the Retry-After it gives rather than its own backoff.
 func unreachable(err error) bool {
 	if apierrors.IsTooManyRequests(err) {
 		return false

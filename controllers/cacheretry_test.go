@@ -231,3 +231,28 @@ func TestEachInformerOfATypeIsDownOnItsOwn(t *testing.T) {
 		t.Fatalf("one of two pod informers is still down, yet the cache says: %q", reason)
 	}
 }
+
+// A restarted API server answers 429 "storage is (re)initializing", Retry-After 1, to the
+// watches of a type until its watch cache is filled: the call waits what the server
+// asks, and is not handed to the reflector, whose backoff would grow past it.
+func TestTooManyRequestsIsRetriedAfterWhatTheServerAsks(t *testing.T) {
+	h := newCacheHealth(clock.RealClock{})
+	var waits []time.Duration
+	h.sleep = func(ctx context.Context, d time.Duration) bool { waits = append(waits, d); return ctx.Err() == nil }
+	calls := 0
+	err := h.retry(t.Context(), "*v1alpha1.AutonomicApp#1", func() error {
+		calls++
+		if calls <= 3 {
+			return apierrors.NewTooManyRequests("storage is (re)initializing", 1)
+		}
+		return nil
+	})
+	if err != nil || calls != 4 {
+		t.Fatalf("%d calls, %v; want 3 retries and success", calls, err)
+	}
+	for _, w := range waits {
+		if w < 800*time.Millisecond || w > 1200*time.Millisecond {
+			t.Errorf("waited %s after a 429 with Retry-After 1s; want about a second", w)
+		}
+	}
+}
