@@ -133,9 +133,7 @@ func (r *AppReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Named("autonomicapp")
 	if r.Leader != nil {
-		b = b.WatchesRawSource(leadershipSource{gate: r.Leader, list: func(ctx context.Context) []reconcile.Request {
-			return appRequests(ctx, r.Client)
-		}})
+		b = b.WatchesRawSource(leadershipSource{gate: r.Leader, list: r.leadershipRequests})
 	}
 	c, err := b.Build(gate(r.Leader, r))
 	if err != nil {
@@ -319,6 +317,29 @@ func (s *session) flush(ctx context.Context) error {
 	s.base = s.app.DeepCopy()
 	s.r.written.Store(types.NamespacedName{Namespace: s.app.Namespace, Name: s.app.Name}, s.app.ResourceVersion)
 	return nil
+}
+
+// leadershipRequests are the apps a replica that has just become the leader reconciles:
+// every app in the cache, and every app it still remembers, so that one deleted while it
+// stood by (its delete event dropped by the gate) is found gone and forgotten.
+func (r *AppReconciler) leadershipRequests(ctx context.Context) []reconcile.Request {
+	out := appRequests(ctx, r.Client)
+	seen := make(map[types.NamespacedName]bool, len(out))
+	for _, req := range out {
+		seen[req.NamespacedName] = true
+	}
+	remembered := r.Storm.known()
+	if r.Poller != nil {
+		remembered = append(remembered, r.Poller.Apps()...)
+	}
+	remembered = append(remembered, r.Metrics.seriesApps()...)
+	for _, k := range remembered {
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, reconcile.Request{NamespacedName: k})
+		}
+	}
+	return out
 }
 
 func (r *AppReconciler) forget(key types.NamespacedName) {

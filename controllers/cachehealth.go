@@ -150,6 +150,7 @@ func (h *cacheHealth) watching(lw toolscache.ListerWatcher, what string) toolsca
 // reach (unreachable), or ctx ends; each failure puts the type down.
 func (h *cacheHealth) retry(ctx context.Context, what string, call func() error) error {
 	delay := cacheRetryFirst
+	serverErrors := 0
 	for {
 		err := call()
 		if err == nil || ctx.Err() != nil {
@@ -157,6 +158,9 @@ func (h *cacheHealth) retry(ctx context.Context, what string, call func() error)
 		}
 		wait := delay
 		switch {
+		case apierrors.HasStatusCause(err, metav1.CauseTypeResourceVersionTooLarge) || apierrors.IsResourceExpired(err) || apierrors.IsGone(err):
+			// The reflector's own answer is right: list again, from another version.
+			return err
 		case apierrors.IsTooManyRequests(err):
 			// The server says when: a restarted API server answers 429 to the watches
 			// of a type while it fills its watch cache, with Retry-After 1.
@@ -166,6 +170,11 @@ func (h *cacheHealth) retry(ctx context.Context, what string, call func() error)
 			}
 		case h.unreachable(err):
 			delay = min(2*delay, cacheRetryMax)
+		case serverError(err) && serverErrors < cacheRetryServerErrors:
+			// A 500 or 504 may last (a failing conversion webhook): retried a few
+			// times, then left to the reflector's backoff.
+			serverErrors++
+			delay = min(2*delay, cacheRetryMax)
 		default:
 			return err
 		}
@@ -173,7 +182,7 @@ func (h *cacheHealth) retry(ctx context.Context, what string, call func() error)
 		cacheLog.V(1).Info("Retrying a list or watch of the cache", "type", typeOf(what), "in", wait.String(), "err", err.Error())
 		// ±20%, so that the informers do not all call at once.
 		if !h.wait(ctx, time.Duration(float64(wait)*(0.8+0.4*rand.Float64()))) {
-			return err
+			return ctx.Err()
 		}
 	}
 }
@@ -212,18 +221,21 @@ func (h *cacheHealth) unreachable(err error) bool {
 }
 
 // unreachable says whether err means that the API server could not be reached or is
-// not ready yet: a connection refused, reset or cut short, a timeout, a 503, a 500
-// (etcd unavailable while it starts). 429 is not: the server asks for a delay, and
-// retry waits the Retry-After it gives rather than its own backoff.
+// not ready yet: a connection refused, reset or cut short, a network timeout, a 503.
+// 429 is not: the server asks for a delay, and retry waits the Retry-After it gives.
 func unreachable(err error) bool {
-	if apierrors.IsTooManyRequests(err) {
-		return false
-	}
 	var ne net.Error
 	return utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err) || utilnet.IsProbableEOF(err) ||
-		(errors.As(err, &ne) && ne.Timeout()) ||
-		apierrors.IsServiceUnavailable(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
-		apierrors.IsInternalError(err)
+		(errors.As(err, &ne) && ne.Timeout()) || apierrors.IsServiceUnavailable(err)
+}
+
+// cacheRetryServerErrors is how many 500s and 504s one call retries before it leaves
+// them to the reflector.
+const cacheRetryServerErrors = 10
+
+// serverError is a 500 (etcd unavailable while the API server starts) or a 504.
+func serverError(err error) bool {
+	return apierrors.IsInternalError(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err)
 }
 
 // observedWatch passes a watch's events through, reporting what the stream says about

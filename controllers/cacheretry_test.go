@@ -166,10 +166,10 @@ func TestUnreachableErrors(t *testing.T) {
 		{&net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, true},
 		{io.ErrUnexpectedEOF, true},
 		{apierrors.NewServiceUnavailable("starting"), true},
-		{apierrors.NewInternalError(errors.New("etcdserver: leader changed")), true},
-		{apierrors.NewTimeoutError("slow", 1), true},
-		{apierrors.NewServerTimeout(gr, "list", 1), true},
 		{&net.DNSError{Err: "timeout", Name: "api", IsTimeout: true}, true},
+		// Server errors are retried a few times, but do not mean the server is away.
+		{apierrors.NewInternalError(errors.New("etcdserver: leader changed")), false},
+		{apierrors.NewTimeoutError("slow", 1), false},
 		{apierrors.NewTooManyRequests("slow down", 1), false},
 		{apierrors.NewForbidden(gr, "", errors.New("no")), false},
 		{apierrors.NewNotFound(gr, "x"), false},
@@ -254,5 +254,35 @@ func TestTooManyRequestsIsRetriedAfterWhatTheServerAsks(t *testing.T) {
 		if w < 800*time.Millisecond || w > 1200*time.Millisecond {
 			t.Errorf("waited %s after a 429 with Retry-After 1s; want about a second", w)
 		}
+	}
+}
+
+// A 500 or 504 is retried a few times and then left to the reflector, and a "too large
+// resource version" (a 504 too) or an expired one at once: the reflector lists again
+// from another version, which retrying the same call never would.
+func TestServerErrorsAreRetriedBoundedAndVersionErrorsNot(t *testing.T) {
+	h := newCacheHealth(clock.RealClock{})
+	h.sleep = func(ctx context.Context, _ time.Duration) bool { return ctx.Err() == nil }
+	gr := schema.GroupResource{Resource: "pods"}
+	tooLarge := apierrors.NewTimeoutError("Too large resource version", 1)
+	tooLarge.ErrStatus.Details = &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: metav1.CauseTypeResourceVersionTooLarge}}}
+	for _, c := range []struct {
+		name  string
+		err   error
+		calls int
+	}{
+		{"a lasting 500", apierrors.NewInternalError(errors.New("conversion webhook failed")), 1 + cacheRetryServerErrors},
+		{"a lasting 504", apierrors.NewServerTimeout(gr, "list", 1), 1 + cacheRetryServerErrors},
+		{"too large resource version", tooLarge, 1},
+		{"expired", apierrors.NewResourceExpired("too old resource version"), 1},
+	} {
+		calls := 0
+		err := h.retry(t.Context(), "*v1.Pod#1", func() error { calls++; return c.err })
+		if err == nil || calls != c.calls {
+			t.Errorf("%s: %d calls, %v; want %d calls and the error", c.name, calls, err, c.calls)
+		}
+	}
+	if !h.lastUnreachable.IsZero() {
+		t.Error("a server error counted as the API server being out of reach")
 	}
 }

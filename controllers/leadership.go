@@ -57,7 +57,9 @@ func (s leadershipSource) Start(ctx context.Context, q workqueue.TypedRateLimiti
 	}
 	s.gate.OnGained(add)
 	if s.gate.Leading() {
-		add() // it led before this controller started
+		// It led before this controller started. Not in Start: a read of the cache
+		// waits for it to sync, and Start must not.
+		go add()
 	}
 	return nil
 }

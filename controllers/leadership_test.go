@@ -39,7 +39,7 @@ func TestGatedReconcilerRunsOnlyOnTheLeader(t *testing.T) {
 	if _, err := r.Reconcile(t.Context(), reconcile.Request{}); err != nil || inner.calls != 0 {
 		t.Fatalf("a standby reconciled (%d calls, %v)", inner.calls, err)
 	}
-	g.Gain()
+	g.Gain(context.Background())
 	done := make(chan error, 1)
 	go func() { _, err := r.Reconcile(t.Context(), reconcile.Request{}); done <- err }()
 	ctx := <-inner.entered
@@ -82,7 +82,7 @@ func TestLeadershipSourceAsksForEveryAppOnEachTerm(t *testing.T) {
 	for _, ledFirst := range []bool{false, true} {
 		gate := leader.NewGate()
 		if ledFirst {
-			gate.Gain()
+			gate.Gain(context.Background())
 		}
 		q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
 		src := leadershipSource{gate: gate, list: func(ctx context.Context) []reconcile.Request { return appRequests(ctx, c) }}
@@ -93,7 +93,7 @@ func TestLeadershipSourceAsksForEveryAppOnEachTerm(t *testing.T) {
 			t.Fatalf("a standby asked for %d apps", q.Len())
 		}
 		gate.Lose()
-		gate.Gain()
+		gate.Gain(context.Background())
 		if got := drain(q); len(got) != 2 {
 			t.Fatalf("led first %v: the new leader asked for %v, want both apps", ledFirst, got)
 		}

@@ -192,21 +192,28 @@ func (f gaugeFamily) Collect(ch chan<- prometheus.Metric) {
 	g.mu.RUnlock()
 	for _, e := range entries {
 		ns, app := e.key.Namespace, e.key.Name
+		// A series that cannot be built (a label value that is not UTF-8) is left out
+		// rather than failing the scrape.
+		send := func(desc *prometheus.Desc, v float64, labels ...string) {
+			if m, err := prometheus.NewConstMetric(desc, prometheus.GaugeValue, v, labels...); err == nil {
+				ch <- m
+			}
+		}
 		switch f.desc {
 		case g.value:
 			for _, s := range e.a.sensors {
-				ch <- prometheus.MustNewConstMetric(g.value, prometheus.GaugeValue, s.value, ns, app, s.name)
+				send(g.value, s.value, ns, app, s.name)
 			}
 		case g.component:
 			for _, c := range e.a.components {
 				for _, n := range c.numbers {
-					ch <- prometheus.MustNewConstMetric(g.component, prometheus.GaugeValue, n.value, ns, app, c.name, n.name)
+					send(g.component, n.value, ns, app, c.name, n.name)
 				}
 			}
 		case g.phase:
 			for _, c := range e.a.components {
 				if c.phase != "" {
-					ch <- prometheus.MustNewConstMetric(g.phase, prometheus.GaugeValue, 1, ns, app, c.name, string(c.phase))
+					send(g.phase, 1, ns, app, c.name, string(c.phase))
 				}
 			}
 		}
@@ -264,6 +271,31 @@ func (m *Metrics) exportComponents(key types.NamespacedName, components []monito
 		out = append(out, cur)
 	}
 	m.series.update(key, func(a *appGauges) { a.components = out })
+}
+
+// seriesApps are the apps with series in the sensor or status gauges.
+func (m *Metrics) seriesApps() []types.NamespacedName {
+	var out []types.NamespacedName
+	m.series.mu.RLock()
+	for k := range m.series.apps {
+		out = append(out, k)
+	}
+	m.series.mu.RUnlock()
+	m.status.mu.Lock()
+	for k := range m.status.apps {
+		out = append(out, k)
+	}
+	m.status.mu.Unlock()
+	return out
+}
+
+// forgetAllSeries deletes the series of every app in the sensor and status gauges: a
+// replica that stops leading stops reporting apps it no longer reconciles.
+func (m *Metrics) forgetAllSeries() {
+	for _, k := range m.seriesApps() {
+		m.forgetSensorSeries(k)
+		m.forgetStatusSeries(k)
+	}
 }
 
 // forgetSensorSeries deletes every series of the sensor gauges of an app.

@@ -167,7 +167,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			Recorder: rec,
 			Clock:    opts.Clock,
 			Egress:   opts.Egress,
-			Webhooks: &execute.WebhookRunner{Workers: opts.WebhookWorkers, PerNamespace: opts.WebhooksPerNamespace},
+			Webhooks: &execute.WebhookRunner{Workers: opts.WebhookWorkers, PerNamespace: opts.WebhooksPerNamespace, Leader: opts.Leader},
 			// Prepare takes no more nodes than the admin's ceiling.
 			MaxNodesPerAction: opts.NodeAdmin.MaxNodes,
 		},
@@ -220,6 +220,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	// the values it read while it led.
 	opts.Leader.OnGained(r.Poller.Kick)
 	opts.Leader.OnLost(r.Poller.Suspend)
+	opts.Leader.OnLost(r.Effectors.Webhooks.Forget)
+	opts.Leader.OnLost(r.Metrics.forgetAllSeries)
+	opts.Leader.OnGained(r.triggers.reset)
 	r.Effectors.ManagerNamespace = opts.ManagerNamespace
 	if err := mgr.Add(r.Poller); err != nil {
 		return fmt.Errorf("adding the sensor poller: %w", err)

@@ -66,6 +66,17 @@ func newStormBreaker(threshold float64, minUnhealthy, minNamespaces int, managed
 		namespaces: map[string]*plan.NamespaceHealth{}, flips: make(chan event.GenericEvent, 16)}
 }
 
+// known are the apps whose health the breaker holds.
+func (b *stormBreaker) known() []types.NamespacedName {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]types.NamespacedName, 0, len(b.apps))
+	for k := range b.apps {
+		out = append(out, k)
+	}
+	return out
+}
+
 // observe records an app's health and returns whether the breaker is engaged.
 func (b *stormBreaker) observe(ctx context.Context, key types.NamespacedName, h appHealth) bool {
 	b.mu.Lock()

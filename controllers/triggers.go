@@ -36,6 +36,14 @@ func (t *triggers) take(key types.NamespacedName, fallback time.Time) time.Time 
 	return at
 }
 
+// reset forgets every app's first event: those seen while the replica stood by do not
+// date what it decides when it leads.
+func (t *triggers) reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	clear(t.first)
+}
+
 func (t *triggers) forget(key types.NamespacedName) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
+	"github.com/homeostat-dev/homeostat/internal/leader"
 	"github.com/homeostat-dev/homeostat/internal/egress"
 	"github.com/homeostat-dev/homeostat/internal/egress/egresstest"
 )
@@ -659,5 +660,43 @@ func TestWebhookObserveReportsAFinishedPost(t *testing.T) {
 	want := untilDone(t, e, req)
 	if out, done := e.Observe(context.Background(), req); !done || out != want {
 		t.Fatalf("Observe() = %+v, %v; want %+v, true", out, done, want)
+	}
+}
+
+// A replica that does not hold the Lease sends nothing; one that loses it cancels the
+// POST in flight, sends no retry, and forgets it, so that the next leader owns the intent.
+func TestWebhookRunsOnlyWhileTheReplicaLeads(t *testing.T) {
+	h := newHookServer(t, true, http.StatusOK)
+	h.delay = 5 * time.Second
+	e, _ := hookEffectors(t)
+	gate := leader.NewGate()
+	e.Webhooks = &WebhookRunner{Leader: gate}
+	gate.OnLost(e.Webhooks.Forget)
+	req := Request{App: hookApp(), Action: webhookAction(h.URL+"/hook", withCA(h)), Record: hookRecord()}
+	if out := e.Execute(context.Background(), req); out.Result != v1alpha1.ResultPending {
+		t.Fatalf("Execute() = %+v", out)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := h.requests(); n != 0 {
+		t.Fatalf("a standby sent %d requests", n)
+	}
+	if _, done := e.Observe(context.Background(), req); done {
+		t.Fatal("a standby reports a webhook it never sent as done")
+	}
+
+	gate.Gain(context.Background())
+	if out := e.Execute(context.Background(), req); out.Result != v1alpha1.ResultPending {
+		t.Fatalf("Execute() = %+v", out)
+	}
+	for deadline := time.Now().Add(3 * time.Second); h.requests() == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	gate.Lose() // returns once the POST in flight has been cancelled and has returned
+	if _, done := e.Observe(context.Background(), req); done {
+		t.Error("the replica that lost the Lease reports the cancelled POST as done")
+	}
+	time.Sleep(time.Second) // the first backoff is 200ms: a retry would have come
+	if n := h.requests(); n != 1 {
+		t.Errorf("the receiver got %d requests, want 1", n)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/homeostat-dev/homeostat/internal/fair"
+	"github.com/homeostat-dev/homeostat/internal/leader"
 )
 
 // Webhook runner defaults.
@@ -62,6 +63,10 @@ type WebhookRunner struct {
 	Notify func(app types.NamespacedName)
 	// Clock times how long a finished outcome is kept. Default the real one.
 	Clock clock.PassiveClock
+	// Leader lets POSTs out only while this replica holds the Lease: a replica that
+	// stops leading cancels those in flight, and forgets them and those that wait, so
+	// that the next leader, finding their intents pending, owns them. Nil always sends.
+	Leader *leader.Gate
 
 	initOnce sync.Once
 	base     context.Context // the parent of every POST's context
@@ -159,7 +164,14 @@ func (w *WebhookRunner) run(job *webhookJob) {
 		w.mu.Unlock()
 		return // cancelled while it waited
 	}
-	ctx, cancel := context.WithCancel(w.base)
+	term, done, leads := w.Leader.Enter(w.base)
+	if !leads {
+		delete(w.jobs, job.key)
+		w.mu.Unlock()
+		return
+	}
+	defer done()
+	ctx, cancel := context.WithCancel(term)
 	job.state, job.cancel = jobRunning, cancel
 	w.mu.Unlock()
 
@@ -172,6 +184,14 @@ func (w *WebhookRunner) run(job *webhookJob) {
 	cancel()
 
 	w.mu.Lock()
+	if term.Err() != nil && w.base.Err() == nil {
+		// The term ended under it: its outcome is not this replica's to report.
+		if w.jobs[job.key] == job {
+			delete(w.jobs, job.key)
+		}
+		w.mu.Unlock()
+		return
+	}
 	job.state, job.out, job.finished, job.cancel = jobDone, out, w.Clock.Now(), nil
 	w.mu.Unlock()
 	w.notify(job.app)
@@ -194,6 +214,20 @@ func (w *WebhookRunner) lookup(key string) (webhookView, bool) {
 		return webhookView{}, false
 	}
 	return webhookView{state: j.state, progress: j.progress, out: j.out}, true
+}
+
+// Forget drops every POST that waits and every outcome kept, when the replica stops
+// leading: the next leader owns their intents. Those in flight are cancelled by the end
+// of the term and drop themselves.
+func (w *WebhookRunner) Forget() {
+	w.init()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for key, j := range w.jobs {
+		if j.state != jobRunning {
+			delete(w.jobs, key)
+		}
+	}
 }
 
 // submit queues a POST under key, with its progress while it waits, unless the runner

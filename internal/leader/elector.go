@@ -56,9 +56,10 @@ func (c Config) Validate() error {
 	switch {
 	case c.LeaseDuration <= 0 || c.RenewDeadline <= 0 || c.RetryPeriod <= 0:
 		return errors.New("--leader-elect-lease-duration, --leader-elect-renew-deadline and --leader-elect-retry-period must be positive")
-	case c.LeaseDuration <= c.RenewDeadline:
-		return fmt.Errorf("--leader-elect-lease-duration (%s) must be longer than --leader-elect-renew-deadline (%s): "+
-			"a leader that cannot renew must stop acting before another replica may take the Lease", c.LeaseDuration, c.RenewDeadline)
+	case c.LeaseDuration.Truncate(time.Second) <= c.RenewDeadline:
+		// The Lease records whole seconds, and the other replicas go by what it records.
+		return fmt.Errorf("--leader-elect-lease-duration (%s, recorded in the Lease as %s) must be longer than --leader-elect-renew-deadline (%s): "+
+			"a leader that cannot renew must stop acting before another replica may take the Lease", c.LeaseDuration, c.LeaseDuration.Truncate(time.Second), c.RenewDeadline)
 	case float64(c.RenewDeadline) <= leaderelection.JitterFactor*float64(c.RetryPeriod):
 		return fmt.Errorf("--leader-elect-renew-deadline (%s) must be longer than %.1f × --leader-elect-retry-period (%s), "+
 			"so that the leader tries to renew more than once before it gives up", c.RenewDeadline, leaderelection.JitterFactor, c.RetryPeriod)
@@ -122,9 +123,9 @@ func (e *Elector) Start(ctx context.Context) error {
 			ReleaseOnCancel: false,
 			Name:            e.Config.Name,
 			Callbacks: leaderelection.LeaderCallbacks{
-				OnStartedLeading: func(context.Context) {
+				OnStartedLeading: func(term context.Context) {
 					log.Info("Acquired the Lease; acting")
-					e.Gate.Gain()
+					e.Gate.Gain(term)
 				},
 				OnStoppedLeading: e.Gate.Lose,
 			},

@@ -125,7 +125,9 @@ func TestConfigValidateNamesTheFlags(t *testing.T) {
 		want string
 	}{
 		{Config{LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}, ""},
-		{Config{LeaseDuration: 10 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}, "--leader-elect-lease-duration (10s) must be longer than --leader-elect-renew-deadline (10s)"},
+		{Config{LeaseDuration: 10 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}, "--leader-elect-lease-duration (10s, recorded in the Lease as 10s) must be longer than --leader-elect-renew-deadline (10s)"},
+		// The Lease records whole seconds: 1.5s is 1s to the other replicas.
+		{Config{LeaseDuration: 1500 * time.Millisecond, RenewDeadline: 1200 * time.Millisecond, RetryPeriod: 500 * time.Millisecond}, "recorded in the Lease as 1s"},
 		{Config{LeaseDuration: 15 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 2 * time.Second}, "--leader-elect-renew-deadline (2s) must be longer than 1.2 × --leader-elect-retry-period (2s)"},
 		{Config{LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second}, "must be positive"},
 	} {

@@ -106,16 +106,20 @@ func (g *Gate) OnLost(f func()) {
 	g.lost = append(g.lost, f)
 }
 
-// Gain opens the gate for a new term of leadership. It does nothing while the gate is
-// open.
-func (g *Gate) Gain() {
+// Gain opens the gate for a new term of leadership, which ends no later than term (the
+// elector's context of the term). It does nothing while the gate is open, or once term
+// has ended: client-go starts OnStartedLeading in a goroutine, which can run after the
+// term it was started for has already ended and been closed by Lose.
+func (g *Gate) Gain(term context.Context) {
 	g.mu.Lock()
-	if g.leading {
+	if g.leading || term.Err() != nil {
 		g.mu.Unlock()
 		return
 	}
 	g.leading = true
 	g.term, g.endTerm = context.WithCancel(context.Background())
+	// A term that ends under the gate ends the gate's term too; Lose follows.
+	context.AfterFunc(term, g.endTerm)
 	fs := append([]func(){}, g.gained...)
 	g.mu.Unlock()
 	for _, f := range fs {
@@ -124,7 +128,8 @@ func (g *Gate) Gain() {
 }
 
 // Lose closes the gate, cancels the work inside and waits for it to leave. It does
-// nothing while the gate is closed.
+// nothing while the gate is closed; a Lose that finds another Lose waiting returns at
+// once, before the work has left.
 func (g *Gate) Lose() {
 	g.mu.Lock()
 	if !g.leading {

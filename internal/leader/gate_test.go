@@ -27,8 +27,14 @@ func TestGateLetsWorkInOnlyWhileItLeadsAndLoseWaitsForIt(t *testing.T) {
 	if _, _, ok := g.Enter(t.Context()); ok {
 		t.Fatal("a new gate let work in before it led")
 	}
-	g.Gain()
-	g.Gain() // a second Gain in the same term does nothing
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	g.Gain(ended) // a term that ended before its Gain ran opens nothing
+	if g.Leading() {
+		t.Fatal("a Gain for a term that had already ended opened the gate")
+	}
+	g.Gain(context.Background())
+	g.Gain(context.Background()) // a second Gain in the same term does nothing
 	if gained != 1 || !g.Leading() {
 		t.Fatalf("gained %d times, leading %v; want 1, true", gained, g.Leading())
 	}
@@ -67,7 +73,7 @@ func TestGateLetsWorkInOnlyWhileItLeadsAndLoseWaitsForIt(t *testing.T) {
 	}
 
 	// A new term: new work gets a live context.
-	g.Gain()
+	g.Gain(context.Background())
 	ctx2, done2, ok := g.Enter(context.Background())
 	if !ok || ctx2.Err() != nil {
 		t.Fatal("the second term refused work or gave it an ended context")

@@ -1,6 +1,10 @@
 package monitor
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,7 +32,7 @@ func TestPollerPollsOnlyWhileItLeads(t *testing.T) {
 		t.Fatalf("a standby polled %d times", n)
 	}
 
-	gate.Gain()
+	gate.Gain(context.Background())
 	eventually(t, "the new leader polled at once", func() bool { return p.Readings.Values(key("web"))["depth"] == 5 })
 	if n := gets.Load(); n != 1 {
 		t.Fatalf("%d polls, want 1", n)
@@ -44,9 +48,38 @@ func TestPollerPollsOnlyWhileItLeads(t *testing.T) {
 	if n := gets.Load(); n != 1 {
 		t.Fatalf("a replica that lost the Lease polled again (%d polls)", n)
 	}
-	gate.Gain()
+	gate.Gain(context.Background())
 	eventually(t, "the replica leading again polled at once", func() bool { return p.Readings.Get(key("web"))["depth"].Available() })
 	if n := len(p.Readings.History(key("web"), "depth")); n != 2 {
 		t.Fatalf("history holds %d samples, want both polls", n)
+	}
+}
+
+// A poll in flight when the replica stops leading is cancelled, and Lose returns only once
+// it has: what the endpoint answers after that is not kept as a fresh reading.
+func TestPollInFlightWhenTheLeaseIsLostIsNotKept(t *testing.T) {
+	release := make(chan struct{})
+	var started atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started.Add(1)
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		_, _ = w.Write([]byte("42"))
+	}))
+	t.Cleanup(srv.Close)
+	gate := leader.NewGate()
+	p := &Poller{Readings: NewReadings(), Leader: gate, Egress: loopbackEgress(t)}
+	gate.OnLost(p.Suspend)
+	p.Sync(testApp("web"), []v1alpha1.Sensor{httpSensor("slow", srv.URL, time.Minute, 10*time.Second)})
+	gate.Gain(context.Background())
+	run(t, p)
+	eventually(t, "the poll started", func() bool { return started.Load() == 1 })
+	gate.Lose()
+	close(release) // the endpoint answers now
+	time.Sleep(300 * time.Millisecond)
+	if rd, ok := p.Readings.Get(key("web"))["slow"]; ok && (rd.Available() || (rd.Err != "" && rd.Err != SuspendedReason)) {
+		t.Fatalf("a poll cut short by the lost Lease was recorded: %+v", rd)
 	}
 }

@@ -245,6 +245,18 @@ type probe interface {
 // Leader stops its polls while the replica stands by.
 func (p *Poller) NeedLeaderElection() bool { return true }
 
+// Apps are the apps with sensors declared.
+func (p *Poller) Apps() []types.NamespacedName {
+	p.init()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]types.NamespacedName, 0, len(p.apps))
+	for k := range p.apps {
+		out = append(out, k)
+	}
+	return out
+}
+
 // SuspendedReason is the error of every reading while the replica does not hold the
 // Lease: its values are not read, so nothing acts on them until a poll reads them again.
 const SuspendedReason = "not polled: this replica of the manager does not hold the leader election Lease"
@@ -526,6 +538,16 @@ func (p *Poller) process(ctx context.Context, key sensorKey) {
 		p.mu.Unlock()
 		return
 	}
+	// The poll runs inside the leader's gate: a replica that stops leading cancels it
+	// and waits for it before it suspends its readings, and keeps none of it.
+	term, leaveGate, leads := p.Leader.Enter(ctx)
+	if !leads {
+		st.due = now.Add(st.interval)
+		p.queue.AddAfter(key, st.interval)
+		p.mu.Unlock()
+		return
+	}
+	defer leaveGate()
 	as.inFlight++
 	st.polling = true
 	pr, version, timeout := st.probe, st.version, st.timeout
@@ -533,7 +555,7 @@ func (p *Poller) process(ctx context.Context, key sensorKey) {
 	p.mu.Unlock()
 
 	start := p.Clock.Now()
-	pctx, cancel := context.WithTimeout(ctx, timeout)
+	pctx, cancel := context.WithTimeout(term, timeout)
 	value, pods, err := pr.read(pctx, key.app, timeout)
 	cancel()
 	end := p.Clock.Now()
@@ -552,6 +574,11 @@ func (p *Poller) process(ctx context.Context, key sensorKey) {
 	changed := false
 	switch {
 	case !current || ctx.Err() != nil:
+	case term.Err() != nil:
+		// The replica stopped leading during the poll: what it read is not kept; it is
+		// polled again when the replica leads (Kick).
+		st.due = end.Add(st.interval)
+		p.queue.AddAfter(key, st.interval)
 	case st.version == version:
 		st.lastStart = start
 		st.due = start.Add(st.interval)
