@@ -24,9 +24,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
-	"github.com/homeostat-dev/homeostat/internal/leader"
 	"github.com/homeostat-dev/homeostat/internal/egress"
 	"github.com/homeostat-dev/homeostat/internal/egress/egresstest"
+	"github.com/homeostat-dev/homeostat/internal/leader"
 )
 
 // hookServer is a webhook receiver on 127.0.0.1 (never any other address) that answers
