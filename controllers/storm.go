@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -70,11 +72,7 @@ func newStormBreaker(threshold float64, minUnhealthy, minNamespaces int, managed
 func (b *stormBreaker) known() []types.NamespacedName {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := make([]types.NamespacedName, 0, len(b.apps))
-	for k := range b.apps {
-		out = append(out, k)
-	}
-	return out
+	return slices.Collect(maps.Keys(b.apps))
 }
 
 // observe records an app's health and returns whether the breaker is engaged.

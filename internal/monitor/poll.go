@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -250,11 +252,7 @@ func (p *Poller) Apps() []types.NamespacedName {
 	p.init()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]types.NamespacedName, 0, len(p.apps))
-	for k := range p.apps {
-		out = append(out, k)
-	}
-	return out
+	return slices.Collect(maps.Keys(p.apps))
 }
 
 // SuspendedReason is the error of every reading while the replica does not hold the
