@@ -425,7 +425,8 @@ func exportedMetrics(t *testing.T) map[string]bool {
 }
 
 // metricsOf reads the metric names a Go file registers: the Name of every
-// prometheus.*Opts literal, true for a HistogramOpts.
+// prometheus.*Opts literal, true for a HistogramOpts, and the name of every
+// prometheus.NewDesc (a collector's family, built at scrape time; never a histogram here).
 func metricsOf(t *testing.T, file string) map[string]bool {
 	t.Helper()
 	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
@@ -434,6 +435,16 @@ func metricsOf(t *testing.T, file string) map[string]bool {
 	}
 	out := map[string]bool{}
 	ast.Inspect(f, func(n ast.Node) bool {
+		if call, ok := n.(*ast.CallExpr); ok {
+			if fn, ok := call.Fun.(*ast.SelectorExpr); ok && fn.Sel.Name == "NewDesc" && len(call.Args) > 0 {
+				if s, ok := call.Args[0].(*ast.BasicLit); ok {
+					if name, err := strconv.Unquote(s.Value); err == nil {
+						out[name] = false
+					}
+				}
+			}
+			return true
+		}
 		lit, ok := n.(*ast.CompositeLit)
 		if !ok {
 			return true
