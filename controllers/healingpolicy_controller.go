@@ -66,6 +66,18 @@ func (r *SharedPolicyReconciler) SetupWithManager(mgr manager.Manager) error {
 
 // allPolicies asks for every policy of the reconciler's kind in the cache.
 func (r *SharedPolicyReconciler) allPolicies(ctx context.Context) []reconcile.Request {
+	return r.policyRequests(ctx, "")
+}
+
+// policiesOfApp asks for the policies that may select the app: every
+// ClusterHealingPolicy, or the HealingPolicies of its namespace.
+func (r *SharedPolicyReconciler) policiesOfApp(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.policyRequests(ctx, o.GetNamespace())
+}
+
+// policyRequests asks for the policies of the reconciler's kind in the cache: every
+// ClusterHealingPolicy, or the HealingPolicies of namespace ("" for all of them).
+func (r *SharedPolicyReconciler) policyRequests(ctx context.Context, namespace string) []reconcile.Request {
 	var out []reconcile.Request
 	if r.Cluster {
 		var list v1alpha1.ClusterHealingPolicyList
@@ -77,27 +89,7 @@ func (r *SharedPolicyReconciler) allPolicies(ctx context.Context) []reconcile.Re
 		return out
 	}
 	var list v1alpha1.HealingPolicyList
-	if err := r.List(ctx, &list, client.UnsafeDisableDeepCopy); err == nil {
-		for _, p := range list.Items {
-			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
-		}
-	}
-	return out
-}
-
-func (r *SharedPolicyReconciler) policiesOfApp(ctx context.Context, o client.Object) []reconcile.Request {
-	var out []reconcile.Request
-	if r.Cluster {
-		var list v1alpha1.ClusterHealingPolicyList
-		if err := r.List(ctx, &list); err == nil {
-			for _, p := range list.Items {
-				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: p.Name}})
-			}
-		}
-		return out
-	}
-	var list v1alpha1.HealingPolicyList
-	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace())); err == nil {
+	if err := r.List(ctx, &list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err == nil {
 		for _, p := range list.Items {
 			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
 		}
