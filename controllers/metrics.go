@@ -25,7 +25,7 @@ type Metrics struct {
 	// DetectToAct is the time from the change that triggered an action to the action.
 	DetectToAct prometheus.Histogram
 	// SymptomActive is 1 while a symptom is active.
-	SymptomActive *prometheus.GaugeVec
+	SymptomActive prometheus.Collector
 	// StormActive is 1 while the storm breaker holds disruptive actions cluster-wide.
 	StormActive prometheus.Gauge
 	// NodesUncordoned counts the cordons of node actions the node controller lifted.
@@ -39,18 +39,19 @@ type Metrics struct {
 	ComponentPhase prometheus.Collector
 
 	// AppPhase is 1 for the current phase of each app.
-	AppPhase *prometheus.GaugeVec
+	AppPhase prometheus.Collector
 	// SensorUp is 1 while a declared polled sensor of an app is available, 0 while not.
-	SensorUp *prometheus.GaugeVec
+	SensorUp prometheus.Collector
 	// PolicyState is 1 for the current state and reason of each policy of an app.
-	PolicyState *prometheus.GaugeVec
+	PolicyState prometheus.Collector
 	// AutoscaleDesiredReplicas is each autoscale policy's last recommendation.
-	AutoscaleDesiredReplicas *prometheus.GaugeVec
+	AutoscaleDesiredReplicas prometheus.Collector
 
 	// series holds the three sensor gauge families' records, built into series when
 	// scraped.
 	series *sensorGauges
-	// status remembers the series of the four status gauges set for each app.
+	// status holds the five status gauge families' records, built into series when
+	// scraped.
 	status statusSeries
 }
 
@@ -77,10 +78,6 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Seconds from the observed change that triggered an action to the effector's first call.",
 			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300},
 		}),
-		SymptomActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "homeostat_symptom_active",
-			Help: "1 while a symptom of an app is active, else 0.",
-		}, []string{"namespace", "app", "symptom"}),
 	}
 	m.StormActive = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "homeostat_storm_active",
@@ -91,25 +88,31 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Nodes a cordonNode or drainNode action cordoned that Homeostat uncordoned once they were Ready for --node-uncordon-after.",
 	})
 	m.series = newSensorGauges()
-	m.SensorValue = gaugeFamily{m.series, m.series.value}
-	m.ComponentSensor = gaugeFamily{m.series, m.series.component}
-	m.ComponentPhase = gaugeFamily{m.series, m.series.phase}
-	m.AppPhase = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "homeostat_app_phase",
-		Help: "1 for the current phase of an app (status.phase: Healthy, Degraded, Remediating, NeedsAttention, Paused); the other phases have no series.",
-	}, []string{"namespace", "app", "phase"})
-	m.SensorUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "homeostat_sensor_up",
-		Help: "1 while a polled sensor of an app is available, 0 while it is unavailable or not polled yet (status.sensors[].error is set).",
-	}, []string{"namespace", "app", "sensor"})
-	m.PolicyState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "homeostat_policy_state",
-		Help: "1 for the current state and reason of a policy of an app (status.policies[]: Idle, Waiting, Acting, Held, GaveUp, Conflict, Invalid); the others have no series.",
-	}, []string{"namespace", "app", "policy", "state", "reason"})
-	m.AutoscaleDesiredReplicas = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "homeostat_autoscale_desired_replicas",
-		Help: "An autoscale policy's last recommendation (status.policies[].desiredReplicas); no series before its first.",
-	}, []string{"namespace", "app", "policy"})
+	m.SensorValue = gaugeFamily{m.series.value, m.series.each}
+	m.ComponentSensor = gaugeFamily{m.series.component, m.series.each}
+	m.ComponentPhase = gaugeFamily{m.series.phase, m.series.each}
+	st := &m.status
+	st.apps = map[types.NamespacedName]*appStatusSeries{}
+	st.phase = prometheus.NewDesc("homeostat_app_phase",
+		"1 for the current phase of an app (status.phase: Healthy, Degraded, Remediating, NeedsAttention, Paused); the other phases have no series.",
+		[]string{"namespace", "app", "phase"}, nil)
+	st.sensorUp = prometheus.NewDesc("homeostat_sensor_up",
+		"1 while a polled sensor of an app is available, 0 while it is unavailable or not polled yet (status.sensors[].error is set).",
+		[]string{"namespace", "app", "sensor"}, nil)
+	st.symptom = prometheus.NewDesc("homeostat_symptom_active",
+		"1 while a symptom of an app is active, else 0.",
+		[]string{"namespace", "app", "symptom"}, nil)
+	st.policy = prometheus.NewDesc("homeostat_policy_state",
+		"1 for the current state and reason of a policy of an app (status.policies[]: Idle, Waiting, Acting, Held, GaveUp, Conflict, Invalid); the others have no series.",
+		[]string{"namespace", "app", "policy", "state", "reason"}, nil)
+	st.desired = prometheus.NewDesc("homeostat_autoscale_desired_replicas",
+		"An autoscale policy's last recommendation (status.policies[].desiredReplicas); no series before its first.",
+		[]string{"namespace", "app", "policy"}, nil)
+	m.AppPhase = gaugeFamily{st.phase, st.each}
+	m.SensorUp = gaugeFamily{st.sensorUp, st.each}
+	m.SymptomActive = gaugeFamily{st.symptom, st.each}
+	m.PolicyState = gaugeFamily{st.policy, st.each}
+	m.AutoscaleDesiredReplicas = gaugeFamily{st.desired, st.each}
 	reg.MustRegister(m.Actions, m.ActionOutcomes, m.Decisions, m.DetectToAct, m.SymptomActive, m.StormActive, m.NodesUncordoned,
 		m.SensorValue, m.ComponentSensor, m.ComponentPhase, m.AppPhase, m.SensorUp, m.PolicyState, m.AutoscaleDesiredReplicas)
 	return m
@@ -168,52 +171,62 @@ func newSensorGauges() *sensorGauges {
 	}
 }
 
-// gaugeFamily is one of the three families, as a collector of its own.
+// gaugeFamily is one gauge family built at scrape time, a collector of its own: each
+// emits the series of the family desc from its records.
 type gaugeFamily struct {
-	g    *sensorGauges
 	desc *prometheus.Desc
+	each func(desc *prometheus.Desc, emit func(v float64, labels ...string))
 }
 
 func (f gaugeFamily) Describe(ch chan<- *prometheus.Desc) { ch <- f.desc }
 
-// Collect builds the family's series from the records, read under the lock and
-// emitted without it, so a scrape of 10,000 apps never holds up an export.
 func (f gaugeFamily) Collect(ch chan<- prometheus.Metric) {
-	g := f.g
-	type entry struct {
-		key types.NamespacedName
-		a   *appGauges
-	}
-	g.mu.RLock()
-	entries := make([]entry, 0, len(g.apps))
-	for k, a := range g.apps {
-		entries = append(entries, entry{k, a})
-	}
-	g.mu.RUnlock()
-	for _, e := range entries {
-		ns, app := e.key.Namespace, e.key.Name
+	f.each(f.desc, func(v float64, labels ...string) {
 		// A series that cannot be built (a label value that is not UTF-8) is left out
 		// rather than failing the scrape.
-		send := func(desc *prometheus.Desc, v float64, labels ...string) {
-			if m, err := prometheus.NewConstMetric(desc, prometheus.GaugeValue, v, labels...); err == nil {
-				ch <- m
-			}
+		if m, err := prometheus.NewConstMetric(f.desc, prometheus.GaugeValue, v, labels...); err == nil {
+			ch <- m
 		}
-		switch f.desc {
+	})
+}
+
+// snapshot returns the records of a map of apps, taken under the lock, so a scrape of
+// 10,000 apps emits its series without holding up an export. Records are replaced
+// whole, never changed in place.
+func snapshot[R any](mu *sync.RWMutex, apps map[types.NamespacedName]*R) []appRecord[R] {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]appRecord[R], 0, len(apps))
+	for k, a := range apps {
+		out = append(out, appRecord[R]{k, a})
+	}
+	return out
+}
+
+type appRecord[R any] struct {
+	key types.NamespacedName
+	r   *R
+}
+
+// each emits the series of one of the three sensor families.
+func (g *sensorGauges) each(desc *prometheus.Desc, emit func(v float64, labels ...string)) {
+	for _, e := range snapshot(&g.mu, g.apps) {
+		ns, app := e.key.Namespace, e.key.Name
+		switch desc {
 		case g.value:
-			for _, s := range e.a.sensors {
-				send(g.value, s.value, ns, app, s.name)
+			for _, s := range e.r.sensors {
+				emit(s.value, ns, app, s.name)
 			}
 		case g.component:
-			for _, c := range e.a.components {
+			for _, c := range e.r.components {
 				for _, n := range c.numbers {
-					send(g.component, n.value, ns, app, c.name, n.name)
+					emit(n.value, ns, app, c.name, n.name)
 				}
 			}
 		case g.phase:
-			for _, c := range e.a.components {
+			for _, c := range e.r.components {
 				if c.phase != "" {
-					send(g.phase, 1, ns, app, c.name, string(c.phase))
+					emit(1, ns, app, c.name, string(c.phase))
 				}
 			}
 		}
@@ -281,11 +294,11 @@ func (m *Metrics) seriesApps() []types.NamespacedName {
 		out = append(out, k)
 	}
 	m.series.mu.RUnlock()
-	m.status.mu.Lock()
+	m.status.mu.RLock()
 	for k := range m.status.apps {
 		out = append(out, k)
 	}
-	m.status.mu.Unlock()
+	m.status.mu.RUnlock()
 	return out
 }
 
@@ -305,90 +318,92 @@ func (m *Metrics) forgetSensorSeries(key types.NamespacedName) {
 	delete(m.series.apps, key)
 }
 
-// statusSeries is, per app, what the status gauges hold for it, so that each change of
-// status deletes exactly the series it replaces, and a deleted app loses all of its.
+// statusSeries holds, per app, what the five status gauge families export, built into
+// series when they are scraped, as sensorGauges does for the sensor families. It is the
+// manager's only record of them, so a sensor, symptom or policy that leaves the spec,
+// a phase or policy state that changes, and an app that goes away lose exactly their
+// series.
 type statusSeries struct {
-	mu   sync.Mutex
+	mu   sync.RWMutex
 	apps map[types.NamespacedName]*appStatusSeries
+
+	phase, sensorUp, symptom, policy, desired *prometheus.Desc
 }
 
-// appStatusSeries are the status gauges' series of one app.
+// appStatusSeries is one app's record, replaced whole by each export.
 type appStatusSeries struct {
 	// phase has the homeostat_app_phase series; "" for none.
 	phase v1alpha1.Phase
-	// sensors have homeostat_sensor_up series.
-	sensors []string
-	// symptoms have homeostat_symptom_active series.
-	symptoms []string
-	// policies have homeostat_policy_state series, and those with desired set a
-	// homeostat_autoscale_desired_replicas series.
+	// sensors: homeostat_sensor_up, 1 for available.
+	sensors []namedValue
+	// symptoms: homeostat_symptom_active.
+	symptoms []namedValue
+	// policies: homeostat_policy_state, and homeostat_autoscale_desired_replicas of
+	// those with a recommendation.
 	policies []policySeries
 }
 
 type policySeries struct {
 	name, state, reason string
-	desired             bool
+	// desired is the recommendation; nil for none.
+	desired *int32
 }
 
-// exportStatus sets the status gauges of an app from the status this reconcile decided:
-// homeostat_app_phase of its phase, homeostat_sensor_up of every declared polled sensor,
-// homeostat_symptom_active of every symptom, and homeostat_policy_state and homeostat_autoscale_desired_replicas of every policy. It
-// deletes the series the status no longer has: a previous phase or policy state, a
-// sensor, a symptom or a policy that left the spec, a recommendation that is gone.
+// each emits the series of one of the five status families.
+func (st *statusSeries) each(desc *prometheus.Desc, emit func(v float64, labels ...string)) {
+	for _, e := range snapshot(&st.mu, st.apps) {
+		ns, app := e.key.Namespace, e.key.Name
+		switch desc {
+		case st.phase:
+			if e.r.phase != "" {
+				emit(1, ns, app, string(e.r.phase))
+			}
+		case st.sensorUp:
+			for _, s := range e.r.sensors {
+				emit(s.value, ns, app, s.name)
+			}
+		case st.symptom:
+			for _, s := range e.r.symptoms {
+				emit(s.value, ns, app, s.name)
+			}
+		case st.policy:
+			for _, p := range e.r.policies {
+				emit(1, ns, app, p.name, p.state, p.reason)
+			}
+		case st.desired:
+			for _, p := range e.r.policies {
+				if p.desired != nil {
+					emit(float64(*p.desired), ns, app, p.name)
+				}
+			}
+		}
+	}
+}
+
+// exportStatus records the status gauges of an app from the status this reconcile
+// decided: homeostat_app_phase of its phase, homeostat_sensor_up of every declared polled
+// sensor, homeostat_symptom_active of every symptom, and homeostat_policy_state and
+// homeostat_autoscale_desired_replicas of every policy. The record replaces the last
+// one, so the series the status no longer has are gone.
 func (m *Metrics) exportStatus(key types.NamespacedName, st *v1alpha1.AutonomicAppStatus) {
+	cur := &appStatusSeries{phase: st.Phase}
+	for _, s := range st.Sensors {
+		cur.sensors = append(cur.sensors, namedValue{s.Name, boolFloat(s.Error == "")})
+	}
+	for _, sym := range st.Symptoms {
+		cur.symptoms = append(cur.symptoms, namedValue{sym.Name, boolFloat(sym.Active)})
+	}
+	for _, p := range st.Policies {
+		ps := policySeries{name: p.Name, state: string(p.State), reason: p.Reason}
+		if p.DesiredReplicas != nil {
+			ps.desired = new(*p.DesiredReplicas)
+		}
+		cur.policies = append(cur.policies, ps)
+	}
 	m.status.mu.Lock()
 	defer m.status.mu.Unlock()
 	if m.status.apps == nil {
 		m.status.apps = map[types.NamespacedName]*appStatusSeries{}
-	}
-	old := m.status.apps[key]
-	if old == nil {
-		old = &appStatusSeries{}
-	}
-	cur := &appStatusSeries{phase: st.Phase}
-	if old.phase != "" && old.phase != cur.phase {
-		m.AppPhase.DeleteLabelValues(key.Namespace, key.Name, string(old.phase))
-	}
-	if cur.phase != "" {
-		m.AppPhase.WithLabelValues(key.Namespace, key.Name, string(cur.phase)).Set(1)
-	}
-
-	for _, s := range st.Sensors {
-		cur.sensors = append(cur.sensors, s.Name)
-		m.SensorUp.WithLabelValues(key.Namespace, key.Name, s.Name).Set(boolFloat(s.Error == ""))
-	}
-	for _, name := range old.sensors {
-		if !slices.Contains(cur.sensors, name) {
-			m.SensorUp.DeleteLabelValues(key.Namespace, key.Name, name)
-		}
-	}
-
-	for _, sym := range st.Symptoms {
-		cur.symptoms = append(cur.symptoms, sym.Name)
-		m.SymptomActive.WithLabelValues(key.Namespace, key.Name, sym.Name).Set(boolFloat(sym.Active))
-	}
-	for _, name := range old.symptoms {
-		if !slices.Contains(cur.symptoms, name) {
-			m.SymptomActive.DeleteLabelValues(key.Namespace, key.Name, name)
-		}
-	}
-
-	for _, p := range st.Policies {
-		ps := policySeries{name: p.Name, state: string(p.State), reason: p.Reason, desired: p.DesiredReplicas != nil}
-		cur.policies = append(cur.policies, ps)
-		m.PolicyState.WithLabelValues(key.Namespace, key.Name, ps.name, ps.state, ps.reason).Set(1)
-		if ps.desired {
-			m.AutoscaleDesiredReplicas.WithLabelValues(key.Namespace, key.Name, ps.name).Set(float64(*p.DesiredReplicas))
-		}
-	}
-	for _, o := range old.policies {
-		i := slices.IndexFunc(cur.policies, func(p policySeries) bool { return p.name == o.name })
-		if i < 0 || cur.policies[i].state != o.state || cur.policies[i].reason != o.reason {
-			m.PolicyState.DeleteLabelValues(key.Namespace, key.Name, o.name, o.state, o.reason)
-		}
-		if o.desired && (i < 0 || !cur.policies[i].desired) {
-			m.AutoscaleDesiredReplicas.DeleteLabelValues(key.Namespace, key.Name, o.name)
-		}
 	}
 	m.status.apps[key] = cur
 }
@@ -397,24 +412,5 @@ func (m *Metrics) exportStatus(key types.NamespacedName, st *v1alpha1.AutonomicA
 func (m *Metrics) forgetStatusSeries(key types.NamespacedName) {
 	m.status.mu.Lock()
 	defer m.status.mu.Unlock()
-	a := m.status.apps[key]
-	if a == nil {
-		return
-	}
-	if a.phase != "" {
-		m.AppPhase.DeleteLabelValues(key.Namespace, key.Name, string(a.phase))
-	}
-	for _, name := range a.sensors {
-		m.SensorUp.DeleteLabelValues(key.Namespace, key.Name, name)
-	}
-	for _, name := range a.symptoms {
-		m.SymptomActive.DeleteLabelValues(key.Namespace, key.Name, name)
-	}
-	for _, p := range a.policies {
-		m.PolicyState.DeleteLabelValues(key.Namespace, key.Name, p.name, p.state, p.reason)
-		if p.desired {
-			m.AutoscaleDesiredReplicas.DeleteLabelValues(key.Namespace, key.Name, p.name)
-		}
-	}
 	delete(m.status.apps, key)
 }

@@ -3,9 +3,10 @@ package monitor
 import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/homeostat-dev/homeostat/api/v1alpha1"
 )
 
 // Trim is the cache transform: it drops what no sensor or effector reads, so the cache
@@ -16,23 +17,44 @@ import (
 // last state, without messages); ReplicaSets keep their template (rollback copies it), and
 // so do a StatefulSet's ControllerRevisions; other ControllerRevisions lose their data.
 //
+// What is kept is then shared between objects that hold equal values (see intern.go):
+// labels, annotations, owner references, selectors, pod templates' containers and
+// volumes, pods' containers and requests. An app, decoded from JSON with slices grown
+// as it was read, is replaced by its exact-size copy.
+//
 // A pod is most of what the cache holds per app (three of them here against one app,
 // Deployment and ReplicaSet), so each field dropped from it counts three times.
 func Trim(obj any) (any, error) {
-	if m, err := meta.Accessor(obj); err == nil {
+	if m, ok := obj.(metav1.Object); ok {
 		m.SetManagedFields(nil)
 		if a := m.GetAnnotations(); a != nil {
 			delete(a, corev1.LastAppliedConfigAnnotation)
 		}
 	}
+	if app, ok := obj.(*v1alpha1.AutonomicApp); ok {
+		obj = app.DeepCopy()
+	}
+	in := shared
+	if _, ok := obj.(runtime.Unstructured); !ok {
+		if m, ok := obj.(metav1.Object); ok {
+			in.object(m)
+		}
+	}
 	switch o := obj.(type) {
 	case *corev1.Pod:
-		trimPodSpec(&o.Spec)
-		trimPodStatus(&o.Status)
+		trimPodSpec(in, &o.Spec)
+		trimPodStatus(in, &o.Status)
 	case *corev1.Node:
 		o.Status.Images = nil
 	case *appsv1.Deployment:
-		delete(o.Annotations, corev1.LastAppliedConfigAnnotation)
+		o.Spec.Selector = in.selector(o.Spec.Selector)
+		in.podTemplate(&o.Spec.Template)
+	case *appsv1.ReplicaSet:
+		o.Spec.Selector = in.selector(o.Spec.Selector)
+		in.podTemplate(&o.Spec.Template)
+	case *appsv1.StatefulSet:
+		o.Spec.Selector = in.selector(o.Spec.Selector)
+		in.podTemplate(&o.Spec.Template)
 	case *appsv1.ControllerRevision:
 		// A StatefulSet's revisions keep their data, the pod template a rollback returns
 		// to; a DaemonSet's (or anyone else's) are never read.
@@ -43,7 +65,7 @@ func Trim(obj any) (any, error) {
 	return obj, nil
 }
 
-func trimPodSpec(s *corev1.PodSpec) {
+func trimPodSpec(in *interner, s *corev1.PodSpec) {
 	trim := func(cs []corev1.Container) []corev1.Container {
 		if len(cs) == 0 {
 			return nil
@@ -54,17 +76,27 @@ func trimPodSpec(s *corev1.PodSpec) {
 			out[i] = corev1.Container{Name: c.Name, Image: c.Image,
 				Resources: corev1.ResourceRequirements{Requests: c.Resources.Requests}, RestartPolicy: c.RestartPolicy}
 		}
-		return out
+		return in.containers(out)
 	}
-	*s = corev1.PodSpec{NodeName: s.NodeName, Containers: trim(s.Containers), InitContainers: trim(s.InitContainers),
+	*s = corev1.PodSpec{NodeName: str(s.NodeName), Containers: trim(s.Containers), InitContainers: trim(s.InitContainers),
 		Resources: s.Resources, RestartPolicy: s.RestartPolicy}
 }
 
-func trimPodStatus(s *corev1.PodStatus) {
+// readyConditions are the two Ready conditions a trimmed pod can have, shared by all.
+var readyConditions = map[corev1.ConditionStatus][]corev1.PodCondition{
+	corev1.ConditionTrue:    {{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+	corev1.ConditionFalse:   {{Type: corev1.PodReady, Status: corev1.ConditionFalse}},
+	corev1.ConditionUnknown: {{Type: corev1.PodReady, Status: corev1.ConditionUnknown}},
+}
+
+func trimPodStatus(in *interner, s *corev1.PodStatus) {
 	var conditions []corev1.PodCondition
 	for _, c := range s.Conditions {
 		if c.Type == corev1.PodReady {
-			conditions = []corev1.PodCondition{{Type: c.Type, Status: c.Status}}
+			conditions = readyConditions[c.Status]
+			if conditions == nil {
+				conditions = []corev1.PodCondition{{Type: c.Type, Status: c.Status}}
+			}
 		}
 	}
 	trim := func(cs []corev1.ContainerStatus) []corev1.ContainerStatus {
@@ -73,7 +105,7 @@ func trimPodStatus(s *corev1.PodStatus) {
 		}
 		out := make([]corev1.ContainerStatus, len(cs))
 		for i, c := range cs {
-			out[i] = corev1.ContainerStatus{Name: c.Name, Ready: c.Ready, RestartCount: c.RestartCount,
+			out[i] = corev1.ContainerStatus{Name: str(c.Name), Ready: c.Ready, RestartCount: c.RestartCount,
 				State: withoutMessages(c.State), LastTerminationState: withoutMessages(c.LastTerminationState)}
 		}
 		return out
