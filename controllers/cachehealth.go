@@ -103,7 +103,10 @@ func (h *cacheHealth) newInformer(lw toolscache.ListerWatcher, obj runtime.Objec
 	h.informers++
 	what := fmt.Sprintf("%T%s%d", obj, informerSep, h.informers)
 	h.mu.Unlock()
-	return toolscache.NewSharedIndexInformer(h.watching(lw, what), obj, resync, indexers)
+	var inf toolscache.SharedIndexInformer
+	rl := &relister{example: obj, store: func() toolscache.Store { return inf.GetStore() }}
+	inf = toolscache.NewSharedIndexInformer(h.watchingWith(lw, what, rl), obj, resync, indexers)
+	return inf
 }
 
 // informerSep separates an informer's type from its number in the keys of cacheHealth.
@@ -120,6 +123,13 @@ func typeOf(what string) string {
 // cacheRetryMax, inside the call: the reflector never sees that error, so it never
 // backs off for it.
 func (h *cacheHealth) watching(lw toolscache.ListerWatcher, what string) toolscache.ListerWatcher {
+	return h.watchingWith(lw, what, nil)
+}
+
+// watchingWith is watching, and with a relister it also answers a watch the API server
+// finds too old by listing again inside the watch (see relister), and abandons a watch
+// call the API server holds unanswered while the informer is down (watchWithin).
+func (h *cacheHealth) watchingWith(lw toolscache.ListerWatcher, what string, rl *relister) toolscache.ListerWatcher {
 	inner := toolscache.ToListerWatcherWithContext(lw)
 	return &toolscache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
@@ -133,17 +143,73 @@ func (h *cacheHealth) watching(lw toolscache.ListerWatcher, what string) toolsca
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			var w watch.Interface
+			bound := watchBound
 			err := h.retry(ctx, what, func() (err error) {
-				w, err = inner.WatchWithContext(ctx, opts)
+				if rl == nil || !h.isDown(what) {
+					w, err = inner.WatchWithContext(ctx, opts)
+					return err
+				}
+				w, err = watchWithin(ctx, bound, func(ctx context.Context) (watch.Interface, error) {
+					return inner.WatchWithContext(ctx, opts)
+				})
+				if errors.Is(err, errUnanswered) {
+					bound = min(2*bound, watchBoundMax)
+				}
 				return err
 			})
+			var relist func() ([]watch.Event, watch.Interface, error)
+			if rl != nil {
+				relist = func() ([]watch.Event, watch.Interface, error) { return h.relistAndWatch(ctx, inner, what, rl, opts) }
+			}
+			if err != nil && relist != nil && expired(err) {
+				h.failed(what, err)
+				events, rw, rerr := relist()
+				if rerr == nil {
+					return h.observeWith(what, rw, events, relist), nil
+				}
+			}
 			if err != nil {
 				h.called(what, err)
 				return w, err
 			}
-			return h.observe(what, w), nil
+			return h.observeWith(what, w, nil, relist), nil
 		},
 	}
+}
+
+// relistAndWatch lists the informer's objects afresh and watches from the list: the
+// events that bring its store to the list, and the new watch.
+func (h *cacheHealth) relistAndWatch(ctx context.Context, inner toolscache.ListerWatcherWithContext, what string, rl *relister,
+	opts metav1.ListOptions) ([]watch.Event, watch.Interface, error) {
+	var events []watch.Event
+	var rv string
+	err := h.retry(ctx, what, func() (err error) {
+		events, rv, err = rl.events(ctx, inner.ListWithContext, opts)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	wopts := opts
+	wopts.ResourceVersion, wopts.ResourceVersionMatch, wopts.SendInitialEvents = rv, "", nil
+	var w watch.Interface
+	if err := h.retry(ctx, what, func() (err error) {
+		w, err = inner.WatchWithContext(ctx, wopts)
+		return err
+	}); err != nil {
+		return nil, nil, err
+	}
+	cacheLog.Info("A watch was too old for the API server; listed again inside the watch", "type", typeOf(what),
+		"changes", max(len(events)-1, 0), "resourceVersion", rv)
+	return events, w, nil
+}
+
+// isDown says whether the informer's list or watch is failing.
+func (h *cacheHealth) isDown(what string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.down[what]
+	return ok
 }
 
 // retry calls call until it succeeds, fails otherwise than with the API server out of
@@ -168,6 +234,9 @@ func (h *cacheHealth) retry(ctx context.Context, what string, call func() error)
 			if s, ok := apierrors.SuggestsClientDelay(err); ok && s > 0 {
 				wait = time.Duration(s) * time.Second
 			}
+		case errors.Is(err, errUnanswered):
+			// Abandoned after its bound: made again at once.
+			wait = cacheRetryFirst
 		case h.unreachable(err):
 			delay = min(2*delay, cacheRetryMax)
 		case serverError(err) && serverErrors < cacheRetryServerErrors:
@@ -239,26 +308,66 @@ func serverError(err error) bool {
 }
 
 // observedWatch passes a watch's events through, reporting what the stream says about
-// the informer: an event delivered, an error event, the end of the stream.
+// the informer: an event delivered, an error event, the end of the stream. With a
+// relist, it answers a "too old resource version" error event by listing again and
+// watching on (see relister), at most relistsPerWatch times.
 type observedWatch struct {
+	mu    sync.Mutex
 	inner watch.Interface
 	out   chan watch.Event
 	done  chan struct{}
 	once  sync.Once
 }
 
+// relistsPerWatch bounds the lists one watch makes for the error events it answers;
+// past it the error goes to the reflector.
+const relistsPerWatch = 3
+
 func (h *cacheHealth) observe(what string, w watch.Interface) watch.Interface {
+	return h.observeWith(what, w, nil, nil)
+}
+
+// observeWith is observe, with first handed to the reflector before the stream's own
+// events and relist answering "too old resource version".
+func (h *cacheHealth) observeWith(what string, w watch.Interface, first []watch.Event,
+	relist func() ([]watch.Event, watch.Interface, error)) watch.Interface {
 	o := &observedWatch{inner: w, out: make(chan watch.Event), done: make(chan struct{})}
 	// A stream that stays quiet without an error has nothing to catch up with.
 	quiet := h.clock.Now()
 	h.opened(what, quiet)
 	go func() {
 		defer close(o.out)
+		send := func(ev watch.Event) bool {
+			select {
+			case o.out <- ev:
+				return true
+			case <-o.done:
+				return false
+			}
+		}
+		// sendAll hands the reflector a relist's events; once it has them all, the
+		// informer has caught up.
+		sendAll := func(evs []watch.Event) bool {
+			for _, ev := range evs {
+				if !send(ev) {
+					return false
+				}
+			}
+			if len(evs) > 0 {
+				h.delivered(what, quiet)
+			}
+			return true
+		}
+		if !sendAll(first) {
+			return
+		}
+		relists := 0
 		for {
+			cur := o.current()
 			select {
 			case <-o.done:
 				return
-			case ev, ok := <-w.ResultChan():
+			case ev, ok := <-cur.ResultChan():
 				if !ok {
 					select {
 					case <-o.done: // the reflector stopped it
@@ -267,24 +376,64 @@ func (h *cacheHealth) observe(what string, w watch.Interface) watch.Interface {
 					}
 					return
 				}
-				if ev.Type == watch.Error {
-					h.failed(what, apierrors.FromObject(ev.Object))
-				} else {
+				if ev.Type != watch.Error {
 					h.delivered(what, quiet)
+					if !send(ev) {
+						return
+					}
+					continue
 				}
-				select {
-				case o.out <- ev:
-				case <-o.done:
-					return
+				err := apierrors.FromObject(ev.Object)
+				h.failed(what, err)
+				if relist != nil && expired(err) && relists < relistsPerWatch {
+					relists++
+					cur.Stop()
+					evs, next, rerr := relist()
+					if rerr == nil {
+						if !o.swap(next) {
+							return
+						}
+						quiet = h.clock.Now()
+						h.opened(what, quiet)
+						if !sendAll(evs) {
+							return
+						}
+						continue
+					}
 				}
+				send(ev)
+				return
 			}
 		}
 	}()
 	return o
 }
 
+func (o *observedWatch) current() watch.Interface {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.inner
+}
+
+// swap makes next the watch passed through; false, with next stopped, when the
+// reflector has stopped this one meanwhile.
+func (o *observedWatch) swap(next watch.Interface) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	select {
+	case <-o.done:
+		next.Stop()
+		return false
+	default:
+	}
+	o.inner = next
+	return true
+}
+
 func (o *observedWatch) Stop() {
 	o.once.Do(func() { close(o.done) })
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	o.inner.Stop()
 }
 

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unique"
@@ -88,6 +89,8 @@ type interner struct {
 	selectors internTable[*metav1.LabelSelector]
 	ctrs      internTable[[]corev1.Container]
 	vols      internTable[[]corev1.Volume]
+	podSec    internTable[*corev1.PodSecurityContext]
+	int64s    internTable[*int64]
 	owners    internTable[[]metav1.OwnerReference]
 }
 
@@ -274,6 +277,17 @@ func (in *interner) podTemplate(t *corev1.PodTemplateSpec) {
 	t.Spec.Containers = in.containers(t.Spec.Containers)
 	t.Spec.InitContainers = in.containers(t.Spec.InitContainers)
 	t.Spec.Volumes = in.volumes(t.Spec.Volumes)
+	if sc := t.Spec.SecurityContext; sc != nil {
+		if raw, err := sc.Marshal(); err == nil {
+			t.Spec.SecurityContext = in.podSec.intern(string(raw), sc)
+		}
+	}
+	if g := t.Spec.TerminationGracePeriodSeconds; g != nil {
+		t.Spec.TerminationGracePeriodSeconds = in.int64s.intern(strconv.FormatInt(*g, 10), g)
+	}
 	t.Spec.ServiceAccountName = str(t.Spec.ServiceAccountName)
+	t.Spec.DeprecatedServiceAccount = str(t.Spec.DeprecatedServiceAccount)
 	t.Spec.SchedulerName = str(t.Spec.SchedulerName)
+	t.Spec.DNSPolicy = corev1.DNSPolicy(str(string(t.Spec.DNSPolicy)))
+	t.Spec.RestartPolicy = corev1.RestartPolicy(str(string(t.Spec.RestartPolicy)))
 }

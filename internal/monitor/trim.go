@@ -26,9 +26,13 @@ import (
 // Deployment and ReplicaSet), so each field dropped from it counts three times.
 func Trim(obj any) (any, error) {
 	if m, ok := obj.(metav1.Object); ok {
-		m.SetManagedFields(nil)
-		if a := m.GetAnnotations(); a != nil {
-			delete(a, corev1.LastAppliedConfigAnnotation)
+		// Written only when there is something to drop: an object trimmed before (a
+		// cached one handed back) has shared maps and readers.
+		if len(m.GetManagedFields()) > 0 {
+			m.SetManagedFields(nil)
+		}
+		if _, ok := m.GetAnnotations()[corev1.LastAppliedConfigAnnotation]; ok {
+			delete(m.GetAnnotations(), corev1.LastAppliedConfigAnnotation)
 		}
 	}
 	if app, ok := obj.(*v1alpha1.AutonomicApp); ok {
@@ -79,7 +83,7 @@ func trimPodSpec(in *interner, s *corev1.PodSpec) {
 		return in.containers(out)
 	}
 	*s = corev1.PodSpec{NodeName: str(s.NodeName), Containers: trim(s.Containers), InitContainers: trim(s.InitContainers),
-		Resources: s.Resources, RestartPolicy: s.RestartPolicy}
+		Resources: s.Resources, RestartPolicy: corev1.RestartPolicy(str(string(s.RestartPolicy)))}
 }
 
 // readyConditions are the two Ready conditions a trimmed pod can have, shared by all.
@@ -110,7 +114,7 @@ func trimPodStatus(in *interner, s *corev1.PodStatus) {
 		}
 		return out
 	}
-	*s = corev1.PodStatus{Phase: s.Phase, Conditions: conditions,
+	*s = corev1.PodStatus{Phase: corev1.PodPhase(str(string(s.Phase))), Conditions: conditions,
 		ContainerStatuses: trim(s.ContainerStatuses), InitContainerStatuses: trim(s.InitContainerStatuses)}
 }
 

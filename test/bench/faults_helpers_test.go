@@ -129,6 +129,8 @@ func (e *faultEnv) manager(name string, args ...string) *faultManager {
 
 // managerOf is manager, of another binary.
 func (e *faultEnv) managerOf(bin, name string, args ...string) *faultManager {
+	// Log times to the nanosecond, so a recovery can be read from the log.
+	args = append([]string{"--zap-time-encoding=rfc3339nano"}, args...)
 	m := &faultManager{name: name, bin: bin, kubeconfig: e.cluster.Kubeconfig(), args: args,
 		logPath: filepath.Join(e.logDir, name+".log")}
 	e.t.Cleanup(m.stop)

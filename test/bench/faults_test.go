@@ -1035,8 +1035,8 @@ func outageRound(t *testing.T) []Figure {
 			}
 		}
 	}
-	t.Logf("kube-apiserver ready %s after its start began; the test deleted the pods and paused one app of each manager",
-		ready.Sub(stopped.Add(outage)).Round(time.Millisecond))
+	t.Logf("kube-apiserver ready at %s, %s after its start began; the test deleted the pods and paused one app of each manager",
+		ready.UTC().Format(time.RFC3339Nano), ready.Sub(stopped.Add(outage)).Round(time.Millisecond))
 
 	// Both managers recover at once, each at its own pace: one loop watches for all of it.
 	_, err := faultWaitUntil(ctx, 4*time.Minute, func(ctx context.Context) (bool, error) {
