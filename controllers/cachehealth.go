@@ -142,39 +142,61 @@ func (h *cacheHealth) watchingWith(lw toolscache.ListerWatcher, what string, rl 
 			return obj, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			var w watch.Interface
-			bound := watchBound
-			err := h.retry(ctx, what, func() (err error) {
-				if rl == nil || !h.isDown(what) {
-					w, err = inner.WatchWithContext(ctx, opts)
-					return err
-				}
-				w, err = watchWithin(ctx, bound, func(ctx context.Context) (watch.Interface, error) {
-					return inner.WatchWithContext(ctx, opts)
-				})
-				if errors.Is(err, errUnanswered) {
-					bound = min(2*bound, watchBoundMax)
-				}
-				return err
-			})
+			// The watch's own context, ended when the reflector stops it: a relist
+			// inside it stops with it.
+			wctx, stop := context.WithCancel(ctx)
+			w, err := h.watchCall(wctx, what, inner, opts, rl != nil)
 			var relist func() ([]watch.Event, watch.Interface, error)
-			if rl != nil {
-				relist = func() ([]watch.Event, watch.Interface, error) { return h.relistAndWatch(ctx, inner, what, rl, opts) }
+			if rl != nil && resumed(opts) {
+				relist = func() ([]watch.Event, watch.Interface, error) { return h.relistAndWatch(wctx, inner, what, rl, opts) }
 			}
 			if err != nil && relist != nil && expired(err) {
 				h.failed(what, err)
-				events, rw, rerr := relist()
-				if rerr == nil {
-					return h.observeWith(what, rw, events, relist), nil
+				if events, rw, rerr := relist(); rerr == nil {
+					return h.observeWith(what, rw, stop, events, relist, rl), nil
 				}
 			}
 			if err != nil {
+				stop()
 				h.called(what, err)
 				return w, err
 			}
-			return h.observeWith(what, w, nil, relist), nil
+			return h.observeWith(what, w, stop, nil, relist, rl), nil
 		},
 	}
+}
+
+// resumed says whether a watch resumes from a version the informer has seen: the only
+// kind the relister answers. The initial events of a watch-list go to the reflector's
+// own temporary store and end with a bookmark of its own; a 410 there is the
+// reflector's to answer.
+func resumed(opts metav1.ListOptions) bool {
+	return (opts.SendInitialEvents == nil || !*opts.SendInitialEvents) && opts.ResourceVersion != "" && opts.ResourceVersion != "0"
+}
+
+// watchCall makes a watch call under retry. With bounded, while the informer is down
+// and the API server was out of reach within startingGrace (a restart), a call not
+// answered within watchBound is abandoned and made again, each time waiting twice as
+// long, up to watchBoundMax. An API server that is merely slow or overloaded (429s) is
+// waited for.
+func (h *cacheHealth) watchCall(ctx context.Context, what string, inner toolscache.ListerWatcherWithContext,
+	opts metav1.ListOptions, bounded bool) (watch.Interface, error) {
+	var w watch.Interface
+	bound := watchBound
+	err := h.retry(ctx, what, func() (err error) {
+		if !bounded || !h.restarting(what) {
+			w, err = inner.WatchWithContext(ctx, opts)
+			return err
+		}
+		w, err = watchWithin(ctx, bound, func(ctx context.Context) (watch.Interface, error) {
+			return inner.WatchWithContext(ctx, opts)
+		})
+		if errors.Is(err, errUnanswered) {
+			bound = min(2*bound, watchBoundMax)
+		}
+		return err
+	})
+	return w, err
 }
 
 // relistAndWatch lists the informer's objects afresh and watches from the list: the
@@ -192,11 +214,8 @@ func (h *cacheHealth) relistAndWatch(ctx context.Context, inner toolscache.Liste
 	}
 	wopts := opts
 	wopts.ResourceVersion, wopts.ResourceVersionMatch, wopts.SendInitialEvents = rv, "", nil
-	var w watch.Interface
-	if err := h.retry(ctx, what, func() (err error) {
-		w, err = inner.WatchWithContext(ctx, wopts)
-		return err
-	}); err != nil {
+	w, err := h.watchCall(ctx, what, inner, wopts, true)
+	if err != nil {
 		return nil, nil, err
 	}
 	cacheLog.Info("A watch was too old for the API server; listed again inside the watch", "type", typeOf(what),
@@ -210,6 +229,15 @@ func (h *cacheHealth) isDown(what string) bool {
 	defer h.mu.Unlock()
 	_, ok := h.down[what]
 	return ok
+}
+
+// restarting says whether the informer is down and the API server was out of reach
+// within startingGrace.
+func (h *cacheHealth) restarting(what string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, down := h.down[what]
+	return down && !h.lastUnreachable.IsZero() && h.clock.Since(h.lastUnreachable) < startingGrace
 }
 
 // retry calls call until it succeeds, fails otherwise than with the API server out of
@@ -317,6 +345,8 @@ type observedWatch struct {
 	out   chan watch.Event
 	done  chan struct{}
 	once  sync.Once
+	// cancel ends the watch's context, and a relist inside it.
+	cancel context.CancelFunc
 }
 
 // relistsPerWatch bounds the lists one watch makes for the error events it answers;
@@ -324,17 +354,20 @@ type observedWatch struct {
 const relistsPerWatch = 3
 
 func (h *cacheHealth) observe(what string, w watch.Interface) watch.Interface {
-	return h.observeWith(what, w, nil, nil)
+	return h.observeWith(what, w, func() {}, nil, nil, nil)
 }
 
-// observeWith is observe, with first handed to the reflector before the stream's own
-// events and relist answering "too old resource version".
-func (h *cacheHealth) observeWith(what string, w watch.Interface, first []watch.Event,
-	relist func() ([]watch.Event, watch.Interface, error)) watch.Interface {
-	o := &observedWatch{inner: w, out: make(chan watch.Event), done: make(chan struct{})}
+// observeWith is observe, with first (a relist's events) handed to the reflector
+// before the stream's own, and relist answering "too old resource version"; rl tells
+// when the informer's store has a relist's events. cancel ends the watch's context.
+func (h *cacheHealth) observeWith(what string, w watch.Interface, cancel context.CancelFunc, first []watch.Event,
+	relist func() ([]watch.Event, watch.Interface, error), rl *relister) watch.Interface {
+	o := &observedWatch{inner: w, out: make(chan watch.Event), done: make(chan struct{}), cancel: cancel}
 	// A stream that stays quiet without an error has nothing to catch up with.
 	quiet := h.clock.Now()
-	h.opened(what, quiet)
+	if first == nil {
+		h.opened(what, quiet)
+	}
 	go func() {
 		defer close(o.out)
 		send := func(ev watch.Event) bool {
@@ -345,23 +378,29 @@ func (h *cacheHealth) observeWith(what string, w watch.Interface, first []watch.
 				return false
 			}
 		}
-		// sendAll hands the reflector a relist's events; once it has them all, the
-		// informer has caught up.
-		sendAll := func(evs []watch.Event) bool {
+		// caughtUp hands the reflector a relist's events, the informer still down, and
+		// brings it back once its store holds them.
+		caughtUp := func(evs []watch.Event) bool {
 			for _, ev := range evs {
 				if !send(ev) {
 					return false
 				}
 			}
-			if len(evs) > 0 {
-				h.delivered(what, quiet)
+			if rl != nil && rl.stored(o.done, evs, cacheCatchUp) {
+				h.caughtUpNow(what)
+			} else {
+				quiet = h.clock.Now()
+				h.opened(what, quiet)
 			}
 			return true
 		}
-		if !sendAll(first) {
-			return
-		}
 		relists := 0
+		if first != nil {
+			relists++
+			if !caughtUp(first) {
+				return
+			}
+		}
 		for {
 			cur := o.current()
 			select {
@@ -393,9 +432,7 @@ func (h *cacheHealth) observeWith(what string, w watch.Interface, first []watch.
 						if !o.swap(next) {
 							return
 						}
-						quiet = h.clock.Now()
-						h.opened(what, quiet)
-						if !sendAll(evs) {
+						if !caughtUp(evs) {
 							return
 						}
 						continue
@@ -432,6 +469,7 @@ func (o *observedWatch) swap(next watch.Interface) bool {
 
 func (o *observedWatch) Stop() {
 	o.once.Do(func() { close(o.done) })
+	o.cancel()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.inner.Stop()
@@ -495,6 +533,15 @@ func (h *cacheHealth) back(what string, start time.Time) {
 		cacheLog.Info("An informer of the cache is back; actions wait until it has caught up", "type", typeOf(what),
 			"downFor", start.Sub(since).Round(time.Millisecond).String())
 	}
+}
+
+// caughtUpNow brings a type that was down back with nothing left to catch up: its
+// store holds what a relist found.
+func (h *cacheHealth) caughtUpNow(what string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.back(what, h.clock.Now())
+	delete(h.caughtUp, what)
 }
 
 // opened records a watch stream that opened at start: a type that was down is back,

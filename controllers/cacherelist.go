@@ -5,7 +5,6 @@ import (
 	"errors"
 	"reflect"
 	"slices"
-	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -93,13 +92,58 @@ func (r *relister) events(ctx context.Context, list func(ctx context.Context, op
 	slices.Sort(gone)
 	for _, key := range gone {
 		// A copy: the reflector's store transforms what it is handed, and the cached
-		// object is shared with its readers.
-		out = append(out, watch.Event{Type: watch.Deleted, Object: known[key].DeepCopyObject()})
+		// object is shared with its readers. Its version is the list's, as a deletion
+		// seen in a watch would carry one newer than the object's.
+		o := known[key].DeepCopyObject()
+		if m, err := meta.Accessor(o); err == nil {
+			m.SetResourceVersion(lm.GetResourceVersion())
+		}
+		out = append(out, watch.Event{Type: watch.Deleted, Object: o})
 	}
 	if b := r.bookmark(lm.GetResourceVersion()); b != nil {
 		out = append(out, watch.Event{Type: watch.Bookmark, Object: b})
 	}
 	return out, lm.GetResourceVersion(), nil
+}
+
+// stored waits, at most within, until the informer's store holds the last change of
+// evs (the store applies a reflector's events in order), or done is closed; it says
+// whether it does.
+func (r *relister) stored(done <-chan struct{}, evs []watch.Event, within time.Duration) bool {
+	var last *watch.Event
+	for i := range evs {
+		if evs[i].Type != watch.Bookmark {
+			last = &evs[i]
+		}
+	}
+	if last == nil {
+		return true
+	}
+	key, err := toolscache.MetaNamespaceKeyFunc(last.Object)
+	if err != nil {
+		return false
+	}
+	want := resourceVersion(last.Object)
+	deadline := time.Now().Add(within)
+	for {
+		o, ok, err := r.store().GetByKey(key)
+		if err == nil {
+			if last.Type == watch.Deleted && !ok {
+				return true
+			}
+			if ro, isObj := o.(runtime.Object); ok && isObj && last.Type != watch.Deleted && resourceVersion(ro) == want {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-done:
+			return false
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 func resourceVersion(o runtime.Object) string {
@@ -146,20 +190,10 @@ var errUnanswered = errors.New("the API server did not answer the watch in time"
 // The watch that is answered runs on until it is stopped.
 func watchWithin(ctx context.Context, bound time.Duration, call func(ctx context.Context) (watch.Interface, error)) (watch.Interface, error) {
 	cctx, cancel := context.WithCancel(ctx)
-	var mu sync.Mutex
-	late := false
-	t := time.AfterFunc(bound, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		late = true
-		cancel()
-	})
+	t := time.AfterFunc(bound, cancel)
 	w, err := call(cctx)
-	t.Stop()
-	mu.Lock()
-	abandoned := late
-	mu.Unlock()
-	if abandoned {
+	if !t.Stop() {
+		// The bound passed: the call's context is ending, or has ended.
 		if err == nil {
 			w.Stop()
 		}

@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 func rvPod(name, rv string) *corev1.Pod {
@@ -55,7 +58,7 @@ func TestRelistHandsTheReflectorWhatChanged(t *testing.T) {
 			t.Error("the deleted event hands over the cached object itself, which the store's transform would change")
 		}
 	}
-	want := []string{"MODIFIED b@5", "ADDED d@6", "DELETED c@3", "BOOKMARK @10"}
+	want := []string{"MODIFIED b@5", "ADDED d@6", "DELETED c@10", "BOOKMARK @10"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("events %v, want %v", got, want)
 	}
@@ -64,7 +67,8 @@ func TestRelistHandsTheReflectorWhatChanged(t *testing.T) {
 // relistAPI is a pods API whose watch the test ends with "too old resource version",
 // as a restarted API server does with the watch an informer resumes.
 type relistAPI struct {
-	mu      sync.Mutex
+	mu         sync.Mutex
+	expireNext bool // the next watch call is refused as too old
 	state   *corev1.PodList
 	lists   []string // the resource version of each list call
 	watches []*watch.FakeWatcher
@@ -85,6 +89,10 @@ func (a *relistAPI) lw() *toolscache.ListWatch {
 			}
 			a.mu.Lock()
 			defer a.mu.Unlock()
+			if a.expireNext {
+				a.expireNext = false
+				return nil, apierrors.NewResourceExpired("too old resource version: 11 (15)")
+			}
 			w := watch.NewFake()
 			a.watches = append(a.watches, w)
 			a.from = append(a.from, opts.ResourceVersion)
@@ -107,10 +115,6 @@ func TestTooOldWatchIsAnsweredInsideTheWatch(t *testing.T) {
 	h := newCacheHealth(clock.RealClock{})
 	api := &relistAPI{state: podList("5", rvPod("a", "1"), rvPod("c", "3"))}
 	inf := h.newInformer(api.lw(), &corev1.Pod{}, 0, toolscache.Indexers{})
-	var handlerErrs []error
-	_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *toolscache.Reflector, err error) {
-		handlerErrs = append(handlerErrs, err)
-	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go inf.RunWithContext(ctx)
@@ -149,15 +153,60 @@ func TestTooOldWatchIsAnsweredInsideTheWatch(t *testing.T) {
 	if from[1] != "9" {
 		t.Fatalf("the watch after the relist is from %q, want 9", from[1])
 	}
-	if len(handlerErrs) > 0 {
-		t.Fatalf("the reflector saw errors: %v", handlerErrs)
-	}
 	eventually(t, "the informer has caught up", func() bool { msg, _ := h.stale(); return msg == "" })
 
-	// The new watch goes on as any other: the reflector resumes from the bookmark.
+	// The new watch goes on as any other.
 	_, _, w = api.calls()
 	w[1].Add(rvPod("e", "11"))
 	eventually(t, "the new watch's events reach the store", func() bool { return len(names()) == 3 })
+
+	// The API server restarts again; this time the call itself is refused as too old.
+	api.mu.Lock()
+	api.state = podList("20", rvPod("a", "1"), rvPod("e", "12"))
+	api.expireNext = true
+	api.mu.Unlock()
+	w[1].Stop()
+	deadline = time.Now().Add(10 * time.Second)
+	for !slices.Equal(names(), []string{"a@1", "e@12"}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the store holds %v, want a@1 and e@12", names())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	lists, from, _ = api.calls()
+	if len(lists) != 3 || lists[2] != "" {
+		t.Fatalf("list calls at versions %q; want a third afresh inside the refused watch", lists)
+	}
+	eventually(t, "the watch goes on from the second list", func() bool { _, from, _ = api.calls(); return from[len(from)-1] == "20" })
+}
+
+// TestRelistKeepsTheGuardUntilTheStoreHasTheChanges: the informer stays down while the
+// reflector takes a relist's events, and is caught up only once its store holds them.
+func TestRelistKeepsTheGuardUntilTheStoreHasTheChanges(t *testing.T) {
+	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC))
+	h := newCacheHealth(clk)
+	const what = "*v1.Pod#1"
+	h.failed(what, apierrors.NewResourceExpired("too old resource version: 5 (8)"))
+	store := toolscache.NewStore(toolscache.MetaNamespaceKeyFunc)
+	rl := &relister{example: &corev1.Pod{}, store: func() toolscache.Store { return store }}
+	var evs []watch.Event
+	for i := range 100 {
+		evs = append(evs, watch.Event{Type: watch.Added, Object: rvPod(fmt.Sprintf("p%03d", i), "9")})
+	}
+	w := h.observeWith(what, watch.NewFake(), func() {}, evs, nil, rl)
+	defer w.Stop()
+	stale := func() string { msg, _ := h.stale(); return msg }
+	for i := range evs {
+		ev := <-w.ResultChan()
+		if i == 50 {
+			clk.SetTime(clk.Now().Add(2 * cacheCatchUp))
+			if !strings.Contains(stale(), "have been down") {
+				t.Fatalf("halfway through the relist's events: %q", stale())
+			}
+		}
+		_ = store.Add(ev.Object)
+	}
+	eventually(t, "the informer is caught up once its store has the changes", func() bool { return stale() == "" })
 }
 
 // TestAWatchHeldUnansweredWhileDownIsMadeAgain: a restarting API server can hold a watch
@@ -186,7 +235,11 @@ func TestAWatchHeldUnansweredWhileDownIsMadeAgain(t *testing.T) {
 	}
 	rl := &relister{example: &corev1.Pod{}, store: func() toolscache.Store { return toolscache.NewStore(toolscache.MetaNamespaceKeyFunc) }}
 	lwh := toolscache.ToListerWatcherWithContext(h.watchingWith(lw, "*v1.Pod#1", rl))
-	h.failed("*v1.Pod#1", errRefused)
+	// The API server was out of reach, and the informer is down.
+	if !h.unreachable(errConnRefused) {
+		t.Fatal("a refused connection is not unreachable")
+	}
+	h.failed("*v1.Pod#1", errConnRefused)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	w, err := lwh.WatchWithContext(ctx, metav1.ListOptions{ResourceVersion: "5"})
@@ -202,4 +255,22 @@ func TestAWatchHeldUnansweredWhileDownIsMadeAgain(t *testing.T) {
 	if h.isDown("*v1.Pod#1") {
 		t.Fatal("the informer is still down after its watch was answered")
 	}
+
+	// Up, a slow answer is waited for.
+	slow := &toolscache.ListWatch{
+		ListWithContextFunc: lw.ListWithContextFunc,
+		WatchFuncWithContext: func(ctx context.Context, _ metav1.ListOptions) (watch.Interface, error) {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(watchBound + 200*time.Millisecond):
+				return watch.NewFake(), nil
+			}
+		},
+	}
+	w, err = toolscache.ToListerWatcherWithContext(h.watchingWith(slow, "*v1.Pod#1", rl)).WatchWithContext(ctx, metav1.ListOptions{ResourceVersion: "6"})
+	if err != nil {
+		t.Fatalf("a slow watch of a healthy informer was cut short: %v", err)
+	}
+	w.Stop()
 }

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	goruntime "runtime"
 	"testing"
@@ -159,11 +160,11 @@ func TestTrimSharesWhatEqualObjectsHold(t *testing.T) {
 	}
 }
 
-// trimmedAlone trims a copy of obj through a fresh table, so it shares nothing with
+// trimmedAlone trims a copy of obj through fresh tables, so it shares nothing with
 // what the tests trimmed before.
 func trimmedAlone(t testing.TB, obj any) any {
 	saved := shared
-	shared = &interner{}
+	shared = newInterner()
 	defer func() { shared = saved }()
 	return trimmed(t, obj.(interface{ DeepCopyObject() runtime.Object }).DeepCopyObject())
 }
@@ -177,33 +178,97 @@ func TestTrimmedAppHasNoSpareCapacity(t *testing.T) {
 	}
 }
 
+// TestTrimTwiceWritesNothingShared: client-go's watch-list runs the transform twice on
+// an object, the second time over values already shared with cached objects, and even
+// after the tables forgot them. Nothing a cached object holds may change.
+func TestTrimTwiceWritesNothingShared(t *testing.T) {
+	saved := shared
+	defer func() { shared = saved }()
+	shared = newInterner()
+	d0, rs0, pods0 := footprintApp(7)
+	cachedRS := trimmed(t, rs0.DeepCopy()).(*appsv1.ReplicaSet)
+	cachedPod := trimmed(t, pods0[0].DeepCopy()).(*corev1.Pod)
+	sel, selLabels := cachedRS.Spec.Selector, cachedRS.Spec.Selector.MatchLabels
+	ctrs, reqs := cachedRS.Spec.Template.Spec.Containers, cachedRS.Spec.Template.Spec.Containers[0].Resources.Requests
+	podCtrs := cachedPod.Spec.Containers
+
+	again := trimmed(t, rs0.DeepCopy()).(*appsv1.ReplicaSet)
+	shared = newInterner() // the tables forget between the two runs
+	_ = trimmed(t, again)
+	_ = trimmed(t, trimmed(t, pods0[1].DeepCopy()))
+	_ = trimmed(t, trimmed(t, d0.DeepCopy()))
+	switch {
+	case cachedRS.Spec.Selector != sel || !same(sel.MatchLabels, selLabels):
+		t.Error("a second trim wrote into a shared selector")
+	case !same(cachedRS.Spec.Template.Spec.Containers, ctrs) || !same(ctrs[0].Resources.Requests, reqs):
+		t.Error("a second trim wrote into shared containers")
+	case !same(cachedPod.Spec.Containers, podCtrs) || !same(podCtrs[0].Resources.Requests, reqs):
+		t.Error("a second trim wrote into a pod's shared containers")
+	}
+}
+
+// TestValuesThatOnlySeparatorsTellApartAreNotShared: annotation values and owner
+// references may hold any byte; two different values must never come out as one.
+func TestValuesThatOnlySeparatorsTellApartAreNotShared(t *testing.T) {
+	in := newInterner()
+	a := in.stringMap(map[string]string{"a": "1\x00b\x002"})
+	b := in.stringMap(map[string]string{"a": "1", "b": "2"})
+	if len(b) != 2 || b["a"] != "1" || len(a) != 1 {
+		t.Fatalf("maps mixed up: %q and %q", a, b)
+	}
+	one := in.ownerRefs([]metav1.OwnerReference{{APIVersion: "v1", Kind: "K", Name: "m", UID: "u\x00--v1\x00K\x00m\x00w"}})
+	two := in.ownerRefs([]metav1.OwnerReference{{APIVersion: "v1", Kind: "K", Name: "m", UID: "u"}, {APIVersion: "v1", Kind: "K", Name: "m", UID: "w"}})
+	if len(one) != 1 || len(two) != 2 {
+		t.Fatalf("owner references mixed up: %v and %v", one, two)
+	}
+	big := map[string]string{"k": string(make([]byte, internMaxBytes+1))}
+	if x, y := in.stringMap(big), in.stringMap(maps.Clone(big)); same(x, y) {
+		t.Fatal("an oversized map was shared")
+	}
+}
+
 func TestInternTableIsBoundedAndKeepsWhatIsInUse(t *testing.T) {
-	var tb internTable[*int]
+	tb := internTable[*int]{equal: func(a, b *int) bool { return *a == *b }}
 	kept := new(int)
-	tb.intern("kept", kept)
+	*kept = -1
+	const keptHash = 1 << 62
+	tb.intern(keptHash, kept)
 	for i := range 3 * internMaxEntries {
-		tb.intern(fmt.Sprint(i), new(int))
+		v := new(int)
+		*v = i
+		tb.intern(uint64(i), v)
 		if i%(internMaxEntries/2) == 0 {
 			// Still held by objects that keep arriving.
-			if got := tb.intern("kept", new(int)); got != kept {
+			again := new(int)
+			*again = -1
+			if got := tb.intern(keptHash, again); got != kept {
 				t.Fatalf("after %d other entries the value in use was replaced", i)
 			}
 		}
 	}
-	if n := tb.len(); n > 2*internMaxEntries {
+	if n := tb.len(); n > 2*internMaxEntries+1 {
 		t.Fatalf("the table holds %d entries, more than two generations of %d", n, internMaxEntries)
 	}
-	tb.intern("big", kept)
-	if got := tb.intern(string(make([]byte, internMaxKey+1)), new(int)); got == kept {
-		t.Fatal("an oversized key was shared")
+	// A different value under a hash in use is not shared, and does not replace it.
+	other := new(int)
+	*other = 5
+	if got := tb.intern(keptHash, other); got != other {
+		t.Fatal("a different value with a colliding hash was shared")
+	}
+	if got := tb.intern(keptHash, kept); got != kept {
+		t.Fatal("a colliding value replaced the one in use")
 	}
 }
 
-// TestTrimmedCacheFootprint reports what the objects of an app cost in the cache: each
-// decoded alone, and trimmed. It asserts only that trimming saves memory.
+// TestTrimmedCacheFootprint reports what the objects of an app cost in the cache:
+// decoded alone, trimmed without sharing, and trimmed and shared. It asserts only that
+// sharing saves memory over trimming alone.
 func TestTrimmedCacheFootprint(t *testing.T) {
 	const n = 2000
-	measure := func(trim bool) float64 {
+	saved := shared
+	defer func() { shared = saved }()
+	measure := func(trim bool, in *interner) float64 {
+		shared = in
 		goruntime.GC()
 		var before goruntime.MemStats
 		goruntime.ReadMemStats(&before)
@@ -232,9 +297,9 @@ func TestTrimmedCacheFootprint(t *testing.T) {
 		goruntime.KeepAlive(keep)
 		return float64(after.HeapAlloc-before.HeapAlloc) / n / 1024
 	}
-	full, trim := measure(false), measure(true)
-	t.Logf("Deployment, ReplicaSet and 3 pods: %.2f KiB decoded, %.2f KiB trimmed and shared", full, trim)
-	if trim >= full {
-		t.Fatalf("trimmed %.2f KiB >= decoded %.2f KiB", trim, full)
+	full, alone, both := measure(false, nil), measure(true, nil), measure(true, newInterner())
+	t.Logf("Deployment, ReplicaSet and 3 pods: %.2f KiB decoded, %.2f KiB trimmed, %.2f KiB trimmed and shared", full, alone, both)
+	if both >= alone {
+		t.Fatalf("trimmed and shared %.2f KiB >= trimmed alone %.2f KiB", both, alone)
 	}
 }

@@ -31,8 +31,10 @@ func Trim(obj any) (any, error) {
 		if len(m.GetManagedFields()) > 0 {
 			m.SetManagedFields(nil)
 		}
-		if _, ok := m.GetAnnotations()[corev1.LastAppliedConfigAnnotation]; ok {
-			delete(m.GetAnnotations(), corev1.LastAppliedConfigAnnotation)
+		if a := m.GetAnnotations(); a[corev1.LastAppliedConfigAnnotation] != "" {
+			// The object's own map for a typed object, a copy for an unstructured one.
+			delete(a, corev1.LastAppliedConfigAnnotation)
+			m.SetAnnotations(a)
 		}
 	}
 	if app, ok := obj.(*v1alpha1.AutonomicApp); ok {
