@@ -903,7 +903,9 @@ func TestBenchFaultsAPIServerOutage(t *testing.T) {
 	Note(faultSection, fmt.Sprintf("API server outage, rerun for the lease and the retries: %d outages of 60 s, each on a fresh cluster; in each, both managers ran "+
 		"with --leader-elect, side by side. A list or watch call that fails because the API server cannot be reached is retried within 1 s inside the call, "+
 		"and a 429 after its Retry-After (controllers/cachehealth.go), so client-go's reflector, which would back off for up to a minute, never sees the error; the watch retried within that bound is "+
-		"TestInformerRetriesWithinTheBoundWhileTheAPIServerIsDown. A replica that loses its Lease no longer exits: it closes the gate to its "+
+		"TestInformerRetriesWithinTheBoundWhileTheAPIServerIsDown. The watch an informer resumes, too old for the restarted API server (410), is answered by a list inside the watch "+
+		"and a watch from the list's version (controllers/cacherelist.go, TestTooOldWatchIsAnsweredInsideTheWatch), where client-go's reflector would list again only after its backoff; "+
+		"and a watch the restarting API server holds unanswered is made again after a second (TestAWatchHeldUnansweredWhileDownIsMadeAgain). A replica that loses its Lease no longer exits: it closes the gate to its "+
 		"reconcilers, poller and node controller (internal/leader), keeps its caches, autoscale recommendations and sensor history, suspends "+
 		"its readings, and takes the Lease back under the same identity as soon as the API server answers, unless another replica took it "+
 		"(TestLeaderThatLostTheLeaseInAnOutageTakesItBack).", rounds))
@@ -946,6 +948,16 @@ func outageRound(t *testing.T) []Figure {
 		errorsBefore   float64
 	}
 	variants := []*variant{{name: "after", bin: e.bin}}
+	// HOMEOSTAT_BENCH_OUTAGE_ALSO_BEFORE names more commits, comma-separated, whose
+	// managers run beside the others in each outage: a fix of the recovery measured
+	// against the commit before it.
+	for _, rev := range strings.Split(os.Getenv("HOMEOSTAT_BENCH_OUTAGE_ALSO_BEFORE"), ",") {
+		if rev = strings.TrimSpace(rev); rev != "" {
+			bin, err := faultManagerAt(ctx, rev)
+			e.must(err, "building the manager of "+rev)
+			variants = append([]*variant{{name: "before-" + rev, bin: bin, rev: rev}}, variants...)
+		}
+	}
 	if rev := faultBeforeRevision(); rev != "" {
 		bin, err := faultManagerAt(ctx, rev)
 		e.must(err, "building the manager of "+rev)
