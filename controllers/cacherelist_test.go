@@ -69,10 +69,10 @@ func TestRelistHandsTheReflectorWhatChanged(t *testing.T) {
 type relistAPI struct {
 	mu         sync.Mutex
 	expireNext bool // the next watch call is refused as too old
-	state   *corev1.PodList
-	lists   []string // the resource version of each list call
-	watches []*watch.FakeWatcher
-	from    []string // the resource version of each watch call
+	state      *corev1.PodList
+	lists      []string // the resource version of each list call
+	watches    []*watch.FakeWatcher
+	from       []string // the resource version of each watch call
 }
 
 func (a *relistAPI) lw() *toolscache.ListWatch {
