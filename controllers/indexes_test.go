@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -164,6 +165,34 @@ var _ = Describe("mapping pod and workload events to apps", func() {
 				g.Expect(cached.Get(ctx, types.NamespacedName{Namespace: ns, Name: rs}, &appsv1.ReplicaSet{})).To(Succeed())
 			}
 			g.Expect(cached.Get(ctx, types.NamespacedName{Namespace: other, Name: "web-7d9"}, &appsv1.ReplicaSet{})).To(Succeed())
+		}).WithTimeout(10 * time.Second).Should(Succeed())
+		rec.take()
+
+		By("keeping one key per value in the namespace-only indexes: no \"all namespaces\" copy")
+		for _, tc := range []struct {
+			obj   client.Object
+			index string
+		}{
+			{&corev1.Pod{}, monitor.IndexOwner},
+			{&appsv1.ReplicaSet{}, monitor.IndexOwner},
+			{&v1alpha1.AutonomicApp{}, monitor.IndexWorkload},
+		} {
+			inf, err := c.GetInformer(ctx, tc.obj)
+			Expect(err).NotTo(HaveOccurred())
+			keys := inf.(interface{ GetIndexer() toolscache.Indexer }).GetIndexer().ListIndexFuncValues("field:" + tc.index)
+			Expect(keys).To(ContainElement(HavePrefix(ns+"/")), "%T by %s", tc.obj, tc.index)
+			Expect(keys).NotTo(ContainElement(HavePrefix("__all_namespaces/")), "%T by %s", tc.obj, tc.index)
+		}
+
+		By("still finding a node's pods across namespaces, as a drain lists them")
+		onNode := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "on-node"},
+			Spec: corev1.PodSpec{NodeName: "node-" + other, Containers: []corev1.Container{{Name: "app", Image: "registry.local/app:good"}}}}
+		Expect(k8sClient.Create(ctx, onNode)).To(Succeed())
+		Eventually(func(g Gomega) {
+			var list corev1.PodList
+			g.Expect(cached.List(ctx, &list, client.MatchingFields{monitor.IndexPodNode: "node-" + other})).To(Succeed())
+			g.Expect(list.Items).To(HaveLen(1))
+			g.Expect(list.Items[0].Name).To(Equal("on-node"))
 		}).WithTimeout(10 * time.Second).Should(Succeed())
 		rec.take()
 

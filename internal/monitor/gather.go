@@ -10,6 +10,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/homeostat-dev/homeostat/api/v1alpha1"
@@ -71,24 +73,82 @@ func podNodeIndex(o client.Object) []string {
 }
 
 // SetupIndexes registers the indexes the monitor and the event mapping use.
+//
+// The owner, workload and child indexes are read only within one namespace (an owner
+// reference never crosses one), so on a controller-runtime cache they hold only the
+// namespaced key: IndexField would also file every object under an "all namespaces"
+// key, a second set per value that no read uses (at 10,000 apps, 30,000 sets). A List
+// through them must name its namespace (client.InNamespace); one that does not finds
+// nothing. The pod-node index is read across namespaces by drains, and keeps both.
 func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	for _, i := range []struct {
-		obj  client.Object
-		name string
-		fn   client.IndexerFunc
+		obj         client.Object
+		name        string
+		fn          client.IndexerFunc
+		inNamespace bool
 	}{
-		{&corev1.Pod{}, IndexOwner, ownerIndex},
-		{&appsv1.ReplicaSet{}, IndexOwner, ownerIndex},
-		{&appsv1.ControllerRevision{}, IndexOwner, ownerIndex},
-		{&v1alpha1.AutonomicApp{}, IndexWorkload, workloadIndex},
-		{&v1alpha1.AutonomicApp{}, IndexChild, childIndex},
-		{&corev1.Pod{}, IndexPodNode, podNodeIndex},
+		{&corev1.Pod{}, IndexOwner, ownerIndex, true},
+		{&appsv1.ReplicaSet{}, IndexOwner, ownerIndex, true},
+		{&appsv1.ControllerRevision{}, IndexOwner, ownerIndex, true},
+		{&v1alpha1.AutonomicApp{}, IndexWorkload, workloadIndex, true},
+		{&v1alpha1.AutonomicApp{}, IndexChild, childIndex, true},
+		{&corev1.Pod{}, IndexPodNode, podNodeIndex, false},
 	} {
-		if err := idx.IndexField(ctx, i.obj, i.name, i.fn); err != nil {
+		var err error
+		if i.inNamespace {
+			err = indexInNamespace(ctx, idx, i.obj, i.name, i.fn)
+		} else {
+			err = idx.IndexField(ctx, i.obj, i.name, i.fn)
+		}
+		if err != nil {
 			return fmt.Errorf("indexing %T by %s: %w", i.obj, i.name, err)
 		}
 	}
 	return nil
+}
+
+// informerGetter is what a controller-runtime cache offers besides IndexField.
+type informerGetter interface {
+	GetInformer(ctx context.Context, obj client.Object, opts ...crcache.InformerGetOption) (crcache.Informer, error)
+}
+
+// allNamespaces is the namespace controller-runtime's cache reader looks a field index
+// up under when a List names none (and for cluster-scoped objects).
+const allNamespaces = "__all_namespaces"
+
+// indexInNamespace registers fn on obj's informer as IndexField does, under the index
+// name controller-runtime's cache reader looks up ("field:" + name) and with the keys it
+// looks up ("<namespace>/<value>"), but without the "all namespaces" copy of each key.
+// Any other indexer (a fake client's) gets IndexField: it answers lookups itself.
+func indexInNamespace(ctx context.Context, idx client.FieldIndexer, obj client.Object, name string, fn client.IndexerFunc) error {
+	ig, ok := idx.(informerGetter)
+	if !ok {
+		return idx.IndexField(ctx, obj, name, fn)
+	}
+	inf, err := ig.GetInformer(ctx, obj, crcache.BlockUntilSynced(false))
+	if err != nil {
+		return err
+	}
+	return inf.AddIndexers(toolscache.Indexers{"field:" + name: func(raw any) ([]string, error) {
+		o, ok := raw.(client.Object)
+		if !ok {
+			return nil, fmt.Errorf("indexing %s: %T is not an object", name, raw)
+		}
+		return namespacedKeys(o.GetNamespace(), fn(o)), nil
+	}})
+}
+
+// namespacedKeys prefixes each of vals with ns, as controller-runtime's cache reader
+// keys a field index: "<ns>/<value>", "__all_namespaces/<value>" when ns is empty.
+func namespacedKeys(ns string, vals []string) []string {
+	if ns == "" {
+		ns = allNamespaces
+	}
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = ns + "/" + v
+	}
+	return out
 }
 
 // Gatherer reads an app's components from the cache.

@@ -269,3 +269,22 @@ func TestAppsForWorkloadListsOnlyTheAppsOfThatNamespaceThatNameIt(t *testing.T) 
 		}
 	}
 }
+
+func TestNamespacedKeysAreWhatTheCacheReaderLooksUp(t *testing.T) {
+	for _, tc := range []struct {
+		ns   string
+		vals []string
+		want []string
+	}{
+		{"shop", []string{"ReplicaSet/web-7d9"}, []string{"shop/ReplicaSet/web-7d9"}},
+		{"shop", []string{"Deployment/web", "StatefulSet/db"}, []string{"shop/Deployment/web", "shop/StatefulSet/db"}},
+		{"shop", nil, []string{}},
+		// A cluster-scoped object: the reader looks it up under "all namespaces".
+		{"", []string{"x"}, []string{"__all_namespaces/x"}},
+	} {
+		got := namespacedKeys(tc.ns, tc.vals)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("namespacedKeys(%q, %q) = %q, want %q", tc.ns, tc.vals, got, tc.want)
+		}
+	}
+}
