@@ -100,6 +100,9 @@ func (r *scaleRun) measureVariant(v scaleVariant, rss0 []float64) *variantFigure
 	}
 	t.Logf("[%s] idle: RSS %.1f MiB (%.1f KiB/app), writes/min %v", v.name, Summarize(vf.rss).Median,
 		Summarize(vf.perAppKiB).Median, vf.idleWrites)
+	if profile {
+		r.noteMemory(m, Summarize(vf.rss).Median)
+	}
 
 	// Bursts of changes.
 	k := min(r.n, 200)
@@ -421,4 +424,19 @@ func crashLooping(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// noteMemory notes in the profile section what the manager's RSS after settling is made
+// of, as the Go runtime counts it at the end of the idle minute, without a collection.
+func (r *scaleRun) noteMemory(m *harness.Manager, rss float64) {
+	h, err := m.HeapNow(r.ctx)
+	if err != nil {
+		r.t.Logf("heap figures: %v", err)
+		return
+	}
+	mib := func(b float64) string { return fmt.Sprintf("%.0f MiB", b/(1<<20)) }
+	Note("profile", fmt.Sprintf("Memory at %d apps at the end of the idle minute, as the Go runtime counts it (no collection forced): "+
+		"RSS %.0f MiB; heap objects %s (live and not yet collected), heap spans in use %s, free heap still held %s, "+
+		"heap returned to the system %s, goroutine stacks %s, all obtained from the system %s; the next collection at %s.",
+		r.n, rss, mib(h.Alloc), mib(h.Inuse), mib(h.Idle-h.Released), mib(h.Released), mib(h.Stack), mib(h.Sys), mib(h.NextGC)))
 }

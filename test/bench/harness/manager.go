@@ -193,35 +193,64 @@ func (m *Manager) MetricsText(ctx context.Context) (string, error) {
 	return get(ctx, "http://"+m.MetricsAddr+"/metrics")
 }
 
-// HeapStats are the Go runtime's heap figures of the manager, in bytes, right after a
-// garbage collection.
+// HeapStats are the Go runtime's memory figures of the manager, in bytes (the
+// runtime.MemStats that /debug/pprof/heap?debug=1 ends with).
 type HeapStats struct {
-	// Alloc is the live heap: the bytes of reachable objects.
+	// Alloc is the live heap: the bytes of reachable objects (and, without a collection
+	// just before, of garbage not yet collected).
 	Alloc float64
 	// Inuse is the bytes of the heap's spans in use, fragmentation included.
 	Inuse float64
+	// Idle is the bytes of the heap's spans with no object; Released, those of them
+	// returned to the system. Idle - Released is free heap the process still holds.
+	Idle, Released float64
+	// Stack is the bytes of goroutine stacks in use.
+	Stack float64
+	// Sys is all the memory the runtime obtained from the system.
+	Sys float64
+	// NextGC is the heap size at which the next collection starts.
+	NextGC float64
 }
 
-// HeapAfterGC has the manager collect garbage and reads its heap (the runtime.MemStats
-// that /debug/pprof/heap?debug=1 ends with). It needs pprof.
-func (m *Manager) HeapAfterGC(ctx context.Context) (HeapStats, error) {
+// HeapAfterGC has the manager collect garbage and reads its heap. It needs pprof.
+func (m *Manager) HeapAfterGC(ctx context.Context) (HeapStats, error) { return m.heapStats(ctx, true) }
+
+// HeapNow reads the manager's heap as it is, without a collection. It needs pprof.
+func (m *Manager) HeapNow(ctx context.Context) (HeapStats, error) { return m.heapStats(ctx, false) }
+
+func (m *Manager) heapStats(ctx context.Context, gc bool) (HeapStats, error) {
 	if m.PprofAddr == "" {
 		return HeapStats{}, errors.New("the manager runs without pprof")
 	}
-	body, err := get(ctx, "http://"+m.PprofAddr+"/debug/pprof/heap?debug=1&gc=1")
+	url := "http://" + m.PprofAddr + "/debug/pprof/heap?debug=1"
+	if gc {
+		url += "&gc=1"
+	}
+	body, err := get(ctx, url)
 	if err != nil {
 		return HeapStats{}, err
 	}
+	return parseHeapStats(body)
+}
+
+// parseHeapStats reads the runtime.MemStats lines of a heap profile in its text form.
+func parseHeapStats(body string) (HeapStats, error) {
 	var h HeapStats
+	var err error
 	for _, f := range []struct {
 		prefix string
 		dst    *float64
-	}{{"# HeapAlloc = ", &h.Alloc}, {"# HeapInuse = ", &h.Inuse}} {
+	}{
+		{"# HeapAlloc = ", &h.Alloc}, {"# HeapInuse = ", &h.Inuse}, {"# HeapIdle = ", &h.Idle},
+		{"# HeapReleased = ", &h.Released}, {"# Stack = ", &h.Stack}, {"# Sys = ", &h.Sys}, {"# NextGC = ", &h.NextGC},
+	} {
 		i := strings.Index(body, "\n"+f.prefix)
 		if i < 0 {
 			return HeapStats{}, fmt.Errorf("the heap profile has no %q", strings.TrimSpace(f.prefix))
 		}
 		value, _, _ := strings.Cut(body[i+1+len(f.prefix):], "\n")
+		// "# Stack = <in use> / <obtained>"
+		value, _, _ = strings.Cut(value, " /")
 		if *f.dst, err = strconv.ParseFloat(strings.TrimSpace(value), 64); err != nil {
 			return HeapStats{}, fmt.Errorf("reading %s of the heap profile: %w", strings.TrimSpace(f.prefix), err)
 		}
