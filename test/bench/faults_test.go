@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -871,10 +872,14 @@ func leaderCheckLadder(ctx context.Context, e *faultEnv, ns string, a *v1alpha1.
 // the scheduler and kwok keep running, blind (node heartbeats cannot land, so the node
 // monitor grace period is 5 minutes, longer than the outage).
 //
-// The moment the API server is ready again, before the managers' watches can have come
-// back, the test changes the world under them: it force-deletes the pods of every app,
-// and pauses one app of each manager ("paused") with the paused annotation; the other
-// ("open") is left to escalate. Then:
+// The managers reach the API server through a loopback gate (apiGate) that closes with
+// the outage. Once the API server serves again, and before the gate opens, the test
+// changes the world under them: it force-deletes the pods of every app, and pauses one
+// app of each manager ("paused") with the paused annotation; the other ("open") is left
+// to escalate. Opening the gate is the API server's return for every manager: none can
+// see the server before the changes it must notice (without the gate a manager could
+// reconnect, and act, in the instant between the server's start and the test's
+// changes). Then:
 //
 //   - no action may be recorded with a decision time inside the outage;
 //   - no action of a paused app may be recorded after the pause (an intent written from
@@ -901,7 +906,8 @@ func TestBenchFaultsAPIServerOutage(t *testing.T) {
 	}
 	Record(faultSection, merged...)
 	Note(faultSection, fmt.Sprintf("API server outage, rerun for the lease and the retries: %d outages of 60 s, each on a fresh cluster; in each, both managers ran "+
-		"with --leader-elect, side by side. A list or watch call that fails because the API server cannot be reached is retried within 1 s inside the call, "+
+		"with --leader-elect, side by side, reaching the API server through a loopback gate that closes with the outage and that the test opens once the "+
+		"restarted API server serves and the test has deleted the pods and paused an app: every recovery is timed from the gate's opening. A list or watch call that fails because the API server cannot be reached is retried within 1 s inside the call, "+
 		"and a 429 after its Retry-After (controllers/cachehealth.go), so client-go's reflector, which would back off for up to a minute, never sees the error; the watch retried within that bound is "+
 		"TestInformerRetriesWithinTheBoundWhileTheAPIServerIsDown. The watch an informer resumes, too old for the restarted API server (410), is answered by a list inside the watch "+
 		"and a watch from the list's version (controllers/cacherelist.go, TestTooOldWatchIsAnsweredInsideTheWatch), where client-go's reflector would list again only after its backoff; "+
@@ -941,7 +947,6 @@ func outageRound(t *testing.T) []Figure {
 		paused, open   string
 		known          map[string]bool // records written before the return
 		deleted        map[string]bool
-		pausedAt       time.Time
 		openNext       v1alpha1.ActionRecord
 		openActed      time.Time
 		seen           time.Time
@@ -963,6 +968,14 @@ func outageRound(t *testing.T) []Figure {
 		e.must(err, "building the manager of "+rev)
 		variants = append([]*variant{{name: "before", bin: bin, rev: rev}}, variants...)
 	}
+	// The managers reach kube-apiserver through a gate the test opens after the outage.
+	server, err := url.Parse(e.cluster.RESTConfig().Host)
+	e.must(err, "reading the API server's address")
+	gate, err := newAPIGate(server.Host)
+	e.must(err, "opening a gate to kube-apiserver")
+	t.Cleanup(gate.close)
+	gateKubeconfig, err := gate.kubeconfig(e.cluster.Kubeconfig(), t.TempDir())
+	e.must(err, "writing a kubeconfig through the gate")
 	for _, v := range variants {
 		v.paused, v.open = e.namespace("paused-"+v.name), e.namespace("open-"+v.name)
 		lease := e.namespace("lease-" + v.name)
@@ -989,6 +1002,7 @@ func outageRound(t *testing.T) []Figure {
 		}
 		v.m = e.managerOf(v.bin, "manager-"+v.name, "--leader-elect", "--leader-election-namespace", lease,
 			"--watch-namespaces", v.paused+","+v.open)
+		v.m.kubeconfig = gateKubeconfig
 		v.m.supervise = true
 		e.must(v.m.start(), "starting the "+v.name+" manager")
 	}
@@ -1008,6 +1022,9 @@ func outageRound(t *testing.T) []Figure {
 		v.errorsBefore = v.m.metric("controller_runtime_reconcile_errors_total", `controller="autonomicapp"`)
 	}
 
+	// The outage: the gate closes (every manager connection cut, new ones refused) and
+	// kube-apiserver stops.
+	gate.close()
 	e.must(e.cluster.StopAPIServer(), "stopping kube-apiserver")
 	stopped := time.Now()
 	t.Logf("kube-apiserver stopped; step 1's timeouts run out during the outage")
@@ -1018,9 +1035,9 @@ func outageRound(t *testing.T) []Figure {
 		errorsDuring[v.name] = v.m.metric("controller_runtime_reconcile_errors_total", `controller="autonomicapp"`) - v.errorsBefore
 	}
 	e.must(e.cluster.StartAPIServer(ctx), "starting kube-apiserver again")
-	ready := time.Now()
+	serving := time.Now()
 
-	// Change the world while the managers' watches are still down.
+	// Change the world while no manager can reach the API server yet.
 	for _, v := range variants {
 		v.deleted, v.known = map[string]bool{}, map[string]bool{}
 		for _, ns := range []string{v.paused, v.open} {
@@ -1035,23 +1052,25 @@ func outageRound(t *testing.T) []Figure {
 		paused := &v1alpha1.AutonomicApp{ObjectMeta: metav1.ObjectMeta{Namespace: v.paused, Name: "shop"}}
 		e.must(e.c.Patch(ctx, paused, client.RawPatch(types.MergePatchType,
 			[]byte(`{"metadata":{"annotations":{"`+v1alpha1.PausedAnnotation+`":"outage test"}}}`))), "pausing the app")
-		v.pausedAt = time.Now()
-		for _, r := range paused.Status.History {
-			v.known[r.ID] = true
-		}
-		open, err := e.app(v.open, "shop")
-		e.must(err, "reading the open app")
-		for _, r := range open.Status.History {
-			if r.Time.Time.Before(ready) {
+		// Every record there is now was written before the outage: no manager can write
+		// another until the gate opens.
+		for _, ns := range []string{v.paused, v.open} {
+			a, err := e.app(ns, "shop")
+			e.must(err, "reading the app")
+			for _, r := range a.Status.History {
 				v.known[r.ID] = true
 			}
 		}
 	}
-	t.Logf("kube-apiserver ready at %s, %s after its start began; the test deleted the pods and paused one app of each manager",
-		ready.UTC().Format(time.RFC3339Nano), ready.Sub(stopped.Add(outage)).Round(time.Millisecond))
+	// The API server is ready, for the managers, now.
+	e.must(gate.open(), "opening the gate to kube-apiserver")
+	ready := time.Now()
+	t.Logf("kube-apiserver serving %s after its start began; the test deleted the pods, paused one app of each manager and opened the gate "+
+		"at %s, %s later", serving.Sub(stopped.Add(outage)).Round(time.Millisecond), ready.UTC().Format(time.RFC3339Nano),
+		ready.Sub(serving).Round(time.Millisecond))
 
 	// Both managers recover at once, each at its own pace: one loop watches for all of it.
-	_, err := faultWaitUntil(ctx, 4*time.Minute, func(ctx context.Context) (bool, error) {
+	_, err = faultWaitUntil(ctx, 4*time.Minute, func(ctx context.Context) (bool, error) {
 		all := true
 		for _, v := range variants {
 			if v.openActed.IsZero() {
@@ -1143,7 +1162,7 @@ func outageRound(t *testing.T) []Figure {
 			Figure{Name: "API server outage: recovery, API server ready -> the open episode's next step acted on fresh data" + label, Unit: "s",
 				Samples: faultSeconds(v.openActed.Sub(ready)), Note: fmt.Sprintf("target 5 s; step %d %s: %s", v.openNext.Step, v.openNext.Action, v.openNext.Message)},
 			Figure{Name: "API server outage: API server ready -> the manager reports a change made after its return" + label, Unit: "s",
-				Samples: faultSeconds(v.seen.Sub(ready)), Note: "the test paused an app the moment the API server was ready"},
+				Samples: faultSeconds(v.seen.Sub(ready)), Note: "the test paused an app before opening the gate"},
 			faultCount("API server outage: actions on a stale app (recorded after the pause, before the manager saw it)"+label, "actions", len(afterPause),
 				fmt.Sprintf("target 0; optimistic-lock refusals in the manager log: %d", conflicts)),
 			faultCount("API server outage: actions on stale pods (restartPods naming a pod deleted at the return)"+label, "actions", len(stalePods),
