@@ -366,6 +366,9 @@ func Markdown(r Report) string {
 		"`go run ./test/bench/cmd/report` rebuilds this file from `bench/results/*.json`).\n\n", r.GeneratedAt.Format(time.RFC3339), r.Rerun)
 	b.WriteString("Each figure is the median and p99 of its samples (p99 by nearest rank: with fewer than 100 samples it is the " +
 		"largest). Where a figure has a baseline measured in the same run, the ratio is median / baseline median.\n\n")
+	if older := olderSections(r.Sections); older != "" {
+		b.WriteString(older)
+	}
 	b.WriteString("## Machine and versions\n\n| | |\n|---|---|\n")
 	m, v := r.Machine, r.Versions
 	for _, row := range [][2]string{
@@ -540,4 +543,33 @@ func countProcesses(comm string) int {
 		}
 	}
 	return n
+}
+
+// olderSections names the comparison sections ("improvements", "before and after
+// <commit>") recorded over an hour before the oldest of the other sections: each records a change as
+// it was measured when it was made, so a reader knows which figures the latest runs did
+// not produce. It is "" when there is none.
+func olderSections(sections []Section) string {
+	comparison := func(name string) bool {
+		return name == "improvements" || strings.HasPrefix(name, "before and after ")
+	}
+	var oldest time.Time
+	for _, s := range sections {
+		if !comparison(s.Name) && (oldest.IsZero() || s.RecordedAt.Before(oldest)) {
+			oldest = s.RecordedAt
+		}
+	}
+	var older []string
+	for _, s := range sections {
+		// An hour's slack: a section is written when its test ends, and a comparison
+		// may end just before the section of the same run.
+		if comparison(s.Name) && s.RecordedAt.Before(oldest.Add(-time.Hour)) {
+			older = append(older, fmt.Sprintf("%q (%s)", s.Name, s.RecordedAt.Format("2006-01-02")))
+		}
+	}
+	if len(older) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("Every section comes from the latest runs (the oldest recorded %s) but %s: each records a change as it "+
+		"was measured when it was made, beside the commit before it.\n\n", oldest.Format(time.RFC3339), strings.Join(older, ", "))
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestQuantileUsesMiddleValuesForTheMedianAndNearestRankForP99(t *testing.T) {
@@ -83,5 +84,37 @@ func TestAFigureWithANaNSampleStillEncodesWithoutIt(t *testing.T) {
 	}
 	if f.Ratio == nil || *f.Ratio != 0.5 {
 		t.Errorf("ratio = %v, want 0.5", f.Ratio)
+	}
+}
+
+func TestTheReportNamesTheComparisonsOlderThanItsRuns(t *testing.T) {
+	at := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	sections := []Section{
+		{Name: "scale", RecordedAt: at("2026-12-06T06:00:41Z")},
+		{Name: "faults", RecordedAt: at("2026-12-06T06:33:00Z")},
+		{Name: "before and after 5b36cb7", RecordedAt: at("2026-12-06T06:00:39Z")},
+		{Name: "before and after a9de0fe", RecordedAt: at("2026-12-06T03:19:04Z")},
+		{Name: "improvements", RecordedAt: at("2026-12-05T21:45:33Z")},
+	}
+	got := olderSections(sections)
+	for _, want := range []string{`"before and after a9de0fe" (2026-12-06)`, `"improvements" (2026-12-05)`, "the oldest recorded 2026-12-06T06:00:41Z"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%q does not say %s", got, want)
+		}
+	}
+	if strings.Contains(got, "5b36cb7") {
+		t.Errorf("%q names a comparison of the latest runs", got)
+	}
+	if got := olderSections(sections[:3]); got != "" {
+		t.Errorf("every section recent, and still: %q", got)
+	}
+	if !strings.Contains(Markdown(Report{Sections: sections}), got) {
+		t.Error("the report does not carry the sentence")
 	}
 }
